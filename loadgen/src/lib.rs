@@ -1,0 +1,17 @@
+//! # loadgen: the conformance checker and the load generator
+//!
+//! One binary, `loadgen`, with three subcommands, and a library the tests and benches reuse:
+//!
+//! | command | module | what it does |
+//! |---|---|---|
+//! | `loadgen check` | [`check`] | runs the protocol's scenarios against any server and grades it |
+//! | `loadgen run` | [`run`] | drives N connections with a workload and reports QPS, latency, loss |
+//! | `loadgen sweep` | [`sweep`] | runs every server model at several connection counts and charts them |
+//!
+//! [`server_process`] starts a server binary on a free port and always stops it again.
+
+pub mod check;
+pub mod fanout;
+pub mod run;
+pub mod server_process;
+pub mod sweep;

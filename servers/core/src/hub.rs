@@ -1,0 +1,558 @@
+//! The chat rules as a sans-I/O state machine.
+//!
+//! The [`Hub`] knows every connection, nickname and room. It is driven by five calls:
+//!
+//! | call | when the server makes it |
+//! |---|---|
+//! | [`Hub::connect`] | a socket was accepted |
+//! | [`Hub::handle`] | the decoder produced a line (a request or a rejection) |
+//! | [`Hub::disconnect`] | the peer hung up, errored, or overflowed its backlog |
+//! | [`Hub::tick`] | time passed (to enforce the idle timeout) |
+//! | [`Hub::shutdown`] | SIGINT/SIGTERM |
+//!
+//! Each call appends [`Action`](crate::Action)s to an [`Outbox`]: frames addressed to
+//! connections, and close directives. It never blocks, never reads a socket and never sleeps, so
+//! the same Hub serves a blocking server, an epoll loop and a tokio runtime unchanged, and it can
+//! be tested without a network.
+//!
+//! It keeps the spec's ordering guarantees by construction: every call's actions come out in
+//! the order they must be sent, and a broadcast is appended for all members in one go, so a
+//! server that carries out Outboxes in the order they were filled (one Hub call at a time, under
+//! a lock if it has threads) gives every member of a room the same order.
+
+use crate::names::{fold, is_valid_name};
+use crate::outbox::{CloseReason, ConnId, Frame, Outbox};
+use crate::protocol::{ErrorCode, Event, Id, Inbound, Request, RoomInfo};
+use crate::rate::TokenBucket;
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The room a `join` without `room` enters.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// The limits the Hub enforces. (`--max-line` and `--max-backlog` are enforced by the I/O side,
+/// in [`LineDecoder`](crate::LineDecoder) and [`SendQueue`](crate::SendQueue).)
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Connections beyond this many are answered `server_full` and closed.
+    pub max_conns: usize,
+    /// Silence after which a connection is closed with `idle_timeout`; `None` disables it.
+    pub idle_timeout: Option<Duration>,
+    /// Requests per second per connection (token bucket, burst of the same size); 0 = off.
+    pub rate_limit: u32,
+}
+
+impl Default for HubConfig {
+    /// The spec's defaults.
+    fn default() -> Self {
+        HubConfig {
+            max_conns: 100_000,
+            idle_timeout: Some(Duration::from_secs(120)),
+            rate_limit: 0,
+        }
+    }
+}
+
+/// What the Hub remembers about one connection.
+#[derive(Debug)]
+struct Conn {
+    /// The registered nickname and room, once `join` succeeded.
+    member: Option<Member>,
+    /// The last time a line arrived: the idle timeout counts from here.
+    last_active: Instant,
+    /// The rate limiter, when `--rate-limit` is set.
+    bucket: Option<TokenBucket>,
+}
+
+#[derive(Debug)]
+struct Member {
+    nickname: String,
+    room: String,
+}
+
+/// A room exists while it has members.
+#[derive(Debug, Default)]
+struct Room {
+    /// Members by nickname. A `BTreeMap` so `users` lists come out sorted for free.
+    members: BTreeMap<String, ConnId>,
+}
+
+/// The chat rules. See the module docs.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    conns: HashMap<ConnId, Conn>,
+    /// Nicknames in folded (lowercase) form, so uniqueness ignores case.
+    nicknames: HashMap<String, ConnId>,
+    /// Rooms by name. A `BTreeMap` so `rooms` lists come out sorted.
+    rooms: BTreeMap<String, Room>,
+    /// Idle deadlines, earliest first. An entry may be stale (the connection was active since,
+    /// or is gone): [`Hub::tick`] checks the real deadline when the entry comes due and pushes
+    /// it again if needed. Activity therefore costs nothing, and each connection costs about one
+    /// heap operation per idle-timeout period.
+    deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    next_id: u64,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig) -> Self {
+        Hub {
+            config,
+            conns: HashMap::new(),
+            nicknames: HashMap::new(),
+            rooms: BTreeMap::new(),
+            deadlines: BinaryHeap::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Open connections (joined or not).
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Whether `id` is an open connection of this Hub.
+    pub fn contains(&self, id: ConnId) -> bool {
+        self.conns.contains_key(&id)
+    }
+
+    /// A new connection was accepted. Returns its id.
+    ///
+    /// When `--max-conns` connections are already open, the outbox gets `server_full` and a
+    /// `Close` for the returned id, and the Hub does not keep it.
+    pub fn connect(&mut self, now: Instant, out: &mut Outbox) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        if self.conns.len() >= self.config.max_conns {
+            out.send(
+                id,
+                error_frame(
+                    ErrorCode::ServerFull,
+                    &format!(
+                        "the server already has {} connections",
+                        self.config.max_conns
+                    ),
+                ),
+            );
+            out.close(id, CloseReason::ServerFull);
+            return id;
+        }
+        let bucket = (self.config.rate_limit > 0)
+            .then(|| TokenBucket::new(self.config.rate_limit, now));
+        self.conns.insert(
+            id,
+            Conn {
+                member: None,
+                last_active: now,
+                bucket,
+            },
+        );
+        if let Some(timeout) = self.config.idle_timeout {
+            self.deadlines.push(Reverse((now + timeout, id)));
+        }
+        id
+    }
+
+    /// One line arrived from `id`: a parsed request, or the reason it is not one.
+    pub fn handle(&mut self, id: ConnId, inbound: Inbound, now: Instant, out: &mut Outbox) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return; // closed already: late input is ignored
+        };
+        conn.last_active = now;
+        let request = match inbound {
+            Ok(request) => request,
+            Err(rejection) if rejection.code.closes_connection() => {
+                out.send(id, error_frame(rejection.code, &rejection.message));
+                let reason = match rejection.code {
+                    ErrorCode::LineTooLong => CloseReason::LineTooLong,
+                    ErrorCode::ServerFull => CloseReason::ServerFull,
+                    ErrorCode::IdleTimeout => CloseReason::IdleTimeout,
+                    _ => CloseReason::ShuttingDown,
+                };
+                self.remove(id, out);
+                out.close(id, reason);
+                return;
+            }
+            Err(rejection) => {
+                // A malformed line still counts against the rate limit.
+                if !take_token(conn, now) {
+                    out.send(id, rate_limited_frame());
+                } else {
+                    out.send(id, error_frame(rejection.code, &rejection.message));
+                }
+                return;
+            }
+        };
+        if !take_token(conn, now) {
+            out.send(id, rate_limited_frame());
+            return;
+        }
+        if conn.member.is_none() && !request.allowed_before_join() {
+            out.send(
+                id,
+                error_frame(ErrorCode::NotJoined, "send `join` with a nickname first"),
+            );
+            return;
+        }
+        match request {
+            Request::Join { nickname, room } => self.join(id, nickname, room, out),
+            Request::Nick { nickname } => self.rename(id, nickname, out),
+            Request::Message { content, id: msg_id } => self.broadcast(id, content, msg_id, out),
+            Request::Private {
+                to,
+                content,
+                id: msg_id,
+            } => self.private(id, &to, content, msg_id, out),
+            Request::JoinRoom { room } => self.change_room(id, room, out),
+            Request::ListUsers { room } => self.list_users(id, room, out),
+            Request::ListRooms => self.list_rooms(id, out),
+            Request::Ping { id: ping_id } => out.send(id, encode(&Event::Pong { id: ping_id })),
+            Request::Quit => {
+                out.send(id, encode(&Event::Bye));
+                self.remove(id, out);
+                out.close(id, CloseReason::Quit);
+            }
+        }
+    }
+
+    /// The peer of `id` is gone (EOF, reset, backlog overflow). Its room is told `left`.
+    /// Unknown ids are ignored, so calling this twice is harmless.
+    pub fn disconnect(&mut self, id: ConnId, out: &mut Outbox) {
+        self.remove(id, out);
+    }
+
+    /// Enforces the idle timeout at time `now`: silent connections get `idle_timeout` and a
+    /// `Close`. Returns when `tick` next has work to do (`None`: no timeout pending), which the
+    /// server uses as its poll/select/read timeout.
+    pub fn tick(&mut self, now: Instant, out: &mut Outbox) -> Option<Instant> {
+        let timeout = self.config.idle_timeout?;
+        while let Some(&Reverse((deadline, id))) = self.deadlines.peek() {
+            if deadline > now {
+                return Some(deadline);
+            }
+            self.deadlines.pop();
+            let Some(conn) = self.conns.get(&id) else {
+                continue; // gone already
+            };
+            let real_deadline = conn.last_active + timeout;
+            if real_deadline > now {
+                self.deadlines.push(Reverse((real_deadline, id)));
+                continue;
+            }
+            out.send(
+                id,
+                error_frame(
+                    ErrorCode::IdleTimeout,
+                    &format!("no request for {} s; closing", timeout.as_secs_f64()),
+                ),
+            );
+            self.remove(id, out);
+            out.close(id, CloseReason::IdleTimeout);
+        }
+        None
+    }
+
+    /// The server is stopping: every connection gets `shutting_down` and a `Close`.
+    pub fn shutdown(&mut self, out: &mut Outbox) {
+        let frame = error_frame(ErrorCode::ShuttingDown, "the server is shutting down");
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            out.send(id, frame.clone());
+            out.close(id, CloseReason::ShuttingDown);
+        }
+        self.conns.clear();
+        self.nicknames.clear();
+        self.rooms.clear();
+        self.deadlines.clear();
+    }
+
+    // ---- the requests ----------------------------------------------------------------------
+
+    fn join(&mut self, id: ConnId, nickname: String, room: Option<String>, out: &mut Outbox) {
+        if self.member(id).is_some() {
+            out.send(
+                id,
+                error_frame(ErrorCode::AlreadyJoined, "this connection has already joined"),
+            );
+            return;
+        }
+        let room = room.unwrap_or_else(|| DEFAULT_ROOM.to_string());
+        if !is_valid_name(&nickname) {
+            out.send(id, bad_name_frame(ErrorCode::BadNickname, "nickname"));
+            return;
+        }
+        if !is_valid_name(&room) {
+            out.send(id, bad_name_frame(ErrorCode::BadRoom, "room name"));
+            return;
+        }
+        let key = fold(&nickname);
+        if self.nicknames.contains_key(&key) {
+            out.send(id, taken_frame(&nickname));
+            return;
+        }
+        self.nicknames.insert(key, id);
+        self.notify_room(&room, &Event::Joined {
+            nickname: nickname.clone(),
+            room: room.clone(),
+        }, out);
+        let members = &mut self.rooms.entry(room.clone()).or_default().members;
+        members.insert(nickname.clone(), id);
+        let users = members.keys().cloned().collect();
+        out.send(id, encode(&Event::Welcome {
+            nickname: nickname.clone(),
+            room: room.clone(),
+            users,
+        }));
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.member = Some(Member { nickname, room });
+        }
+    }
+
+    fn rename(&mut self, id: ConnId, nickname: String, out: &mut Outbox) {
+        if !is_valid_name(&nickname) {
+            out.send(id, bad_name_frame(ErrorCode::BadNickname, "nickname"));
+            return;
+        }
+        let Some(member) = self.member(id) else { return };
+        let (old, room) = (member.nickname.clone(), member.room.clone());
+        let (old_key, new_key) = (fold(&old), fold(&nickname));
+        // Renaming to a different case of your own name is allowed; anyone else's is taken.
+        if new_key != old_key && self.nicknames.contains_key(&new_key) {
+            out.send(id, taken_frame(&nickname));
+            return;
+        }
+        self.nicknames.remove(&old_key);
+        self.nicknames.insert(new_key, id);
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.members.remove(&old);
+            r.members.insert(nickname.clone(), id);
+        }
+        if let Some(member) = self.conns.get_mut(&id).and_then(|c| c.member.as_mut()) {
+            member.nickname = nickname.clone();
+        }
+        // Sent after the update, to the whole room, the renamer included.
+        self.notify_room(&room, &Event::Renamed {
+            from: old,
+            to: nickname,
+            room: room.clone(),
+        }, out);
+    }
+
+    fn broadcast(&mut self, id: ConnId, content: String, msg_id: Option<Id>, out: &mut Outbox) {
+        let Some(member) = self.member(id) else { return };
+        let room = member.room.clone();
+        let event = Event::Broadcast {
+            from: member.nickname.clone(),
+            room: room.clone(),
+            content,
+            ts: unix_millis(),
+            id: msg_id,
+        };
+        // Encoded once; every member gets a clone of the same `Bytes`.
+        self.notify_room(&room, &event, out);
+    }
+
+    fn private(
+        &mut self,
+        id: ConnId,
+        to: &str,
+        content: String,
+        msg_id: Option<Id>,
+        out: &mut Outbox,
+    ) {
+        let Some(member) = self.member(id) else { return };
+        let from = member.nickname.clone();
+        let Some(&target) = self.nicknames.get(&fold(to)) else {
+            out.send(
+                id,
+                error_frame(
+                    ErrorCode::NoSuchUser,
+                    &format!("no user named `{}` is online", clip(to)),
+                ),
+            );
+            return;
+        };
+        let to = self
+            .member(target)
+            .map(|m| m.nickname.clone())
+            .unwrap_or_else(|| to.to_string());
+        let frame = encode(&Event::Private {
+            from,
+            to,
+            content,
+            ts: unix_millis(),
+            id: msg_id,
+        });
+        out.send(target, frame.clone());
+        if target != id {
+            out.send(id, frame); // the sender's receipt
+        }
+    }
+
+    fn change_room(&mut self, id: ConnId, room: String, out: &mut Outbox) {
+        if !is_valid_name(&room) {
+            out.send(id, bad_name_frame(ErrorCode::BadRoom, "room name"));
+            return;
+        }
+        let Some(member) = self.member(id) else { return };
+        let (nickname, old_room) = (member.nickname.clone(), member.room.clone());
+        if old_room != room {
+            self.leave_room(&nickname, &old_room, out);
+            self.notify_room(&room, &Event::Joined {
+                nickname: nickname.clone(),
+                room: room.clone(),
+            }, out);
+            self.rooms
+                .entry(room.clone())
+                .or_default()
+                .members
+                .insert(nickname, id);
+            if let Some(member) = self.conns.get_mut(&id).and_then(|c| c.member.as_mut()) {
+                member.room = room.clone();
+            }
+        }
+        let users = self.users_of(&room);
+        out.send(id, encode(&Event::Room { room, users }));
+    }
+
+    fn list_users(&mut self, id: ConnId, room: Option<String>, out: &mut Outbox) {
+        let room = match room {
+            Some(room) if !is_valid_name(&room) => {
+                out.send(id, bad_name_frame(ErrorCode::BadRoom, "room name"));
+                return;
+            }
+            Some(room) => room,
+            None => match self.member(id) {
+                Some(member) => member.room.clone(),
+                None => return,
+            },
+        };
+        let users = self.users_of(&room);
+        out.send(id, encode(&Event::Users { room, users }));
+    }
+
+    fn list_rooms(&mut self, id: ConnId, out: &mut Outbox) {
+        let rooms = self
+            .rooms
+            .iter()
+            .map(|(name, room)| RoomInfo {
+                name: name.clone(),
+                users: room.members.len(),
+            })
+            .collect();
+        out.send(id, encode(&Event::Rooms { rooms }));
+    }
+
+    // ---- helpers ---------------------------------------------------------------------------
+
+    fn member(&self, id: ConnId) -> Option<&Member> {
+        self.conns.get(&id)?.member.as_ref()
+    }
+
+    fn users_of(&self, room: &str) -> Vec<String> {
+        self.rooms
+            .get(room)
+            .map(|r| r.members.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Encodes `event` once and queues it for every member of `room`.
+    fn notify_room(&self, room: &str, event: &Event, out: &mut Outbox) {
+        let Some(room) = self.rooms.get(room) else { return };
+        let frame = encode(event);
+        for &member in room.members.values() {
+            out.send(member, frame.clone());
+        }
+    }
+
+    /// Takes `nickname` out of `room`, tells the rest `left`, and drops the room if now empty.
+    fn leave_room(&mut self, nickname: &str, room: &str, out: &mut Outbox) {
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        r.members.remove(nickname);
+        if r.members.is_empty() {
+            self.rooms.remove(room);
+        } else {
+            self.notify_room(room, &Event::Left {
+                nickname: nickname.to_string(),
+                room: room.to_string(),
+            }, out);
+        }
+    }
+
+    /// Forgets connection `id` entirely; its room is told `left`.
+    fn remove(&mut self, id: ConnId, out: &mut Outbox) {
+        let Some(conn) = self.conns.remove(&id) else { return };
+        if let Some(member) = conn.member {
+            self.nicknames.remove(&fold(&member.nickname));
+            self.leave_room(&member.nickname, &member.room, out);
+        }
+    }
+}
+
+fn take_token(conn: &mut Conn, now: Instant) -> bool {
+    conn.bucket.as_mut().is_none_or(|b| b.try_take(now))
+}
+
+/// Encodes an event as one protocol line.
+pub fn encode(event: &Event) -> Frame {
+    let mut line = serde_json::to_vec(event).expect("an Event always serializes");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Encodes an `error` event. Servers use it for the refusals that belong to their I/O model
+/// (a select server past FD_SETSIZE, a full pool queue).
+pub fn error_frame(code: ErrorCode, message: &str) -> Frame {
+    encode(&Event::Error {
+        code,
+        message: message.to_string(),
+    })
+}
+
+fn rate_limited_frame() -> Frame {
+    error_frame(
+        ErrorCode::RateLimited,
+        "too many requests; this one was dropped",
+    )
+}
+
+fn bad_name_frame(code: ErrorCode, what: &str) -> Frame {
+    error_frame(
+        code,
+        &format!("a {what} is 1 to 32 characters, without spaces or control characters"),
+    )
+}
+
+fn taken_frame(nickname: &str) -> Frame {
+    error_frame(
+        ErrorCode::NicknameTaken,
+        &format!("the nickname `{}` is taken", clip(nickname)),
+    )
+}
+
+/// Client text echoed in an error message is cut short, so the error stays small.
+fn clip(s: &str) -> &str {
+    match s.char_indices().nth(32) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
+/// The server clock for `ts`: milliseconds since the Unix epoch.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

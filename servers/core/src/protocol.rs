@@ -1,0 +1,366 @@
+//! The wire protocol of `shared/spec/protocol.md`: the requests a client sends, the events a
+//! server sends back, and the error codes.
+//!
+//! Requests are *parsed by hand* from a JSON object rather than with a derived `Deserialize`,
+//! because the spec distinguishes failures that serde would lump together: a missing or
+//! mistyped field is `bad_request`, an unknown `type` is `unknown_type`, and unknown fields are
+//! ignored. [`parse_request`] is the one place those rules live.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// A client-chosen correlation id, echoed verbatim in `broadcast`, `private` and `pong`.
+///
+/// The spec allows a string of at most 64 bytes or a signed 64-bit integer. The load generator
+/// puts `sender:sequence` here to detect lost, duplicated and reordered deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    Int(i64),
+    Str(String),
+}
+
+/// The longest string `id` the spec allows, in bytes.
+pub const MAX_ID_BYTES: usize = 64;
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Id::Int(n) => write!(f, "{n}"),
+            Id::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Everything a client may ask, one variant per `type`.
+///
+/// `Serialize` is derived so the client and the load generator can build requests; servers
+/// never deserialize with serde (see [`parse_request`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Join {
+        nickname: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    Nick {
+        nickname: String,
+    },
+    Message {
+        content: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<Id>,
+    },
+    Private {
+        to: String,
+        content: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<Id>,
+    },
+    JoinRoom {
+        room: String,
+    },
+    ListUsers {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+    },
+    ListRooms,
+    Ping {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<Id>,
+    },
+    Quit,
+}
+
+impl Request {
+    /// Requests allowed before a successful `join`.
+    pub fn allowed_before_join(&self) -> bool {
+        matches!(
+            self,
+            Request::Join { .. } | Request::Ping { .. } | Request::Quit
+        )
+    }
+
+    /// Encodes the request as one protocol line (JSON plus `\n`).
+    pub fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).expect("a Request always serializes");
+        line.push(b'\n');
+        line
+    }
+}
+
+/// One entry of the `rooms` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub name: String,
+    /// The member count.
+    pub users: usize,
+}
+
+/// Everything a server may send, one variant per `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Welcome {
+        nickname: String,
+        room: String,
+        users: Vec<String>,
+    },
+    Joined {
+        nickname: String,
+        room: String,
+    },
+    Left {
+        nickname: String,
+        room: String,
+    },
+    Renamed {
+        from: String,
+        to: String,
+        room: String,
+    },
+    Broadcast {
+        from: String,
+        room: String,
+        content: String,
+        ts: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Id>,
+    },
+    Private {
+        from: String,
+        to: String,
+        content: String,
+        ts: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Id>,
+    },
+    Users {
+        room: String,
+        users: Vec<String>,
+    },
+    Rooms {
+        rooms: Vec<RoomInfo>,
+    },
+    Room {
+        room: String,
+        users: Vec<String>,
+    },
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Id>,
+    },
+    Bye,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// The error codes of the spec. The last four close the connection after being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownType,
+    NotJoined,
+    AlreadyJoined,
+    BadNickname,
+    NicknameTaken,
+    BadRoom,
+    NoSuchUser,
+    RateLimited,
+    LineTooLong,
+    ServerFull,
+    IdleTimeout,
+    ShuttingDown,
+}
+
+impl ErrorCode {
+    /// Every code, in the spec's order (tests iterate over it).
+    pub const ALL: [ErrorCode; 13] = [
+        ErrorCode::BadRequest,
+        ErrorCode::UnknownType,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::BadNickname,
+        ErrorCode::NicknameTaken,
+        ErrorCode::BadRoom,
+        ErrorCode::NoSuchUser,
+        ErrorCode::RateLimited,
+        ErrorCode::LineTooLong,
+        ErrorCode::ServerFull,
+        ErrorCode::IdleTimeout,
+        ErrorCode::ShuttingDown,
+    ];
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::BadNickname => "bad_nickname",
+            ErrorCode::NicknameTaken => "nickname_taken",
+            ErrorCode::BadRoom => "bad_room",
+            ErrorCode::NoSuchUser => "no_such_user",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LineTooLong => "line_too_long",
+            ErrorCode::ServerFull => "server_full",
+            ErrorCode::IdleTimeout => "idle_timeout",
+            ErrorCode::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// Whether the server closes the connection after sending this error.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::LineTooLong
+                | ErrorCode::ServerFull
+                | ErrorCode::IdleTimeout
+                | ErrorCode::ShuttingDown
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a line did not become a [`Request`]: the error code and a human message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Rejection::new(ErrorCode::BadRequest, message)
+    }
+}
+
+/// What the decoder hands the [`Hub`](crate::Hub) for each line: a request, or the reason the
+/// line is not one.
+pub type Inbound = Result<Request, Rejection>;
+
+/// Parses one line (without its `\n`, and without a final `\r`) into a request.
+///
+/// Order of checks, as the spec settles it: UTF-8, then JSON, then "is an object", then `type`
+/// (missing or not a string: `bad_request`; unknown: `unknown_type`), then that type's fields.
+pub fn parse_request(line: &[u8]) -> Inbound {
+    let text = std::str::from_utf8(line)
+        .map_err(|e| Rejection::bad_request(format!("line is not valid UTF-8 ({e})")))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Rejection::bad_request(format!("line is not valid JSON ({e})")))?;
+    let Value::Object(obj) = value else {
+        return Err(Rejection::bad_request("a request must be a JSON object"));
+    };
+    let kind = match obj.get("type") {
+        Some(Value::String(kind)) => kind.as_str(),
+        Some(_) => return Err(Rejection::bad_request("field `type` must be a string")),
+        None => return Err(Rejection::bad_request("missing field `type`")),
+    };
+    let fields = Fields(&obj);
+    let request = match kind {
+        "join" => Request::Join {
+            nickname: fields.string("nickname")?,
+            room: fields.optional_string("room")?,
+        },
+        "nick" => Request::Nick {
+            nickname: fields.string("nickname")?,
+        },
+        "message" => Request::Message {
+            content: fields.content()?,
+            id: fields.id()?,
+        },
+        "private" => Request::Private {
+            to: fields.string("to")?,
+            content: fields.content()?,
+            id: fields.id()?,
+        },
+        "join_room" => Request::JoinRoom {
+            room: fields.string("room")?,
+        },
+        "list_users" => Request::ListUsers {
+            room: fields.optional_string("room")?,
+        },
+        "list_rooms" => Request::ListRooms,
+        "ping" => Request::Ping { id: fields.id()? },
+        "quit" => Request::Quit,
+        other => {
+            return Err(Rejection::new(
+                ErrorCode::UnknownType,
+                format!("unknown request type `{}`", truncate(other, 64)),
+            ))
+        }
+    };
+    Ok(request)
+}
+
+/// Typed access to a request's fields, producing the spec's `bad_request` messages.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn string(&self, name: &str) -> Result<String, Rejection> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(Rejection::bad_request(format!(
+                "field `{name}` must be a string"
+            ))),
+            None => Err(Rejection::bad_request(format!("missing field `{name}`"))),
+        }
+    }
+
+    /// An optional field is either absent or of the right type: `null` is a wrong type.
+    fn optional_string(&self, name: &str) -> Result<Option<String>, Rejection> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(_) => self.string(name).map(Some),
+        }
+    }
+
+    fn content(&self) -> Result<String, Rejection> {
+        let content = self.string("content")?;
+        if content.is_empty() {
+            return Err(Rejection::bad_request("field `content` must not be empty"));
+        }
+        Ok(content)
+    }
+
+    fn id(&self) -> Result<Option<Id>, Rejection> {
+        match self.0.get("id") {
+            None => Ok(None),
+            Some(Value::String(s)) if s.len() <= MAX_ID_BYTES => Ok(Some(Id::Str(s.clone()))),
+            Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64().map(Id::Int)),
+            Some(_) => Err(Rejection::bad_request(
+                "field `id` must be a string of at most 64 bytes or a 64-bit integer",
+            )),
+        }
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary (for echoing client text safely).
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
