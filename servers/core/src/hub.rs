@@ -147,8 +147,8 @@ impl Hub {
             out.close(id, CloseReason::ServerFull);
             return id;
         }
-        let bucket = (self.config.rate_limit > 0)
-            .then(|| TokenBucket::new(self.config.rate_limit, now));
+        let bucket =
+            (self.config.rate_limit > 0).then(|| TokenBucket::new(self.config.rate_limit, now));
         self.conns.insert(
             id,
             Conn {
@@ -207,7 +207,10 @@ impl Hub {
         match request {
             Request::Join { nickname, room } => self.join(id, nickname, room, out),
             Request::Nick { nickname } => self.rename(id, nickname, out),
-            Request::Message { content, id: msg_id } => self.broadcast(id, content, msg_id, out),
+            Request::Message {
+                content,
+                id: msg_id,
+            } => self.broadcast(id, content, msg_id, out),
             Request::Private {
                 to,
                 content,
@@ -283,7 +286,10 @@ impl Hub {
         if self.member(id).is_some() {
             out.send(
                 id,
-                error_frame(ErrorCode::AlreadyJoined, "this connection has already joined"),
+                error_frame(
+                    ErrorCode::AlreadyJoined,
+                    "this connection has already joined",
+                ),
             );
             return;
         }
@@ -302,18 +308,25 @@ impl Hub {
             return;
         }
         self.nicknames.insert(key, id);
-        self.notify_room(&room, &Event::Joined {
-            nickname: nickname.clone(),
-            room: room.clone(),
-        }, out);
+        self.notify_room(
+            &room,
+            &Event::Joined {
+                nickname: nickname.clone(),
+                room: room.clone(),
+            },
+            out,
+        );
         let members = &mut self.rooms.entry(room.clone()).or_default().members;
         members.insert(nickname.clone(), id);
         let users = members.keys().cloned().collect();
-        out.send(id, encode(&Event::Welcome {
-            nickname: nickname.clone(),
-            room: room.clone(),
-            users,
-        }));
+        out.send(
+            id,
+            encode(&Event::Welcome {
+                nickname: nickname.clone(),
+                room: room.clone(),
+                users,
+            }),
+        );
         if let Some(conn) = self.conns.get_mut(&id) {
             conn.member = Some(Member { nickname, room });
         }
@@ -324,7 +337,9 @@ impl Hub {
             out.send(id, bad_name_frame(ErrorCode::BadNickname, "nickname"));
             return;
         }
-        let Some(member) = self.member(id) else { return };
+        let Some(member) = self.member(id) else {
+            return;
+        };
         let (old, room) = (member.nickname.clone(), member.room.clone());
         let (old_key, new_key) = (fold(&old), fold(&nickname));
         // Renaming to a different case of your own name is allowed; anyone else's is taken.
@@ -342,15 +357,21 @@ impl Hub {
             member.nickname = nickname.clone();
         }
         // Sent after the update, to the whole room, the renamer included.
-        self.notify_room(&room, &Event::Renamed {
-            from: old,
-            to: nickname,
-            room: room.clone(),
-        }, out);
+        self.notify_room(
+            &room,
+            &Event::Renamed {
+                from: old,
+                to: nickname,
+                room: room.clone(),
+            },
+            out,
+        );
     }
 
     fn broadcast(&mut self, id: ConnId, content: String, msg_id: Option<Id>, out: &mut Outbox) {
-        let Some(member) = self.member(id) else { return };
+        let Some(member) = self.member(id) else {
+            return;
+        };
         let room = member.room.clone();
         let event = Event::Broadcast {
             from: member.nickname.clone(),
@@ -371,7 +392,9 @@ impl Hub {
         msg_id: Option<Id>,
         out: &mut Outbox,
     ) {
-        let Some(member) = self.member(id) else { return };
+        let Some(member) = self.member(id) else {
+            return;
+        };
         let from = member.nickname.clone();
         let Some(&target) = self.nicknames.get(&fold(to)) else {
             out.send(
@@ -405,14 +428,20 @@ impl Hub {
             out.send(id, bad_name_frame(ErrorCode::BadRoom, "room name"));
             return;
         }
-        let Some(member) = self.member(id) else { return };
+        let Some(member) = self.member(id) else {
+            return;
+        };
         let (nickname, old_room) = (member.nickname.clone(), member.room.clone());
         if old_room != room {
             self.leave_room(&nickname, &old_room, out);
-            self.notify_room(&room, &Event::Joined {
-                nickname: nickname.clone(),
-                room: room.clone(),
-            }, out);
+            self.notify_room(
+                &room,
+                &Event::Joined {
+                    nickname: nickname.clone(),
+                    room: room.clone(),
+                },
+                out,
+            );
             self.rooms
                 .entry(room.clone())
                 .or_default()
@@ -469,7 +498,9 @@ impl Hub {
 
     /// Encodes `event` once and queues it for every member of `room`.
     fn notify_room(&self, room: &str, event: &Event, out: &mut Outbox) {
-        let Some(room) = self.rooms.get(room) else { return };
+        let Some(room) = self.rooms.get(room) else {
+            return;
+        };
         let frame = encode(event);
         for &member in room.members.values() {
             out.send(member, frame.clone());
@@ -478,21 +509,29 @@ impl Hub {
 
     /// Takes `nickname` out of `room`, tells the rest `left`, and drops the room if now empty.
     fn leave_room(&mut self, nickname: &str, room: &str, out: &mut Outbox) {
-        let Some(r) = self.rooms.get_mut(room) else { return };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
         r.members.remove(nickname);
         if r.members.is_empty() {
             self.rooms.remove(room);
         } else {
-            self.notify_room(room, &Event::Left {
-                nickname: nickname.to_string(),
-                room: room.to_string(),
-            }, out);
+            self.notify_room(
+                room,
+                &Event::Left {
+                    nickname: nickname.to_string(),
+                    room: room.to_string(),
+                },
+                out,
+            );
         }
     }
 
     /// Forgets connection `id` entirely; its room is told `left`.
     fn remove(&mut self, id: ConnId, out: &mut Outbox) {
-        let Some(conn) = self.conns.remove(&id) else { return };
+        let Some(conn) = self.conns.remove(&id) else {
+            return;
+        };
         if let Some(member) = conn.member {
             self.nicknames.remove(&fold(&member.nickname));
             self.leave_room(&member.nickname, &member.room, out);

@@ -6,7 +6,7 @@
 
 use crate::config::SocketOptions;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -84,6 +84,7 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

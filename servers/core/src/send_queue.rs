@@ -113,7 +113,9 @@ impl SendQueue {
     fn consume(&mut self, mut n: usize) {
         self.queued -= n;
         while n > 0 {
-            let Some(front) = self.frames.front_mut() else { return };
+            let Some(front) = self.frames.front_mut() else {
+                return;
+            };
             if n >= front.len() {
                 n -= front.len();
                 self.frames.pop_front();
