@@ -65,7 +65,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
             }
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// Prints the one line the spec asks for, `listening on ADDR`, with the real address, and
