@@ -1,0 +1,399 @@
+//! The checker's client: raw bytes out, JSON values in, and `expect_*` helpers that turn any
+//! surprise into a FAIL message saying what was expected and what came.
+//!
+//! It never uses chat-core: requests are written as JSON text, replies are judged as
+//! `serde_json::Value`, so the checker grades the wire format itself.
+
+use super::Ctx;
+use serde_json::{json, Value};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How far `ts` may be from the checker's clock (both run on one machine, but be kind to VMs).
+const TS_TOLERANCE_MS: i64 = 60_000;
+
+/// One connection to the server under test.
+pub(crate) struct Client {
+    stream: TcpStream,
+    /// Bytes received but not yet split into lines.
+    pending: Vec<u8>,
+    /// Who this is in FAIL messages (usually the nickname).
+    pub label: String,
+    /// The last line sent, shown in FAIL messages as context.
+    last_sent: String,
+    timeout: Duration,
+    verbose: bool,
+    /// The server closed the connection (EOF or reset).
+    closed: bool,
+    /// Counter for the ids of [`Client::still_works`] pings.
+    probes: u64,
+}
+
+/// What waiting for the next frame gave.
+pub(crate) enum Next {
+    Frame(Value),
+    Timeout,
+    /// EOF or reset, with a word on which.
+    Closed(String),
+}
+
+impl Client {
+    /// Connects (within the reply timeout).
+    pub fn connect(ctx: &Ctx, label: &str) -> Result<Client, String> {
+        let stream = TcpStream::connect_timeout(&ctx.addr, ctx.timeout())
+            .map_err(|e| format!("{label}: cannot connect to {}: {e}", ctx.addr))?;
+        Self::from_stream(ctx, label, stream)
+    }
+
+    /// Connects with a small receive buffer, so that a client that stops reading fills the
+    /// server's backlog quickly instead of hiding megabytes in its own kernel buffer.
+    pub fn connect_with_small_buffer(ctx: &Ctx, label: &str) -> Result<Client, String> {
+        use socket2::{Domain, Socket, Type};
+        let fail = |e: io::Error| format!("{label}: cannot connect to {}: {e}", ctx.addr);
+        let socket =
+            Socket::new(Domain::for_address(ctx.addr), Type::STREAM, None).map_err(fail)?;
+        socket.set_recv_buffer_size(4096).map_err(fail)?;
+        socket
+            .connect_timeout(&ctx.addr.into(), ctx.timeout())
+            .map_err(fail)?;
+        Self::from_stream(ctx, label, socket.into())
+    }
+
+    fn from_stream(ctx: &Ctx, label: &str, stream: TcpStream) -> Result<Client, String> {
+        stream
+            .set_nodelay(true)
+            .and_then(|()| stream.set_write_timeout(Some(ctx.timeout())))
+            .map_err(|e| format!("{label}: socket setup failed: {e}"))?;
+        Ok(Client {
+            stream,
+            pending: Vec::new(),
+            label: label.to_string(),
+            last_sent: "(nothing yet)".into(),
+            timeout: ctx.timeout(),
+            verbose: ctx.config.verbose,
+            closed: false,
+            probes: 0,
+        })
+    }
+
+    /// Connects and joins `room` (or the default room) as `nickname`; returns the `welcome`.
+    pub fn join(ctx: &Ctx, nickname: &str, room: Option<&str>) -> Result<(Client, Value), String> {
+        let mut client = Client::connect(ctx, nickname)?;
+        let request = match room {
+            Some(room) => json!({"type": "join", "nickname": nickname, "room": room}),
+            None => json!({"type": "join", "nickname": nickname}),
+        };
+        client.send(&request)?;
+        let welcome = client.expect_event("welcome")?;
+        Ok((client, welcome))
+    }
+
+    /// A second handle on the socket, for a writer thread.
+    pub fn writer(&self) -> Result<TcpStream, String> {
+        self.stream
+            .try_clone()
+            .map_err(|e| format!("{}: cannot clone the socket: {e}", self.label))
+    }
+
+    /// Sends one JSON value as one line.
+    pub fn send(&mut self, value: &Value) -> Result<(), String> {
+        let mut line = value.to_string();
+        line.push('\n');
+        self.send_raw(line.as_bytes())
+    }
+
+    /// Sends bytes exactly as given.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.last_sent = clip(&String::from_utf8_lossy(bytes));
+        if self.verbose {
+            eprintln!("{} > {}", self.label, self.last_sent);
+        }
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| format!("{}: sending {} failed: {e}", self.label, self.last_sent))
+    }
+
+    /// Waits until `deadline` for the next frame. `Err` when the server sent something that is
+    /// not a JSON object with a string `type`.
+    pub fn next(&mut self, deadline: Instant) -> Result<Next, String> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            if let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=newline).collect();
+                return self.parse(&line).map(Next::Frame);
+            }
+            if self.closed {
+                return Ok(Next::Closed("the connection is closed".into()));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Next::Timeout);
+            }
+            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+                return Ok(Next::Closed(format!("socket error: {e}")));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => {
+                    self.closed = true;
+                    if !self.pending.is_empty() {
+                        return Err(format!(
+                            "{}: the connection closed in the middle of a frame: {}",
+                            self.label,
+                            clip(&String::from_utf8_lossy(&self.pending))
+                        ));
+                    }
+                    return Ok(Next::Closed("EOF".into()));
+                }
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.closed = true;
+                    return Ok(Next::Closed(format!("{e}")));
+                }
+            }
+        }
+    }
+
+    fn parse(&self, line: &[u8]) -> Result<Value, String> {
+        let text = String::from_utf8_lossy(line);
+        let value: Value = serde_json::from_slice(line).map_err(|e| {
+            format!(
+                "{}: the server sent a line that is not JSON ({e}): {}",
+                self.label,
+                clip(&text)
+            )
+        })?;
+        if !value.get("type").is_some_and(Value::is_string) {
+            return Err(format!(
+                "{}: the server sent a frame without a string `type`: {}",
+                self.label,
+                clip(&text)
+            ));
+        }
+        if self.verbose {
+            eprintln!("{} < {}", self.label, clip(&text));
+        }
+        Ok(value)
+    }
+
+    /// The next frame, which must come within the reply timeout.
+    pub fn recv(&mut self) -> Result<Value, String> {
+        self.recv_for("a reply")
+    }
+
+    fn recv_for(&mut self, what: &str) -> Result<Value, String> {
+        let deadline = Instant::now() + self.timeout;
+        match self.next(deadline)? {
+            Next::Frame(frame) => Ok(frame),
+            Next::Timeout => Err(format!(
+                "{}: after sending {}: expected {what}, got nothing within {} ms",
+                self.label,
+                self.last_sent,
+                self.timeout.as_millis()
+            )),
+            Next::Closed(how) => Err(format!(
+                "{}: after sending {}: expected {what}, but the connection closed ({how})",
+                self.label, self.last_sent
+            )),
+        }
+    }
+
+    /// The next frame must be of type `kind`; returns it.
+    pub fn expect_event(&mut self, kind: &str) -> Result<Value, String> {
+        let what = format!("a `{kind}` event");
+        let frame = self.recv_for(&what)?;
+        if frame["type"] != kind {
+            return Err(self.unexpected(&what, &frame));
+        }
+        Ok(frame)
+    }
+
+    /// The next frame must have every field of `expected` with exactly that value (`type`
+    /// included); returns it.
+    pub fn expect(&mut self, expected: &Value) -> Result<Value, String> {
+        let what = compact(expected);
+        let frame = self.recv_for(&what)?;
+        match expect_fields(&frame, expected) {
+            Ok(()) => Ok(frame),
+            Err(_) => Err(self.unexpected(&what, &frame)),
+        }
+    }
+
+    /// The next frame must be an `error` with `code` and a string `message`.
+    pub fn expect_error(&mut self, code: &str) -> Result<Value, String> {
+        let what = format!("error `{code}`");
+        let frame = self.recv_for(&what)?;
+        if frame["type"] != "error" || frame["code"] != code || !frame["message"].is_string() {
+            return Err(self.unexpected(&format!("{what} with a string `message`"), &frame));
+        }
+        Ok(frame)
+    }
+
+    /// The server must close the connection (EOF or reset) within the reply timeout, sending
+    /// nothing more.
+    pub fn expect_closed(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + self.timeout;
+        match self.next(deadline)? {
+            Next::Closed(_) => Ok(()),
+            Next::Frame(frame) => Err(self.unexpected("the connection to close", &frame)),
+            Next::Timeout => Err(format!(
+                "{}: after sending {}: expected the connection to close within {} ms, it stayed \
+                 open",
+                self.label,
+                self.last_sent,
+                self.timeout.as_millis()
+            )),
+        }
+    }
+
+    /// Nothing may arrive for `duration` (and the connection must stay open).
+    pub fn expect_silence(&mut self, duration: Duration) -> Result<(), String> {
+        match self.next(Instant::now() + duration)? {
+            Next::Timeout => Ok(()),
+            Next::Frame(frame) => Err(self.unexpected("nothing", &frame)),
+            Next::Closed(how) => Err(format!(
+                "{}: after sending {}: expected nothing, but the connection closed ({how})",
+                self.label, self.last_sent
+            )),
+        }
+    }
+
+    /// The connection is still served: a ping with a fresh id is answered with its pong next.
+    pub fn still_works(&mut self) -> Result<(), String> {
+        self.probes += 1;
+        let id = format!("probe-{}", self.probes);
+        self.send(&json!({"type": "ping", "id": id}))
+            .map_err(|e| format!("the connection no longer works: {e}"))?;
+        self.expect(&json!({"type": "pong", "id": id}))
+            .map(|_| ())
+            .map_err(|e| format!("the connection no longer works: {e}"))
+    }
+
+    fn unexpected(&self, what: &str, frame: &Value) -> String {
+        format!(
+            "{}: after sending {}: expected {what}, got {}",
+            self.label,
+            self.last_sent,
+            compact(frame)
+        )
+    }
+}
+
+/// `value` must not have `key` at all (not even `null`).
+pub(crate) fn expect_no_key(value: &Value, key: &str) -> Result<(), String> {
+    match value.get(key) {
+        None => Ok(()),
+        Some(_) => Err(format!(
+            "expected no `{key}` key when the request had none, got {}",
+            compact(value)
+        )),
+    }
+}
+
+/// `ts` must be an integer of milliseconds since the epoch, close to now.
+pub(crate) fn expect_ts_near_now(value: &Value) -> Result<(), String> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    match value["ts"].as_i64() {
+        Some(ts) if (ts - now).abs() <= TS_TOLERANCE_MS => Ok(()),
+        Some(ts) => Err(format!(
+            "expected `ts` within {} s of now ({now} ms since the epoch), got {ts}",
+            TS_TOLERANCE_MS / 1000
+        )),
+        None => Err(format!(
+            "expected an integer `ts` (ms since the epoch), got {}",
+            compact(value)
+        )),
+    }
+}
+
+/// A value as one line, cut short for messages.
+pub(crate) fn compact(value: &Value) -> String {
+    clip(&value.to_string())
+}
+
+/// Cuts text to 200 characters for messages, and escapes control characters (line ends
+/// included) so a message stays on one printable line.
+pub(crate) fn clip(text: &str) -> String {
+    let text = text.trim_end_matches('\n');
+    let mut out = String::new();
+    for c in text.chars().take(200) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+/// Joins one client per name base into `room`, in that order, checking each `welcome` (the
+/// users so far, sorted) and the `joined` every earlier member gets. The clients' labels are
+/// their nicknames.
+pub(crate) fn join_group(ctx: &Ctx, room: &str, bases: &[&str]) -> Result<Vec<Client>, String> {
+    let mut members: Vec<Client> = Vec::new();
+    for base in bases {
+        let nickname = ctx.fresh(base);
+        let (client, welcome) = Client::join(ctx, &nickname, Some(room))?;
+        let mut users: Vec<&str> = members.iter().map(|c| c.label.as_str()).collect();
+        users.push(&nickname);
+        users.sort_unstable();
+        let expected =
+            json!({"type": "welcome", "nickname": nickname, "room": room, "users": users});
+        expect_fields(&welcome, &expected).map_err(|e| format!("{nickname}: {e}"))?;
+        for member in &mut members {
+            member.expect(&json!({"type": "joined", "nickname": nickname, "room": room}))?;
+        }
+        members.push(client);
+    }
+    Ok(members)
+}
+
+/// `frame` must have every field of `expected` with exactly that value.
+pub(crate) fn expect_fields(frame: &Value, expected: &Value) -> Result<(), String> {
+    let fields = expected.as_object().into_iter().flatten();
+    for (key, value) in fields {
+        if frame.get(key) != Some(value) {
+            return Err(format!(
+                "expected {}, got {}",
+                compact(expected),
+                compact(frame)
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Reads and discards whatever arrives until the server closes the connection; `Ok(true)`
+    /// if it closed before `deadline`. A cut-off frame at the end is fine here (a server may
+    /// drop a slow reader in the middle of one).
+    pub fn drain_until_closed(&mut self, deadline: Instant) -> Result<bool, String> {
+        self.pending.clear();
+        let mut buf = vec![0u8; 256 * 1024];
+        while !self.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            if self.stream.set_read_timeout(Some(left)).is_err() {
+                return Ok(true);
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.closed = true,
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => self.closed = true,
+            }
+        }
+        Ok(true)
+    }
+}

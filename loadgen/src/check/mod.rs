@@ -1,0 +1,305 @@
+//! # `loadgen check`: the conformance checker
+//!
+//! Grades any server that claims to speak `shared/spec/protocol.md`, written in any language: it
+//! talks raw bytes over TCP and judges every reply as plain JSON (`serde_json::Value`) against
+//! the spec, never through chat-core's types, so a bug shared by chat-core and the checker
+//! cannot hide.
+//!
+//! ```text
+//! loadgen check --addr 127.0.0.1:8888                         # everything that needs no limit
+//! loadgen check --addr 127.0.0.1:8888 --max-line 4096 --max-conns 32 --idle-timeout 2 \
+//!               --max-backlog 262144                          # tell it the server's limits
+//! loadgen check --addr 127.0.0.1:8888 --single                # a one-client-at-a-time server
+//! loadgen check --addr 127.0.0.1:8888 --rate-limit 10         # a server started with it
+//! ```
+//!
+//! It prints one line per scenario (`PASS name`, `FAIL name: why`, `SKIP name: why`), then
+//! `N passed, N failed, N skipped`, and exits 0 only when nothing failed.
+//!
+//! | file | scenarios |
+//! |---|---|
+//! | `check/requests.rs` | join, nick, message, private, ping, quit: each reply, every field checked |
+//! | `check/rooms.rs` | join_room, list_users, list_rooms |
+//! | `check/errors.rs` | every error code, and that the connection still works after each |
+//! | `check/framing.rs` | `\r\n`, blank lines, split and coalesced frames, the line limit |
+//! | `check/ordering.rs` | reply order, one total order per room, stalled readers, isolation |
+//! | `check/limits.rs` | `server_full`, `idle_timeout`, `rate_limited` |
+//! | `check/process.rs` | the assertions that need the server *process* (for the servers' tests) |
+
+mod client;
+mod errors;
+mod framing;
+mod limits;
+mod ordering;
+mod process;
+mod report;
+mod requests;
+mod rooms;
+
+pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
+pub use report::{CheckReport, Outcome, ScenarioResult};
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `loadgen check` flags.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The server to check.
+    #[arg(long)]
+    pub addr: SocketAddr,
+    /// The server serves one client at a time: scenarios needing two clients at once are SKIPped.
+    #[arg(long)]
+    pub single: bool,
+    /// The server's --max-line (enables the line_too_long scenarios).
+    #[arg(long)]
+    pub max_line: Option<usize>,
+    /// The server's --max-conns (enables server_full; keep it small, e.g. 32).
+    #[arg(long)]
+    pub max_conns: Option<usize>,
+    /// The server's --idle-timeout in seconds (enables idle_timeout; 2 or more).
+    #[arg(long)]
+    pub idle_timeout: Option<u64>,
+    /// The server's --rate-limit. Every other scenario sends faster than a rate limit allows,
+    /// so with this flag only the rate scenario runs.
+    #[arg(long)]
+    pub rate_limit: Option<u32>,
+    /// The server's --max-backlog in bytes (enables the stalled-reader scenario).
+    #[arg(long)]
+    pub max_backlog: Option<usize>,
+    /// Run only the scenarios whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// How long to wait for each expected reply, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
+    /// Print every frame sent and received (to stderr).
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// Runs the checker from the command line.
+pub fn main(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let config = CheckConfig {
+        single: args.single,
+        max_line: args.max_line,
+        max_conns: args.max_conns,
+        idle_timeout: args.idle_timeout.map(Duration::from_secs),
+        rate_limit: args.rate_limit,
+        max_backlog: args.max_backlog,
+        only: args.only,
+        reply_timeout: Duration::from_millis(args.timeout_ms),
+        verbose: args.verbose,
+    };
+    let report = run_checks_with(args.addr, &config, |result| println!("{result}"));
+    println!("{}", report.summary());
+    Ok(if report.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What the checker knows about the server under test. `None` limits are unknown: the
+/// scenarios that need them are SKIPped.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The server serves one client at a time.
+    pub single: bool,
+    pub max_line: Option<usize>,
+    pub max_conns: Option<usize>,
+    pub idle_timeout: Option<Duration>,
+    pub rate_limit: Option<u32>,
+    pub max_backlog: Option<usize>,
+    /// Run only scenarios whose name contains this.
+    pub only: Option<String>,
+    /// How long to wait for each expected reply.
+    pub reply_timeout: Duration,
+    /// Log every frame to stderr.
+    pub verbose: bool,
+}
+
+impl Default for CheckConfig {
+    fn default() -> Self {
+        CheckConfig {
+            single: false,
+            max_line: None,
+            max_conns: None,
+            idle_timeout: None,
+            rate_limit: None,
+            max_backlog: None,
+            only: None,
+            reply_timeout: Duration::from_millis(3000),
+            verbose: false,
+        }
+    }
+}
+
+/// Runs every scenario (or those matching `config.only`) against `addr`.
+pub fn run_checks(addr: SocketAddr, config: &CheckConfig) -> CheckReport {
+    run_checks_with(addr, config, |_| {})
+}
+
+/// Like [`run_checks`], calling `on_result` as each scenario finishes (the CLI prints as it goes).
+fn run_checks_with(
+    addr: SocketAddr,
+    config: &CheckConfig,
+    mut on_result: impl FnMut(&ScenarioResult),
+) -> CheckReport {
+    let ctx = Ctx::new(addr, config.clone());
+    let mut results = Vec::new();
+    for scenario in all_scenarios() {
+        if let Some(only) = &config.only {
+            if !scenario.name.contains(only.as_str()) {
+                continue;
+            }
+        }
+        let outcome = match skip_reason(&scenario, config) {
+            Some(reason) => Outcome::Skip(reason),
+            None => run_one(&scenario, &ctx),
+        };
+        let result = ScenarioResult {
+            name: scenario.name,
+            outcome,
+        };
+        on_result(&result);
+        results.push(result);
+    }
+    CheckReport { results }
+}
+
+fn run_one(scenario: &Scenario, ctx: &Ctx) -> Outcome {
+    if ctx.config.verbose {
+        eprintln!("--- {}", scenario.name);
+    }
+    // A panic in a scenario is a checker bug, but it must not hide the other results.
+    match catch_unwind(AssertUnwindSafe(|| (scenario.run)(ctx))) {
+        Ok(Ok(())) => Outcome::Pass,
+        Ok(Err(why)) => Outcome::Fail(why),
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            Outcome::Fail(format!("the checker panicked: {text}"))
+        }
+    }
+}
+
+/// What a scenario needs beyond one client and no limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    /// Two or more clients connected at once.
+    TwoClients,
+    MaxLine,
+    MaxConns,
+    IdleTimeout,
+    RateLimit,
+    MaxBacklog,
+}
+
+/// One named check.
+pub(crate) struct Scenario {
+    pub name: &'static str,
+    pub needs: &'static [Need],
+    pub run: fn(&Ctx) -> Result<(), String>,
+}
+
+fn all_scenarios() -> Vec<Scenario> {
+    let mut all = Vec::new();
+    all.extend(requests::scenarios());
+    all.extend(rooms::scenarios());
+    all.extend(errors::scenarios());
+    all.extend(framing::scenarios());
+    all.extend(ordering::scenarios());
+    all.extend(limits::scenarios());
+    all
+}
+
+fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
+    if config.rate_limit.is_some() && !scenario.needs.contains(&Need::RateLimit) {
+        return Some(
+            "the server has a rate limit (--rate-limit), which this scenario would trip; \
+             check it against a server without one"
+                .into(),
+        );
+    }
+    for need in scenario.needs {
+        let missing = match need {
+            Need::TwoClients if config.single => {
+                return Some(
+                    "needs two clients connected at once; the server serves one at a time \
+                     (--single)"
+                        .into(),
+                )
+            }
+            Need::TwoClients => None,
+            Need::MaxLine => config.max_line.is_none().then_some("--max-line"),
+            Need::MaxConns => config.max_conns.is_none().then_some("--max-conns"),
+            Need::IdleTimeout => config.idle_timeout.is_none().then_some("--idle-timeout"),
+            Need::RateLimit => config.rate_limit.is_none().then_some("--rate-limit"),
+            Need::MaxBacklog => config.max_backlog.is_none().then_some("--max-backlog"),
+        };
+        if let Some(flag) = missing {
+            return Some(format!(
+                "pass {flag} (the server's setting) to test {}",
+                scenario.name
+            ));
+        }
+    }
+    None
+}
+
+/// What every scenario gets: the server, the configuration, and fresh names.
+pub(crate) struct Ctx {
+    pub addr: SocketAddr,
+    pub config: CheckConfig,
+    /// Distinguishes this run's names from those of an earlier run against the same server.
+    run_tag: String,
+    counter: AtomicUsize,
+}
+
+impl Ctx {
+    fn new(addr: SocketAddr, config: CheckConfig) -> Ctx {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        Ctx {
+            addr,
+            config,
+            run_tag: base36(seed % 36u128.pow(4)),
+            counter: AtomicUsize::new(0),
+        }
+    }
+
+    /// A name no other scenario of this run uses: `base` (ASCII, a few letters) plus a suffix.
+    /// Scenarios use fresh rooms so that leftovers of earlier scenarios never show up in them.
+    pub fn fresh(&self, base: &str) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{base}{n}_{}", self.run_tag)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.config.reply_timeout
+    }
+}
+
+fn base36(mut n: u128) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(digits[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}

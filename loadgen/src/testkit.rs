@@ -1,0 +1,283 @@
+//! # An in-process chat server for testing the *tools*, with injectable faults
+//!
+//! This is a test fixture, not one of the seven server models and not a lesson: it exists so
+//! that the tests of `loadgen check` and `loadgen run` can start a correct server in a line of
+//! code, and, more importantly, a *broken* one, to prove those tools notice when a server loses,
+//! reorders or mislabels what it sends. A checker that never fails proves nothing.
+//!
+//! ```no_run
+//! use loadgen::testkit::{Faults, TestServer};
+//! let server = TestServer::start(Faults { reorder_broadcasts: true, ..Faults::default() })?;
+//! println!("a chat server that swaps broadcasts listens on {}", server.addr());
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! It is built the simplest way that is still correct: one accept thread, one reader and one
+//! writer thread per connection, chat-core's [`Hub`] behind a `Mutex`, and a byte-bounded
+//! outbound queue per connection (bounded by `--max-backlog`), so a stalled client is
+//! disconnected instead of blocking the rest, faults or not. The faults are applied by the writer
+//! threads, between the queue and the socket: the Hub itself stays correct.
+//!
+//! Limits: by default the spec's ([`TestServer::MAX_LINE`], [`TestServer::MAX_BACKLOG`] and
+//! `HubConfig::default()`); [`TestServer::start_with`] sets the Hub's (max-conns, idle timeout,
+//! rate limit) and [`TestServer::start_limited`] all of them, plus
+//! [`Limits::one_at_a_time`], which serves one connection at a time like the blocking model (to
+//! test `loadgen check --single`).
+
+mod conn;
+
+use chat_core::{Hub, HubConfig, Outbox, SocketOptions};
+use conn::{Connection, Shared};
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Misbehaviour to inject. The default injects none: a correct server.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Drop every n-th broadcast frame written to any connection (counted per recipient).
+    pub drop_every_nth_broadcast: Option<u64>,
+    /// Swap each pair of consecutive broadcast frames to one recipient (delivery out of order).
+    /// A broadcast still waiting for its partner is written on its own after 250 ms of quiet, so
+    /// nothing is lost.
+    pub reorder_broadcasts: bool,
+    /// Answer every error with code `unknown_type` instead of the right code.
+    pub wrong_error_codes: bool,
+    /// Stop writing to every client for `length` once every `every`: writes are held during
+    /// `[k·every, k·every + length)` for k = 1, 2, … after the server started (a stalling
+    /// server, for the coordinated-omission test). Reading goes on; output waits in the queues.
+    pub stall: Option<(Duration, Duration)>, // (every, length)
+}
+
+/// Every limit of a [`TestServer`]; the default is the spec's defaults.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Max-conns, idle timeout and rate limit, enforced by the Hub.
+    pub hub: HubConfig,
+    /// Longest line in bytes, newline included (`--max-line`).
+    pub max_line: usize,
+    /// Unsent bytes per connection before it is disconnected (`--max-backlog`).
+    pub max_backlog: usize,
+    /// Serve one connection at a time, the others waiting in the listen backlog, like the
+    /// blocking single-thread model (to test `loadgen check --single`).
+    pub one_at_a_time: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            hub: HubConfig::default(),
+            max_line: TestServer::MAX_LINE,
+            max_backlog: TestServer::MAX_BACKLOG,
+            one_at_a_time: false,
+        }
+    }
+}
+
+/// A running in-process chat server. Dropping it stops accepting, sends `shutting_down` to every
+/// client and closes every connection.
+pub struct TestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// The default longest line in bytes, newline included (the spec's default `--max-line`).
+    pub const MAX_LINE: usize = chat_core::decoder::DEFAULT_MAX_LINE;
+    /// The default unsent bytes per connection before it is disconnected (the spec's default
+    /// `--max-backlog`).
+    pub const MAX_BACKLOG: usize = chat_core::send_queue::DEFAULT_MAX_BACKLOG;
+
+    /// Starts a server with the spec's default limits on `127.0.0.1:0`.
+    pub fn start(faults: Faults) -> io::Result<TestServer> {
+        Self::start_with(HubConfig::default(), faults)
+    }
+
+    /// Starts a server with the given Hub limits on `127.0.0.1:0`.
+    pub fn start_with(config: HubConfig, faults: Faults) -> io::Result<TestServer> {
+        let limits = Limits {
+            hub: config,
+            ..Limits::default()
+        };
+        Self::start_limited(limits, faults)
+    }
+
+    /// Starts a server with the given limits on `127.0.0.1:0`.
+    pub fn start_limited(limits: Limits, faults: Faults) -> io::Result<TestServer> {
+        Self::start_limited_at(SocketAddr::from(([127, 0, 0, 1], 0)), limits, faults)
+    }
+
+    /// Starts a server on a chosen address (SO_REUSEADDR is set, so a test can start a second
+    /// server on the port of one it just dropped, to test reconnecting).
+    pub fn start_at(addr: SocketAddr, config: HubConfig, faults: Faults) -> io::Result<TestServer> {
+        let limits = Limits {
+            hub: config,
+            ..Limits::default()
+        };
+        Self::start_limited_at(addr, limits, faults)
+    }
+
+    /// Starts a server with the given limits on a chosen address.
+    pub fn start_limited_at(
+        addr: SocketAddr,
+        limits: Limits,
+        faults: Faults,
+    ) -> io::Result<TestServer> {
+        let listener = chat_core::net::bind_listener(addr, &SocketOptions::default())?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                hub: Hub::new(limits.hub),
+                conns: HashMap::new(),
+            }),
+            max_line: limits.max_line,
+            max_backlog: limits.max_backlog,
+            one_at_a_time: limits.one_at_a_time,
+            faults,
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+        });
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("testkit-accept".into())
+                .spawn(move || accept_loop(listener, &shared))?
+        };
+        let ticker = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("testkit-tick".into())
+                .spawn(move || tick_loop(&shared))?
+        };
+        Ok(TestServer {
+            addr,
+            shared,
+            threads: vec![acceptor, ticker],
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Open connections the Hub knows (joined or not).
+    pub fn connections(&self) -> usize {
+        self.shared.lock().hub.len()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the acceptor, blocked in accept(2), with a connection of our own.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        // Tell every client, then give the writers a moment to deliver it before forcing the
+        // sockets shut (a stalled client must not keep a test waiting).
+        let conns: Vec<Arc<Connection>> = {
+            let mut state = self.shared.lock();
+            let mut out = Outbox::new();
+            state.hub.shutdown(&mut out);
+            state.dispatch(&mut out);
+            state.conns.values().cloned().collect()
+        };
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < deadline && conns.iter().any(|c| !c.is_written()) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for conn in conns {
+            conn.abort();
+        }
+    }
+}
+
+/// The Hub and the connections it routes to, behind one lock: each Hub call and the queueing of
+/// its Outbox happen under it, so every member of a room queues broadcasts in the same order.
+pub(crate) struct State {
+    hub: Hub,
+    conns: HashMap<chat_core::ConnId, Arc<Connection>>,
+}
+
+impl State {
+    /// Carries out an Outbox: frames go to the connections' queues (never blocking), closes are
+    /// queued behind them. A connection whose queue overflows is cut off and disconnected, which
+    /// may produce more actions (`left` to its room), hence the loop.
+    fn dispatch(&mut self, out: &mut Outbox) {
+        loop {
+            let mut overflowed = Vec::new();
+            for action in out.drain() {
+                match action {
+                    chat_core::Action::Send { to, frame } => {
+                        if let Some(conn) = self.conns.get(&to) {
+                            if !conn.push(frame) {
+                                overflowed.push(to);
+                            }
+                        }
+                    }
+                    chat_core::Action::Close { conn, .. } => {
+                        if let Some(conn) = self.conns.get(&conn) {
+                            conn.close_after_flush();
+                        }
+                    }
+                }
+            }
+            if overflowed.is_empty() {
+                return;
+            }
+            for id in overflowed {
+                if let Some(conn) = self.conns.get(&id) {
+                    conn.abort();
+                }
+                self.hub.disconnect(id, out);
+            }
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
+    loop {
+        let accepted = listener.accept();
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) if chat_core::net::is_transient_accept_error(&e) => continue,
+            Err(_) => {
+                // Out of descriptors or similar: back off instead of spinning.
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match conn::spawn(stream, shared) {
+            Ok(conn) if shared.one_at_a_time => {
+                // The next connection waits in the listen backlog until this one is over.
+                while !conn.is_finished() && !shared.stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("testkit: cannot start a connection's threads: {e}"),
+        }
+    }
+}
+
+/// Enforces the idle timeout, looking every 20 ms (plenty for timeouts counted in seconds).
+fn tick_loop(shared: &Arc<Shared>) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut state = shared.lock();
+        let mut out = Outbox::new();
+        state.hub.tick(Instant::now(), &mut out);
+        state.dispatch(&mut out);
+    }
+}
