@@ -9,9 +9,11 @@
 //! | `loadgen sweep` | [`sweep`] | runs every server model at several connection counts and charts them |
 //!
 //! [`server_process`] starts a server binary on a free port and always stops it again.
+//! [`testkit`] is an in-process chat server with injectable faults, for testing these tools.
 
 pub mod check;
 pub mod fanout;
 pub mod run;
 pub mod server_process;
 pub mod sweep;
+pub mod testkit;

@@ -1,0 +1,447 @@
+//! Playing a lesson's ```` ```sh ```` blocks the way a learner would, against the real binaries.
+//!
+//! Servers get a free port and keep running until the end of the lesson; every other command
+//! runs with `bash -c`, the freshly built binaries first on `PATH`, and the lesson's addresses
+//! (`127.0.0.1:8888`, `127.0.0.1 8888`) replaced by the real ones. The rules are written for
+//! lesson authors in `lessons/README.md`.
+
+use crate::catalog::Catalog;
+use crate::markdown::Document;
+use crate::proc::Proc;
+use crate::rewrite::{bound_load, default_addr};
+use crate::script::{self, Command, Step};
+use regex::Regex;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long a server may take to print `listening on`.
+const STARTUP: Duration = Duration::from_secs(60);
+/// How long a foreground command may run (`loadgen check` waits for idle timeouts).
+const FOREGROUND: Duration = Duration::from_secs(120);
+/// How long an `# interactive` command must keep running to count as started.
+const INTERACTIVE: Duration = Duration::from_millis(1500);
+/// SIGTERM to SIGKILL.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Runs every command of the lesson at `path`; Err lists every command that did not do what
+/// the lesson says.
+pub fn run_lesson(path: &Path) -> Result<(), String> {
+    // One lesson at a time: they start servers and load, and the machine is small.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+
+    let catalog = Catalog::workspace()?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut failures = Vec::new();
+    let mut blocks: Vec<Vec<Step>> = Vec::new();
+    for block in Document::parse(&text).blocks_of("sh") {
+        let mut steps = Vec::new();
+        for command in script::parse_block(&block.lines, block.line + 1) {
+            let line = command.line;
+            match script::classify(command, catalog) {
+                Ok(step) => steps.push(step),
+                Err(e) => failures.push(format!("{name}:{line}: {e}")),
+            }
+        }
+        blocks.push(steps);
+    }
+    let packages = needed_packages(&blocks, catalog, &name, &mut failures);
+    let bin_dir = if packages.is_empty() {
+        catalog.root().join("target") // nothing of ours to run; PATH needs no change
+    } else {
+        catalog.build(&packages)?
+    };
+    let mut run = LessonRun::new(name, catalog, bin_dir);
+    for (index, steps) in blocks.iter().enumerate() {
+        run.block(index, steps);
+    }
+    run.finish();
+    failures.append(&mut run.failures);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n\n"))
+    }
+}
+
+/// The packages whose binaries the lesson runs (and a failure for each unknown `-p`).
+fn needed_packages(
+    blocks: &[Vec<Step>],
+    catalog: &Catalog,
+    name: &str,
+    failures: &mut Vec<String>,
+) -> BTreeSet<String> {
+    let mut packages = BTreeSet::new();
+    for step in blocks.iter().flatten() {
+        match step {
+            Step::Cargo {
+                command,
+                packages: named,
+            } => {
+                for p in named.iter().filter(|p| !catalog.has_package(p)) {
+                    failures.push(format!("{name}:{}: no package {p}", command.line));
+                }
+            }
+            Step::Server { bin, .. } => packages.extend(catalog.package_of(bin).map(String::from)),
+            Step::Shell { command } => {
+                for word in command
+                    .text
+                    .split(|c: char| c.is_whitespace() || "|;&()".contains(c))
+                {
+                    packages.extend(catalog.package_of(word).map(String::from));
+                }
+            }
+            Step::Setup { .. } => {}
+        }
+    }
+    packages
+}
+
+/// A server the lesson started.
+struct RunningServer {
+    lesson_port: u16,
+    block: usize,
+    command: Command,
+    proc: Proc,
+}
+
+/// A background job of the current block, for `kill %N`.
+enum Job {
+    Server(usize),
+    Background(Command, Proc),
+    Gone,
+}
+
+struct LessonRun<'a> {
+    name: String,
+    catalog: &'a Catalog,
+    bin_dir: PathBuf,
+    /// The lesson's port -> the real one (fixed for the whole lesson, so a restart reuses it).
+    ports: HashMap<u16, u16>,
+    servers: Vec<Option<RunningServer>>,
+    failures: Vec<String>,
+}
+
+impl<'a> LessonRun<'a> {
+    fn new(name: String, catalog: &'a Catalog, bin_dir: PathBuf) -> Self {
+        LessonRun {
+            name,
+            catalog,
+            bin_dir,
+            ports: HashMap::new(),
+            servers: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn block(&mut self, index: usize, steps: &[Step]) {
+        let mut jobs: Vec<Job> = Vec::new();
+        for step in steps {
+            let command = step.command();
+            eprintln!("[{}:{}] $ {}", self.name, command.line, command.text);
+            match step {
+                Step::Server {
+                    command,
+                    lesson_port,
+                    ..
+                } => {
+                    if let Some(i) = self.start_server(index, command, *lesson_port) {
+                        jobs.push(Job::Server(i));
+                    }
+                }
+                Step::Shell { command } => self.shell(command, &mut jobs),
+                Step::Cargo { .. } | Step::Setup { .. } => {}
+            }
+        }
+        for job in jobs {
+            if let Job::Background(command, mut proc) = job {
+                proc.stop(GRACE);
+                self.check_output(&command, &proc.output());
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for i in 0..self.servers.len() {
+            self.stop_server(i);
+        }
+    }
+
+    fn start_server(&mut self, block: usize, command: &Command, lesson_port: u16) -> Option<usize> {
+        // A server on this port from an earlier block is what the learner stops with Ctrl-C
+        // before starting another one; in the same block, both run (the SO_REUSEPORT demo).
+        for i in 0..self.servers.len() {
+            if matches!(&self.servers[i], Some(s) if s.lesson_port == lesson_port && s.block < block)
+            {
+                self.stop_server(i);
+            }
+        }
+        let bind = match self.ports.get(&lesson_port) {
+            Some(real) => format!("127.0.0.1:{real}"),
+            None => "127.0.0.1:0".to_string(),
+        };
+        let text = script::with_addr(&command.text, &bind);
+        let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(command, &format!("cannot start: {e}"), "");
+                return None;
+            }
+        };
+        match proc.wait_listening(STARTUP) {
+            Ok(addr) if command.fails => {
+                proc.stop(GRACE);
+                let why = format!("should fail, but it is listening on {addr}");
+                self.fail(command, &why, &proc.output());
+                None
+            }
+            Ok(addr) => {
+                self.ports.insert(lesson_port, addr.port());
+                self.servers.push(Some(RunningServer {
+                    lesson_port,
+                    block,
+                    command: command.clone(),
+                    proc,
+                }));
+                Some(self.servers.len() - 1)
+            }
+            Err(e) => {
+                proc.stop(GRACE);
+                let output = proc.output();
+                if command.fails {
+                    self.check_output(command, &output);
+                } else {
+                    self.fail(command, &format!("server did not start: {e}"), &output);
+                }
+                None
+            }
+        }
+    }
+
+    fn stop_server(&mut self, i: usize) {
+        if let Some(mut server) = self.servers[i].take() {
+            server.proc.stop(GRACE);
+            self.check_output(&server.command, &server.proc.output());
+        }
+    }
+
+    fn shell(&mut self, command: &Command, jobs: &mut Vec<Job>) {
+        if let Some(control) = job_control(&command.text) {
+            return self.control_job(command, control, jobs);
+        }
+        let text = bound_load(&self.substitute_addresses(&default_addr(&command.text)));
+        let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
+            Ok(p) => p,
+            Err(e) => return self.fail(command, &format!("cannot start: {e}"), ""),
+        };
+        if command.background {
+            jobs.push(Job::Background(command.clone(), proc));
+            return;
+        }
+        if command.interactive {
+            let early = proc.wait(INTERACTIVE);
+            proc.stop(GRACE);
+            match early {
+                Some(status) if !status.success() => {
+                    let why = format!("exited with {status} instead of waiting for input");
+                    self.fail(command, &why, &proc.output())
+                }
+                _ => self.check_output(command, &proc.output()),
+            }
+            return;
+        }
+        let status = proc.wait(FOREGROUND);
+        proc.stop(GRACE);
+        let output = proc.output();
+        match status {
+            None => self.fail(
+                command,
+                &format!("still running after {FOREGROUND:?}"),
+                &output,
+            ),
+            Some(s) if s.success() && command.fails => {
+                self.fail(command, "should fail but exited 0", &output)
+            }
+            Some(s) if command.threshold && s.code() == Some(1) => {} // missed: allowed
+            Some(s) if !s.success() && !command.fails => {
+                self.fail(command, &format!("exited with {s}"), &output)
+            }
+            Some(_) => self.check_output(command, &output),
+        }
+    }
+
+    /// `kill %N`, `kill -STOP %N`, `wait %N` on the block's jobs.
+    fn control_job(&mut self, command: &Command, control: JobControl, jobs: &mut [Job]) {
+        let n = control.job();
+        let Some(job) = n.checked_sub(1).and_then(|i| jobs.get_mut(i)) else {
+            return self.fail(command, &format!("no job %{n} in this block"), "");
+        };
+        match (control, job) {
+            (_, Job::Gone) => self.fail(command, &format!("job %{n} is already gone"), ""),
+            (JobControl::Signal(_, signal), Job::Background(_, proc)) => proc.signal(signal),
+            (JobControl::Signal(_, signal), Job::Server(i)) => {
+                if let Some(server) = &self.servers[*i] {
+                    server.proc.signal(signal);
+                }
+            }
+            (JobControl::Wait(_), Job::Server(_)) => self.fail(
+                command,
+                "waits for a server, which never exits by itself",
+                "",
+            ),
+            (JobControl::Stop(_), job) | (JobControl::Wait(_), job @ Job::Background(..)) => {
+                let waiting = matches!(control, JobControl::Wait(_));
+                match std::mem::replace(job, Job::Gone) {
+                    Job::Server(i) => self.stop_server(i),
+                    Job::Background(c, mut proc) => {
+                        let status = if waiting { proc.wait(FOREGROUND) } else { None };
+                        proc.stop(GRACE);
+                        let output = proc.output();
+                        match status {
+                            Some(s) if s.success() == c.fails => {
+                                self.fail(&c, &format!("exited with {s}"), &output)
+                            }
+                            None if waiting => self.fail(
+                                &c,
+                                &format!("still running after {FOREGROUND:?}"),
+                                &output,
+                            ),
+                            _ => self.check_output(&c, &output),
+                        }
+                    }
+                    Job::Gone => {}
+                }
+            }
+        }
+    }
+
+    /// `127.0.0.1:8888`, `127.0.0.1 8888` (nc) and `sport = :8888` (ss) get the port of the
+    /// server the lesson started for port 8888; a port with no server becomes a closed port.
+    fn substitute_addresses(&mut self, text: &str) -> String {
+        static ADDR: OnceLock<Regex> = OnceLock::new();
+        let re = ADDR.get_or_init(|| {
+            Regex::new(r"\b(?:127\.0\.0\.1|localhost|0\.0\.0\.0)([: ])(\d{2,5})\b|([sd]port = :)(\d{2,5})\b")
+                .expect("regex")
+        });
+        let mut out = String::new();
+        let mut last = 0;
+        for cap in re.captures_iter(text) {
+            let whole = cap.get(0).expect("match");
+            let (prefix, port) = match (cap.get(1), cap.get(2)) {
+                (Some(sep), Some(port)) => (format!("127.0.0.1{}", sep.as_str()), port),
+                _ => match (cap.get(3), cap.get(4)) {
+                    (Some(filter), Some(port)) => (filter.as_str().to_string(), port),
+                    _ => continue,
+                },
+            };
+            let lesson_port: u16 = port.as_str().parse().unwrap_or(0);
+            let real = *self.ports.entry(lesson_port).or_insert_with(closed_port);
+            out.push_str(&text[last..whole.start()]);
+            let _ = write!(out, "{prefix}{real}");
+            last = whole.end();
+        }
+        out.push_str(&text[last..]);
+        out
+    }
+
+    /// Checks `# expect:` and `# silent` against what the command printed (an address in the
+    /// expected text means the real one).
+    fn check_output(&mut self, command: &Command, output: &str) {
+        for wanted in &command.expect {
+            let wanted = self.substitute_addresses(wanted);
+            if !output.contains(wanted.as_str()) {
+                self.fail(command, &format!("output lacks {wanted:?}"), output);
+            }
+        }
+        if command.silent && !output.trim().is_empty() {
+            self.fail(command, "should print nothing", output);
+        }
+    }
+
+    fn fail(&mut self, command: &Command, why: &str, output: &str) {
+        let tail: String = {
+            let chars: Vec<char> = output.chars().collect();
+            chars[chars.len().saturating_sub(3000)..].iter().collect()
+        };
+        self.failures.push(format!(
+            "{}:{}: `{}`: {why}\n--- output ---\n{tail}",
+            self.name, command.line, command.text
+        ));
+    }
+}
+
+/// A line that controls one of the block's background jobs (numbered from 1, like a shell's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobControl {
+    /// `kill %N`, `kill -TERM %N`, `kill -INT %N`: stop it.
+    Stop(usize),
+    /// `kill -STOP %N`, `kill -CONT %N`, ...: send it that signal; it stays a job.
+    Signal(usize, libc::c_int),
+    /// `wait %N`: wait until it exits by itself.
+    Wait(usize),
+}
+
+impl JobControl {
+    fn job(self) -> usize {
+        match self {
+            JobControl::Stop(n) | JobControl::Signal(n, _) | JobControl::Wait(n) => n,
+        }
+    }
+}
+
+fn job_control(text: &str) -> Option<JobControl> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let number = |job: &str| job.strip_prefix('%')?.parse::<usize>().ok();
+    match words.as_slice() {
+        ["kill", job] => Some(JobControl::Stop(number(job)?)),
+        ["wait", job] => Some(JobControl::Wait(number(job)?)),
+        ["kill", signal, job] => {
+            let n = number(job)?;
+            let name = signal.strip_prefix('-')?;
+            let name = name.strip_prefix("SIG").unwrap_or(name);
+            Some(match name {
+                "TERM" | "INT" | "15" | "2" => JobControl::Stop(n),
+                "STOP" => JobControl::Signal(n, libc::SIGSTOP),
+                "CONT" => JobControl::Signal(n, libc::SIGCONT),
+                "HUP" => JobControl::Signal(n, libc::SIGHUP),
+                "USR1" => JobControl::Signal(n, libc::SIGUSR1),
+                _ => return None,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A port nothing listens on: bind a free one and let it go.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or(1, |a| a.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Job control lines are recognised, other `kill`s are left to the shell.
+    #[test]
+    fn reads_job_control() {
+        assert_eq!(job_control("kill %2"), Some(JobControl::Stop(2)));
+        assert_eq!(job_control("kill -INT %1"), Some(JobControl::Stop(1)));
+        assert_eq!(
+            job_control("kill -STOP %1"),
+            Some(JobControl::Signal(1, libc::SIGSTOP))
+        );
+        assert_eq!(job_control("wait %3"), Some(JobControl::Wait(3)));
+        assert_eq!(job_control("kill 1234"), None);
+        assert_eq!(job_control("kill -KILL %1"), None);
+    }
+}

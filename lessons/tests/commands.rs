@@ -1,0 +1,74 @@
+//! Every shell command of every lesson runs against the freshly built binaries: servers start
+//! with the lesson's flags, clients and `loadgen` talk to them, and each command's annotated
+//! output is checked. A renamed flag or a changed message breaks the lesson's test.
+//! The conventions are in `lessons/README.md`.
+
+use lessons::session::run_lesson;
+use std::collections::BTreeSet;
+
+/// The course, in order: each of these files has a test below.
+const LESSONS: &[&str] = &[
+    "README.md",
+    "INSTRUCTORS.md",
+    "00-start-here.md",
+    "01-blocking.md",
+    "08-measuring.md",
+    "09-socket-options.md",
+];
+
+fn run(file: &str) {
+    let path = lessons::lessons_dir().join(file);
+    if let Err(failures) = run_lesson(&path) {
+        panic!("{file}: commands that do not do what the lesson says:\n\n{failures}");
+    }
+}
+
+/// Every Markdown file of the course has a commands test here (none is silently skipped).
+#[test]
+fn every_lesson_is_tested() {
+    let on_disk: BTreeSet<String> = lessons::markdown_files()
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let listed: BTreeSet<String> = LESSONS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        on_disk, listed,
+        "add each lesson to LESSONS and give it a test"
+    );
+}
+
+/// The course map's commands (building, the first server) work.
+#[test]
+fn readme() {
+    run("README.md");
+}
+
+/// The instructor guide's grading commands work.
+#[test]
+fn instructors() {
+    run("INSTRUCTORS.md");
+}
+
+/// Lesson 00: the tools (`chat`, `nc`, `loadgen check/run`) against chat-blocking.
+#[test]
+fn lesson_00_start_here() {
+    run("00-start-here.md");
+}
+
+/// Lesson 01: chat-blocking serves one client; the second waits in the backlog.
+#[test]
+fn lesson_01_blocking() {
+    run("01-blocking.md");
+}
+
+/// Lesson 08: the measuring commands run (shortened) and print the figures the lesson reads.
+#[test]
+fn lesson_08_measuring() {
+    run("08-measuring.md");
+}
+
+/// Lesson 09: every socket-option experiment behaves as described.
+#[test]
+fn lesson_09_socket_options() {
+    run("09-socket-options.md");
+}

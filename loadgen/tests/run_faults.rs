@@ -1,0 +1,124 @@
+//! The checks of `loadgen run` can fail: against a deliberately faulty TestServer the run
+//! reports lost and reordered deliveries, and a stalling server shows in the open-loop
+//! (coordinated-omission corrected) latency but hides in the closed-loop one.
+
+use loadgen::run::{render_summary, run, RunConfig, RunReport};
+use loadgen::testkit::{Faults, TestServer};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn config(addr: SocketAddr, conns: usize, room_size: usize) -> RunConfig {
+    let mut config = RunConfig::new(addr, conns);
+    config.room_size = room_size;
+    config.rate = Some(40.0);
+    config.warmup = Duration::from_millis(200);
+    config.duration = Duration::from_millis(1500);
+    config.connect_timeout = Duration::from_secs(20);
+    config.drain = Duration::from_secs(2);
+    config
+}
+
+/// A server that drops every 7th broadcast to each recipient: the run counts the missing
+/// copies as lost (and every expected copy is either received or lost), fails, and says so.
+#[test]
+fn dropped_broadcasts_are_reported_lost() {
+    let server = TestServer::start(Faults {
+        drop_every_nth_broadcast: Some(7),
+        ..Faults::default()
+    })
+    .expect("test server");
+    let report = run(&config(server.addr(), 12, 4)).expect("run");
+    let m = &report.messages;
+    assert!(m.lost > 0, "no loss detected: {}", report.headline);
+    assert_eq!(m.received_copies + m.lost, m.expected_copies, "{m:?}");
+    assert_eq!(m.duplicated, 0);
+    assert!(!report.ok);
+    assert!(
+        report.headline.starts_with("FAILED:"),
+        "{}",
+        report.headline
+    );
+    assert!(
+        report.headline.contains("copies lost"),
+        "{}",
+        report.headline
+    );
+}
+
+/// A server that swaps consecutive broadcasts: the run counts deliveries out of order, none
+/// lost (the swapped copies do arrive), and fails.
+#[test]
+fn reordered_broadcasts_are_reported_out_of_order() {
+    let server = TestServer::start(Faults {
+        reorder_broadcasts: true,
+        ..Faults::default()
+    })
+    .expect("test server");
+    // Rooms of one: every broadcast a connection receives is its own, so each swap reverses
+    // two messages of the same sender.
+    let report = run(&config(server.addr(), 4, 1)).expect("run");
+    let m = &report.messages;
+    assert!(
+        m.out_of_order > 0,
+        "no reordering detected: {}",
+        report.headline
+    );
+    assert_eq!(m.lost, 0, "{}", report.headline);
+    assert_eq!(m.duplicated, 0);
+    assert!(!report.ok);
+    assert!(
+        report.headline.contains("out of order"),
+        "{}",
+        report.headline
+    );
+}
+
+/// Starts a server that holds all output during [3 s, 4 s) after its start, and runs a 5 s
+/// measured window right away, so the window contains exactly that one 1-second stall.
+fn run_against_stall(closed: bool) -> RunReport {
+    let server = TestServer::start(Faults {
+        stall: Some((Duration::from_secs(3), Duration::from_secs(1))),
+        ..Faults::default()
+    })
+    .expect("test server");
+    let mut cfg = config(server.addr(), 4, 1);
+    cfg.warmup = Duration::from_millis(200);
+    cfg.duration = Duration::from_secs(5);
+    cfg.rate = if closed { None } else { Some(50.0) };
+    run(&cfg).expect("run")
+}
+
+/// Coordinated omission: in open loop every message due during the 1 s stall waits for it,
+/// about a fifth of the samples, so p99 shows the stall (~1 s). In closed loop each connection
+/// has one message in flight: the stall delays one message per connection and the rest of
+/// the samples are fast, so p99 stays far below it; only `max` betrays the stall.
+#[test]
+fn open_loop_p99_shows_a_stall_that_closed_loop_hides() {
+    let open = run_against_stall(false);
+    let closed = run_against_stall(true);
+    eprintln!("open loop:\n{}", render_summary(&open));
+    eprintln!("closed loop:\n{}", render_summary(&closed));
+    let (open_rt, closed_rt) = (&open.latency_us.round_trip, &closed.latency_us.round_trip);
+    assert!(
+        open.ok && closed.ok,
+        "{}\n{}",
+        open.headline,
+        closed.headline
+    );
+    assert!(
+        open_rt.p99 >= 500_000,
+        "open-loop p99 {} µs should reflect the 1 s stall",
+        open_rt.p99
+    );
+    assert!(
+        closed_rt.max >= 500_000,
+        "the closed-loop run did see the stall (max {} µs)",
+        closed_rt.max
+    );
+    assert!(
+        closed_rt.p99 < 500_000,
+        "closed-loop p99 {} µs should hide the stall ({} samples)",
+        closed_rt.p99,
+        closed_rt.count
+    );
+}

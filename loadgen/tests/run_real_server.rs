@@ -1,0 +1,73 @@
+//! `loadgen run` against a real server binary in its own process: 1,000 connections on
+//! chat-epoll, checked through the command line's JSON report.
+//!
+//! The binary is taken from beside this test executable (`cargo test --workspace` builds it
+//! there); when it is missing (`cargo test -p loadgen` alone), it is built with cargo first.
+
+use loadgen::run::RunReport;
+use loadgen::server_process::ServerProcess;
+use loadgen::sweep::find_or_build;
+use std::process::Command;
+use std::time::Duration;
+
+/// 1,000 connections in rooms of 10 against chat-epoll: the JSON report shows every connection
+/// opened, every copy delivered, none lost, duplicated or out of order, and the server's CPU and
+/// memory sampled through its pid.
+#[test]
+fn thousand_connections_against_chat_epoll() {
+    let program = find_or_build("chat-epoll", true).expect("chat-epoll binary");
+    let mut server =
+        ServerProcess::spawn(&program, ["--idle-timeout", "0"]).expect("chat-epoll starts");
+    let dir = std::env::temp_dir().join(format!("loadgen-run-epoll-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json_path = dir.join("run.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--addr", &server.addr().to_string()])
+        .args(["--conns", "1000", "--room-size", "10", "--rate", "2"])
+        .args([
+            "--duration",
+            "3s",
+            "--warmup",
+            "1s",
+            "--connect-rate",
+            "2000",
+        ])
+        .args(["--connect-timeout", "30s", "--drain", "10s"])
+        .args(["--server-pid", &server.pid().to_string()])
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let text = std::fs::read_to_string(&json_path).expect("JSON report written");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(json["schema"], "c10k-lab/loadgen-run/v1");
+    assert_eq!(json["connections"]["connected"], 1000, "{stdout}");
+    assert_eq!(json["connections"]["dropped"], 0, "{stdout}");
+    assert_eq!(json["messages"]["lost"], 0, "{stdout}");
+    assert_eq!(json["messages"]["duplicated"], 0, "{stdout}");
+    assert_eq!(json["messages"]["out_of_order"], 0, "{stdout}");
+    let report = RunReport::from_json(&text).expect("a run report");
+    assert!(report.ok, "{}", report.headline);
+    assert_eq!(
+        report.messages.received_copies, report.messages.expected_copies,
+        "{stdout}"
+    );
+    // Rooms of 10: nine other members receive each message.
+    assert_eq!(report.messages.deliveries, 9 * report.messages.acked);
+    let server_figures = report.server.expect("server figures");
+    assert!(server_figures.rss_connected_kib > 0);
+    assert!(server_figures.rss_per_conn_bytes.is_some());
+
+    assert!(server
+        .terminate(Duration::from_secs(5))
+        .expect("terminate")
+        .is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

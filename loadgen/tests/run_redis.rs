@@ -1,0 +1,88 @@
+//! `loadgen run --target redis`: the room workload over Redis pub/sub and the ping workload
+//! over PING, against a throw-away `redis-server`.
+//!
+//! Needs `redis-server` (Debian: `apt-get install redis-server`). When it is missing the tests
+//! print why and pass, except under CI (`CI=true`), where a missing Redis is a failure: CI
+//! installs it, and a silently skipped comparison would go unnoticed.
+
+use loadgen::run::{run, RunConfig, RunReport, Target, Workload};
+use loadgen::sweep::{models::redis_server_path, RedisServer};
+use std::time::Duration;
+
+/// Starts redis-server, or returns `None` (outside CI) when it is not installed.
+fn redis() -> Option<RedisServer> {
+    let Some(program) = redis_server_path() else {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(
+            !in_ci,
+            "redis-server is not installed, and CI must run the Redis tests \
+             (apt-get install -y redis-server)"
+        );
+        eprintln!("redis-server is not installed: skipping the Redis test");
+        return None;
+    };
+    Some(RedisServer::start(&program).expect("redis-server starts"))
+}
+
+fn config(redis: &RedisServer, conns: usize, workload: Workload) -> RunConfig {
+    let mut config = RunConfig::new(redis.addr(), conns);
+    config.target = Target::Redis;
+    config.workload = workload;
+    config.room_size = 5;
+    config.rate = Some(20.0);
+    config.warmup = Duration::from_millis(300);
+    config.duration = Duration::from_secs(1);
+    config.connect_timeout = Duration::from_secs(20);
+    config.drain = Duration::from_secs(5);
+    config.server_pid = Some(redis.pid());
+    config
+}
+
+fn assert_clean(report: &RunReport) {
+    assert!(report.ok, "{}", report.headline);
+    assert_eq!(report.messages.unparsed, 0, "{}", report.headline);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.messages.received_copies,
+        report.messages.expected_copies
+    );
+}
+
+/// Rooms as Redis channels: each member SUBSCRIBEs to its room and PUBLISHes to it; every
+/// subscriber, the publisher included, receives each message, in order, none lost.
+#[test]
+fn room_workload_over_redis_pubsub() {
+    let Some(redis) = redis() else { return };
+    let report = run(&config(&redis, 40, Workload::Chat)).expect("run");
+    assert_clean(&report);
+    assert_eq!(report.connections.connected, 40);
+    assert!(report.messages.acked > 0);
+    assert_eq!(report.messages.deliveries, 4 * report.messages.acked);
+    assert!(report.server.expect("redis pid given").rss_connected_kib > 0);
+}
+
+/// The ping workload as `PING <id>` in closed loop; idle connections subscribe and hold.
+#[test]
+fn ping_and_idle_over_redis() {
+    let Some(redis) = redis() else { return };
+    let mut ping = config(&redis, 10, Workload::Ping);
+    ping.rate = None;
+    let report = run(&ping).expect("ping run");
+    assert_clean(&report);
+    assert!(report.messages.acked > 0);
+
+    let report = run(&config(&redis, 20, Workload::Idle)).expect("idle run");
+    assert_clean(&report);
+    assert_eq!(report.connections.connected, 20);
+}
+
+/// `private` has no Redis counterpart: the run is refused with the reason instead of
+/// measuring something else.
+#[test]
+fn private_workload_is_refused_for_redis() {
+    let mut config = RunConfig::new("127.0.0.1:6379".parse().expect("addr"), 4);
+    config.target = Target::Redis;
+    config.workload = Workload::Private;
+    let err = run(&config).expect_err("refused");
+    assert!(err.to_string().contains("no Redis equivalent"), "{err}");
+}

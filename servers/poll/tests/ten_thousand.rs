@@ -1,0 +1,23 @@
+//! chat-poll with `--backend poll` holds 10,000 connections (server in its own process).
+
+use loadgen::fanout::{run_rooms, FanoutSpec};
+use loadgen::server_process::ServerProcess;
+use std::time::Duration;
+
+/// 10,000 connections in rooms of 10, every member sending: every broadcast reaches every
+/// member of its room, each sender's messages in order, none lost or duplicated. This is the
+/// O(n)-per-call readiness model at the scale where it starts to hurt (each poll(2) call passes
+/// a 10,000-entry array), still correct.
+#[test]
+fn poll_backend_holds_10k_connections_in_rooms_of_10() {
+    let server = ServerProcess::spawn(env!("CARGO_BIN_EXE_chat-poll"), ["--backend", "poll"])
+        .expect("start chat-poll");
+    let mut spec = FanoutSpec::new(10_000, 10, 3);
+    spec.deadline = Duration::from_secs(90);
+    let report = run_rooms(server.addr(), &spec).expect("fan-out run");
+    eprintln!(
+        "chat-poll --backend poll, 10k connections: {:?}",
+        report.elapsed
+    );
+    report.assert_perfect();
+}
