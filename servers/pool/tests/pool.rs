@@ -1,0 +1,191 @@
+//! chat-pool over real sockets: the spec (with enough workers), and the model's lesson — at most
+//! `--workers` clients are served at once; the next ones wait until a worker frees up (a client
+//! leaves, or the idle timeout drops a silent one), and past `--queue` they get `server_full`.
+
+use loadgen::server_process::ServerProcess;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chat-pool");
+
+/// A line-oriented test client.
+struct Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        }
+    }
+
+    /// Connects and joins; asserts the `welcome`.
+    fn join(addr: SocketAddr, nickname: &str) -> Client {
+        let mut client = Client::connect(addr);
+        client.send(&format!(r#"{{"type":"join","nickname":"{nickname}"}}"#));
+        assert_eq!(client.recv()["type"], "welcome", "{nickname} joins");
+        client
+    }
+
+    fn send(&mut self, line: &str) {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+    }
+
+    /// Whether a reply arrives within `wait`.
+    fn replies_within(&mut self, wait: Duration) -> bool {
+        self.writer.set_read_timeout(Some(wait)).unwrap();
+        let mut line = String::new();
+        let got = matches!(self.reader.read_line(&mut line), Ok(n) if n > 0);
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        got
+    }
+
+    /// Whether the server closed the connection (EOF or reset) within the read timeout.
+    fn is_closed(&mut self) -> bool {
+        let mut line = String::new();
+        !matches!(self.reader.read_line(&mut line), Ok(n) if n > 0)
+    }
+}
+
+/// Every conformance scenario passes, multi-client ones included, when the pool has more workers
+/// than the checker has clients at once.
+#[test]
+fn conformance_with_enough_workers() {
+    loadgen::check::assert_conformance(Path::new(BIN), &["--workers", "64"], false);
+}
+
+/// SIGTERM: every connected client gets `shutting_down`, the process exits 0 within 2 s.
+#[test]
+fn graceful_shutdown() {
+    loadgen::check::assert_graceful_shutdown(Path::new(BIN), &["--workers", "16"], 8);
+}
+
+/// Out of file descriptors: the server backs off instead of spinning or crashing.
+#[test]
+fn survives_fd_exhaustion() {
+    loadgen::check::assert_survives_fd_exhaustion(Path::new(BIN), &["--workers", "64"]);
+}
+
+/// The lesson: with two workers, a third client is connected but not answered while the first
+/// two are served; it is served as soon as one of them quits.
+#[test]
+fn third_client_waits_for_a_free_worker() {
+    let server = ServerProcess::spawn(BIN, ["--workers", "2", "--idle-timeout", "0"]).unwrap();
+    let mut first = Client::join(server.addr(), "first");
+    let mut second = Client::join(server.addr(), "second");
+    assert_eq!(first.recv()["type"], "joined");
+
+    let mut third = Client::connect(server.addr());
+    third.send(r#"{"type":"join","nickname":"third"}"#);
+    assert!(
+        !third.replies_within(Duration::from_secs(1)),
+        "two workers cannot serve a third client"
+    );
+
+    first.send(r#"{"type":"quit"}"#);
+    assert_eq!(first.recv()["type"], "bye");
+    let welcome = third.recv();
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["users"], serde_json::json!(["second", "third"]));
+    // The second client hears about it: the freed worker serves the third one fully.
+    assert_eq!(second.recv()["type"], "left");
+    assert_eq!(second.recv()["type"], "joined");
+}
+
+/// The idle timeout is what frees a worker held by a silent client: the waiting client is
+/// served once the silent one is timed out.
+#[test]
+fn idle_timeout_frees_a_worker() {
+    let server = ServerProcess::spawn(BIN, ["--workers", "1", "--idle-timeout", "2"]).unwrap();
+    let mut silent = Client::connect(server.addr());
+    // Make sure the silent client holds the only worker before the next one connects.
+    silent.send(r#"{"type":"ping"}"#);
+    assert_eq!(silent.recv()["type"], "pong");
+
+    let started = Instant::now();
+    let mut waiting = Client::connect(server.addr());
+    waiting.send(r#"{"type":"ping","id":1}"#);
+    assert!(
+        !waiting.replies_within(Duration::from_millis(800)),
+        "one worker cannot serve a second client"
+    );
+    assert_eq!(silent.recv()["code"], "idle_timeout");
+    assert!(silent.is_closed());
+    let pong = waiting.recv();
+    assert_eq!(pong["type"], "pong");
+    assert_eq!(pong["id"], 1);
+    assert!(started.elapsed() < Duration::from_secs(9));
+}
+
+/// Past the served clients and `--queue` waiting ones, a client is refused with `server_full`
+/// at once; the waiting one is still served when the worker frees up.
+#[test]
+fn full_queue_answers_server_full() {
+    let server = ServerProcess::spawn(BIN, ["--workers", "1", "--queue", "1"]).unwrap();
+    let mut served = Client::join(server.addr(), "served");
+    let mut waiting = Client::connect(server.addr());
+    waiting.send(r#"{"type":"join","nickname":"waiting"}"#);
+
+    let mut refused = Client::connect(server.addr());
+    let reply = refused.recv();
+    assert_eq!(reply["type"], "error");
+    assert_eq!(reply["code"], "server_full");
+    assert!(refused.is_closed());
+
+    served.send(r#"{"type":"quit"}"#);
+    assert_eq!(served.recv()["type"], "bye");
+    assert_eq!(waiting.recv()["type"], "welcome");
+}
+
+/// SIGTERM also reaches the clients still waiting for a worker: they were accepted, so they are
+/// told `shutting_down` like the served ones.
+#[test]
+fn shutdown_tells_waiting_clients_too() {
+    let mut server = ServerProcess::spawn(BIN, ["--workers", "1"]).unwrap();
+    let mut served = Client::join(server.addr(), "served");
+    let mut waiting = Client::connect(server.addr());
+    waiting.send(r#"{"type":"join","nickname":"waiting"}"#);
+    assert!(!waiting.replies_within(Duration::from_millis(300)));
+
+    let status = server.terminate(Duration::from_secs(5)).unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0, got {status:?}"
+    );
+    for client in [&mut served, &mut waiting] {
+        let reply = client.recv();
+        assert_eq!(reply["code"], "shutting_down");
+        assert!(client.is_closed());
+    }
+}
+
+/// A pool larger than the thread limit does not start half-way: the process exits with an
+/// error before announcing its address.
+#[test]
+fn more_workers_than_threads_allowed_fails_at_start() {
+    let started = ServerProcess::spawn(BIN, ["--workers", "8", "--max-threads", "4"]);
+    assert!(
+        started.is_err(),
+        "started with 8 workers and --max-threads 4"
+    );
+}
