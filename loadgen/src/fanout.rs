@@ -121,9 +121,7 @@ async fn run_async(addr: SocketAddr, spec: FanoutSpec) -> anyhow::Result<FanoutR
     let mut tasks = Vec::with_capacity(spec.conns);
     for member in 0..spec.conns {
         let room = member / spec.room_size;
-        let room_len = spec
-            .room_size
-            .min(spec.conns - room * spec.room_size);
+        let room_len = spec.room_size.min(spec.conns - room * spec.room_size);
         let task = Member {
             index: member,
             room,
@@ -282,7 +280,10 @@ impl Member {
             "{{\"type\":\"join\",\"nickname\":\"f{}\",\"room\":\"room{}\"}}\n",
             self.index, self.room
         );
-        writer.write_all(join.as_bytes()).await.context("send join")?;
+        writer
+            .write_all(join.as_bytes())
+            .await
+            .context("send join")?;
         let mut line = String::new();
         loop {
             line.clear();

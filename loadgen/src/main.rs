@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadgen", version, about = "Conformance checker and load generator for the c10k-lab chat protocol")]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Conformance checker and load generator for the c10k-lab chat protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
