@@ -91,13 +91,14 @@ impl SendQueue {
     /// retries on `Interrupted`, and returns any other error (the peer is gone).
     pub fn write_to<W: Write>(&mut self, writer: &mut W) -> io::Result<Flush> {
         while !self.frames.is_empty() {
-            let slices: Vec<IoSlice<'_>> = self
-                .frames
-                .iter()
-                .take(MAX_SLICES)
-                .map(|f| IoSlice::new(f))
-                .collect();
-            let written = match writer.write_vectored(&slices) {
+            // A fixed array on the stack: no allocation per write on this hot path.
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(&self.frames) {
+                *slot = IoSlice::new(frame);
+                count += 1;
+            }
+            let written = match writer.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Pending),
