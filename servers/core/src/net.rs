@@ -93,8 +93,14 @@ pub fn init_logging() {
 /// whole system). A server must not treat it as fatal, and must not retry in a tight loop either:
 /// the pending connection stays in the backlog, so the listener stays readable and a naive event
 /// loop spins a core at 100%.
+///
+/// ENOBUFS and ENOMEM (the kernel is out of socket memory) are treated the same way: they last
+/// until something is freed, so retrying at once would spin just as well.
 pub fn is_fd_exhaustion(err: &io::Error) -> bool {
-    matches!(err.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
 }
 
 /// Whether an `accept` error concerns only the connection being accepted (the client reset it
@@ -106,8 +112,5 @@ pub fn is_transient_accept_error(err: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
-    ) || matches!(
-        err.raw_os_error(),
-        Some(libc::EPROTO) | Some(libc::ENOBUFS) | Some(libc::ENOMEM) | Some(libc::EPERM)
-    )
+    ) || matches!(err.raw_os_error(), Some(libc::EPROTO) | Some(libc::EPERM))
 }

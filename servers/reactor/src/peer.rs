@@ -1,0 +1,132 @@
+//! One connection as a reactor sees it: the same `Peer` as in chat-epoll (a socket, its
+//! `LineDecoder` and its `SendQueue`), plus what the hand-off to workers adds: a buffer of bytes
+//! read while the previous batch is still on a worker, a decoder that is sometimes away, and
+//! the `unsent` counter the Hub's side uses to enforce `--max-backlog`.
+
+use chat_core::{ConnId, Flush, LineDecoder, SendQueue};
+use mio::net::TcpStream;
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The most input buffered for one peer while its previous batch is on a worker. Past it, the
+/// reactor stops reading that socket: the kernel's receive buffer fills, TCP's window closes,
+/// and the client slows down (backpressure), instead of our memory growing. It also bounds how
+/// long one busy peer can keep the reactor from the others (fairness).
+pub const MAX_INBOUND: usize = 64 * 1024;
+
+/// How much unread input a closing peer may still have drained (see [`Peer::close`]).
+const MAX_DRAIN: usize = 256 * 1024;
+
+pub struct Peer {
+    /// The Hub's name for this connection. The slab slot (mio token) may be reused by a later
+    /// peer; the id never is, so mail for a departed peer is recognised and dropped.
+    pub id: ConnId,
+    /// The non-blocking socket. Dropping the `Peer` closes it (and removes it from epoll).
+    pub socket: TcpStream,
+    /// Splits the byte stream into lines. `None` while a worker holds it: that is what "one
+    /// batch in flight per connection" means.
+    pub decoder: Option<LineDecoder>,
+    /// Bytes read but not yet handed to a worker.
+    pub inbound: Vec<u8>,
+    /// Frames not yet taken by the kernel.
+    pub queue: SendQueue,
+    /// Bytes routed to this peer and not yet written (in the mailbox or in `queue`). The router
+    /// adds under the Hub lock and cuts the peer past `--max-backlog`; we subtract what we write.
+    pub unsent: Arc<AtomicUsize>,
+    /// We stopped reading before the socket said `WouldBlock` (the inbound buffer was full).
+    /// mio is edge-triggered: it will not report the socket readable again until *new* data
+    /// arrives, so we must come back on our own when the batch returns.
+    pub unread: bool,
+    /// The client sent its FIN (or its socket failed). Its remaining input is still handled,
+    /// then it is disconnected.
+    pub hung_up: bool,
+    /// Write what is queued, then close. Nothing more is read.
+    pub closing: bool,
+    /// Whether WRITABLE interest is registered: only while `queue` holds bytes the kernel
+    /// refused, so an idle connection never wakes the loop.
+    pub write_interest: bool,
+    /// Already listed for this turn's flush.
+    pub dirty: bool,
+}
+
+impl Peer {
+    pub fn new(
+        id: ConnId,
+        socket: TcpStream,
+        decoder: LineDecoder,
+        queue: SendQueue,
+        unsent: Arc<AtomicUsize>,
+    ) -> Self {
+        Peer {
+            id,
+            socket,
+            decoder: Some(decoder),
+            inbound: Vec::new(),
+            queue,
+            unsent,
+            unread: false,
+            hung_up: false,
+            closing: false,
+            write_interest: false,
+            dirty: false,
+        }
+    }
+
+    /// Whether a batch of this peer's input is on a worker.
+    pub fn in_flight(&self) -> bool {
+        self.decoder.is_none()
+    }
+
+    /// Reads until the socket has nothing more (`WouldBlock`), EOF, or the inbound buffer is
+    /// full. Edge-triggered readiness means "read until `WouldBlock`", or remember that we did
+    /// not (`unread`).
+    pub fn receive(&mut self, scratch: &mut [u8]) {
+        self.unread = false;
+        while !self.hung_up {
+            if self.inbound.len() >= MAX_INBOUND {
+                self.unread = true;
+                return;
+            }
+            match (&self.socket).read(scratch) {
+                Ok(0) => self.hung_up = true,
+                Ok(n) => self.inbound.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A reset is the same as an EOF for us: what it sent before is still handled.
+                Err(_) => self.hung_up = true,
+            }
+        }
+    }
+
+    /// Writes as much queued output as the socket takes (one `writev` for many frames).
+    pub fn send(&mut self) -> io::Result<Flush> {
+        let before = self.queue.len_bytes();
+        // `&TcpStream` implements `Write`: a short write leaves the rest queued, mid-frame.
+        let flushed = self.queue.write_to(&mut &self.socket);
+        let written = before - self.queue.len_bytes();
+        self.unsent.fetch_sub(written, Ordering::SeqCst);
+        flushed
+    }
+
+    /// Closes the connection after its output was flushed.
+    ///
+    /// `close()` on a socket whose receive buffer still holds unread bytes makes the kernel send
+    /// a RST instead of a FIN, and a RST can make the client discard our last frames (`bye`,
+    /// `line_too_long`) before it reads them. So: FIN first (`shutdown(Write)`), then read and
+    /// drop what the client already sent, then close.
+    pub fn close(self, scratch: &mut [u8]) {
+        let _ = self.socket.shutdown(Shutdown::Write);
+        let mut drained = 0;
+        while drained < MAX_DRAIN {
+            match (&self.socket).read(scratch) {
+                Ok(0) => break,
+                Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        // Dropping the stream closes the descriptor, which also removes it from the epoll set.
+    }
+}

@@ -1,0 +1,293 @@
+//! The callbacks of one event loop, with the names they have in chat-epoll: what happens when
+//! the listener is readable (`on_listener_ready`, `on_peer_connected`), when a peer's socket is
+//! readable (`on_peer_ready_recv`), when a turn's input goes to the workers (`hand_off`), when
+//! the Hub's orders arrive (`carry_out`), and when queued frames are written (`write_out`,
+//! `on_peer_ready_send`).
+
+use super::{mark_dirty, Reactor, ACCEPT_PAUSE, CLOSE_LINGER, LISTENER, MAIL_PER_TURN};
+use crate::peer::Peer;
+use crate::shared::{Mail, Order};
+use crate::worker::{self, Batch};
+use chat_core::{net, ConnId, Flush, LineDecoder};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use std::io;
+use std::time::Instant;
+
+impl Reactor {
+    // ---- accepting ------------------------------------------------------------------------
+
+    /// The listener is readable: accept until `WouldBlock` (edge-triggered: the next event
+    /// comes only with the next *new* connection).
+    pub(super) fn on_listener_ready(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let accepted = match &self.listener {
+                Some(listener) => listener.accept(),
+                None => return,
+            };
+            match accepted {
+                Ok((socket, _)) => self.on_peer_connected(socket),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if net::is_fd_exhaustion(&e) => {
+                    tracing::warn!(
+                        "reactor {}: {e}; pausing accept for {ACCEPT_PAUSE:?}",
+                        self.index
+                    );
+                    return self.pause_accepting();
+                }
+                Err(e) if net::is_transient_accept_error(&e) => continue,
+                Err(e) => {
+                    tracing::error!("reactor {}: accept failed: {e}", self.index);
+                    return self.pause_accepting();
+                }
+            }
+        }
+    }
+
+    fn on_peer_connected(&mut self, mut socket: TcpStream) {
+        if let Err(e) = net::configure_accepted(&socket, &self.args.socket) {
+            tracing::debug!("socket options: {e}");
+        }
+        let entry = self.peers.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)
+        {
+            tracing::warn!("cannot register a new connection: {e}");
+            return;
+        }
+        let (id, unsent) = self.shared.connect(self.index, token, Instant::now());
+        let (decoder, queue) = (self.args.decoder(), self.args.send_queue());
+        entry.insert(Peer::new(id, socket, decoder, queue, unsent));
+        tracing::debug!("{id} connected on reactor {}", self.index);
+    }
+
+    fn pause_accepting(&mut self) {
+        if let Some(listener) = &mut self.listener {
+            let _ = self.poll.registry().deregister(listener);
+        }
+        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+    }
+
+    pub(super) fn resume_accepting(&mut self) {
+        self.accept_paused_until = None;
+        if let Some(listener) = &mut self.listener {
+            let _ = self
+                .poll
+                .registry()
+                .register(listener, LISTENER, Interest::READABLE);
+        }
+        // The waiting connections will not make a new edge: accept them now.
+        self.on_listener_ready();
+    }
+
+    /// SIGINT/SIGTERM: close the listener (the kernel refuses new clients from now on) and
+    /// have the Hub tell everyone `shutting_down`: each reactor gets its peers' orders by mail.
+    pub(super) fn begin_shutdown(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accept_paused_until = None;
+        self.shared.shut_down();
+    }
+
+    // ---- input: socket -> worker ----------------------------------------------------------
+
+    pub(super) fn on_peer_ready_recv(&mut self, token: Token) {
+        let Some(peer) = self.peers.get_mut(token.0) else {
+            return;
+        };
+        if peer.closing || peer.hung_up {
+            return; // a closing peer's input is drained when it closes
+        }
+        peer.receive(&mut self.scratch);
+        self.process_input(token);
+    }
+
+    /// Queues the peer's buffered input for this turn's hand-off, unless its previous batch is
+    /// still on a worker; once everything a departed peer sent is handled, disconnects it.
+    fn process_input(&mut self, token: Token) {
+        let Some(peer) = self.peers.get_mut(token.0) else {
+            return;
+        };
+        if peer.closing || peer.in_flight() {
+            return; // (the decoder's return brings us back here)
+        }
+        if peer.inbound.is_empty() {
+            if peer.hung_up {
+                // Its last lines are answered: now its room may hear it left.
+                let id = peer.id;
+                self.shared.disconnect(id);
+                self.begin_close(token, id);
+            }
+            return;
+        }
+        if let Some(decoder) = peer.decoder.take() {
+            self.batches.push(Batch {
+                token,
+                id: peer.id,
+                decoder,
+                bytes: std::mem::take(&mut peer.inbound),
+            });
+        }
+    }
+
+    /// Hands this turn's input to the workers, or handles it here when it is too little to be
+    /// worth the trip: a hand-off costs a wake-up on each side (and rayon's workers spin a
+    /// while before sleeping), which a few small requests do not repay.
+    pub(super) fn hand_off(&mut self) {
+        if self.batches.is_empty() {
+            return;
+        }
+        let batches = std::mem::take(&mut self.batches);
+        let bytes: usize = batches.iter().map(|batch| batch.bytes.len()).sum();
+        match &self.shared.pool {
+            Some(pool) if bytes >= self.offload_min => {
+                worker::spawn_jobs(&self.shared, pool, self.index, batches);
+            }
+            _ => {
+                for (token, id, decoder) in worker::run_batches(&self.shared, batches) {
+                    self.on_batch_done(token, id, decoder);
+                }
+            }
+        }
+    }
+
+    /// A worker is done with the peer's previous batch: read what we left unread, queue the
+    /// next batch.
+    fn on_batch_done(&mut self, token: Token, id: ConnId, decoder: LineDecoder) {
+        let Some(peer) = self.peers.get_mut(token.0).filter(|p| p.id == id) else {
+            return; // it left meanwhile
+        };
+        peer.decoder = Some(decoder);
+        if peer.unread && !peer.closing {
+            peer.receive(&mut self.scratch);
+        }
+        self.process_input(token);
+    }
+
+    // ---- output: Hub -> socket ------------------------------------------------------------
+
+    pub(super) fn read_mail(&mut self) {
+        // Re-arm the waker *before* draining: mail sent from now on wakes us again.
+        self.shared.rearm(self.index);
+        for _ in 0..MAIL_PER_TURN {
+            match self.mailbox.try_recv() {
+                Ok(Mail::Orders(orders)) => self.carry_out(orders),
+                Ok(Mail::BatchesDone(decoders)) => {
+                    for (token, id, decoder) in decoders {
+                        self.on_batch_done(token, id, decoder);
+                    }
+                }
+                Err(_) => {
+                    self.mail_left = false;
+                    return;
+                }
+            }
+        }
+        self.mail_left = true;
+    }
+
+    /// Carries out the Hub's orders for this reactor's peers, in the Hub's order. Only queues:
+    /// writing waits for the end of the turn.
+    fn carry_out(&mut self, orders: Vec<(Token, ConnId, Order)>) {
+        for (token, id, order) in orders {
+            let Some(peer) = self.peers.get_mut(token.0).filter(|p| p.id == id) else {
+                continue; // it left meanwhile (its slot may hold a newer peer)
+            };
+            match order {
+                Order::Send(frame) => {
+                    // Cannot fail: the router never lets `unsent`, which counts these bytes and
+                    // more, past the same limit. Cut the peer anyway if it ever does.
+                    if peer.queue.push(frame).is_err() {
+                        self.peers.remove(token.0);
+                        self.shared.disconnect(id);
+                        continue;
+                    }
+                    mark_dirty(&mut self.dirty, peer, token);
+                }
+                Order::Close => self.begin_close(token, id),
+                // Over its backlog: dropped with whatever it had not taken yet (the Hub has
+                // already told its room it left).
+                Order::Cut => drop(self.peers.remove(token.0)),
+            }
+        }
+    }
+
+    /// The connection must end: write what is queued, then close. A client that does not read
+    /// its last frames gets [`CLOSE_LINGER`] to do so, then it is dropped anyway.
+    fn begin_close(&mut self, token: Token, id: ConnId) {
+        let Some(peer) = self.peers.get_mut(token.0) else {
+            return;
+        };
+        peer.closing = true;
+        mark_dirty(&mut self.dirty, peer, token);
+        self.closing
+            .push_back((Instant::now() + CLOSE_LINGER, token, id));
+    }
+
+    /// Writes every queue that got frames this turn: one flush per peer per turn, however many
+    /// frames it got.
+    pub(super) fn write_out(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &token in &dirty {
+            if let Some(peer) = self.peers.get_mut(token.0) {
+                peer.dirty = false;
+            }
+            self.on_peer_ready_send(token);
+        }
+        dirty.clear();
+        self.dirty = dirty; // keeps the allocation
+    }
+
+    /// The peer's socket is writable (or its queue got frames): write as much as the kernel
+    /// takes; ask for WRITABLE events only while some is left.
+    pub(super) fn on_peer_ready_send(&mut self, token: Token) {
+        let Some(peer) = self.peers.get_mut(token.0) else {
+            return;
+        };
+        match peer.send() {
+            Ok(Flush::Done) if peer.closing => {
+                let peer = self.peers.remove(token.0);
+                peer.close(&mut self.scratch);
+            }
+            Ok(Flush::Done) => self.set_write_interest(token, false),
+            // The kernel's send buffer is full: ask to hear when it has room again.
+            Ok(Flush::Pending) => self.set_write_interest(token, true),
+            Err(e) => {
+                // The peer is gone. If the Hub still knows it, its room is told.
+                let peer = self.peers.remove(token.0);
+                tracing::debug!("{} write error: {e}", peer.id);
+                self.shared.disconnect(peer.id);
+            }
+        }
+    }
+
+    /// Asks for WRITABLE events, or stops asking, when that changes anything.
+    fn set_write_interest(&mut self, token: Token, on: bool) {
+        let Some(peer) = self.peers.get_mut(token.0) else {
+            return;
+        };
+        if peer.write_interest == on {
+            return;
+        }
+        peer.write_interest = on;
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) = self
+            .poll
+            .registry()
+            .reregister(&mut peer.socket, token, interest)
+        {
+            tracing::debug!("{}: reregister failed: {e}", peer.id);
+        }
+    }
+}
