@@ -213,13 +213,11 @@ struct Peer {
 /// `peer` (an action for another id cannot happen and is ignored).
 fn carry_out(out: &mut Outbox, peer: &mut Peer) -> State {
     let mut state = State::Open;
+    let mut over_backlog = false;
     for action in out.drain() {
         match action {
             Action::Send { to, frame } if to == peer.id => {
-                if peer.queue.push(frame).is_err() {
-                    tracing::warn!(id = %peer.id, "backlog over --max-backlog; closing");
-                    return State::Closed;
-                }
+                over_backlog |= peer.queue.push(frame).is_err();
             }
             Action::Close { conn, reason } if conn == peer.id => {
                 tracing::debug!(id = %conn, ?reason, "closing");
@@ -227,6 +225,10 @@ fn carry_out(out: &mut Outbox, peer: &mut Peer) -> State {
             }
             _ => {}
         }
+    }
+    if over_backlog {
+        tracing::warn!(id = %peer.id, "backlog over --max-backlog; closing");
+        return State::Closed;
     }
     // A blocking write: `write_to` returns only when the kernel took everything (or the write
     // timeout fired, or the peer is gone).

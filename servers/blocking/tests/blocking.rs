@@ -19,7 +19,9 @@ struct Client {
 impl Client {
     fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         Client {
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
@@ -27,7 +29,9 @@ impl Client {
     }
 
     fn send(&mut self, line: &str) {
-        self.writer.write_all(format!("{line}\n").as_bytes()).unwrap();
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .unwrap();
     }
 
     fn recv(&mut self) -> Value {
@@ -41,7 +45,9 @@ impl Client {
         self.writer.set_read_timeout(Some(wait)).unwrap();
         let mut line = String::new();
         let got = matches!(self.reader.read_line(&mut line), Ok(n) if n > 0);
-        self.writer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        self.writer
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         got
     }
 }
