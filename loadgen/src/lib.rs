@@ -9,7 +9,8 @@
 //! | `loadgen sweep` | [`sweep`] | runs every server model at several connection counts and charts them |
 //!
 //! [`server_process`] starts a server binary on a free port and always stops it again.
-//! [`testkit`] is an in-process chat server with injectable faults, for testing these tools.
+//! [`testkit`] is an in-process chat server with injectable faults, for testing these tools,
+//! and [`testkit::TestClient`], the blocking test client every server crate's tests share.
 
 pub mod check;
 pub mod fanout;

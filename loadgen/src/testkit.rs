@@ -1,9 +1,9 @@
-//! # An in-process chat server for testing the *tools*, with injectable faults
+//! # Test fixtures: an in-process chat server with injectable faults, and a test client
 //!
-//! This is a test fixture, not one of the seven server models and not a lesson: it exists so
-//! that the tests of `loadgen check` and `loadgen run` can start a correct server in a line of
-//! code, and, more importantly, a *broken* one, to prove those tools notice when a server loses,
-//! reorders or mislabels what it sends. A checker that never fails proves nothing.
+//! The server, [`TestServer`], is not one of the seven server models and not a lesson: it
+//! exists so that the tests of `loadgen check` and `loadgen run` can start a correct server in a
+//! line of code, and, more importantly, a *broken* one, to prove those tools notice when a server
+//! loses, reorders or mislabels what it sends. A checker that never fails proves nothing.
 //!
 //! ```no_run
 //! use loadgen::testkit::{Faults, TestServer};
@@ -23,8 +23,15 @@
 //! rate limit) and [`TestServer::start_limited`] all of them, plus
 //! [`Limits::one_at_a_time`], which serves one connection at a time like the blocking model (to
 //! test `loadgen check --single`).
+//!
+//! The other fixture, [`TestClient`] (in `client.rs`), goes the other way: a blocking,
+//! panicking JSON-lines client that every server crate's tests use to drive a real server
+//! process step by step.
 
+pub mod client;
 mod conn;
+
+pub use client::{assert_half_close_gets_every_reply, TestClient};
 
 use chat_core::{Hub, HubConfig, Outbox, SocketOptions};
 use conn::{Connection, Shared};

@@ -3,66 +3,20 @@
 //! fail for the intended reason).
 
 use chat_core::HubConfig;
-use loadgen::testkit::{Faults, TestServer};
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use loadgen::testkit::{Faults, TestClient, TestServer};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// A raw line client, enough for these few tests.
-struct Line {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+/// Reads until a broadcast arrives and returns its id.
+fn next_broadcast_id(client: &mut TestClient) -> i64 {
+    client.expect("broadcast")["id"]
+        .as_i64()
+        .expect("integer id")
 }
 
-impl Line {
-    fn connect(server: &TestServer) -> Line {
-        let stream = TcpStream::connect(server.addr()).expect("connect");
-        stream.set_nodelay(true).expect("nodelay");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        Line {
-            writer: stream.try_clone().expect("clone"),
-            reader: BufReader::new(stream),
-        }
-    }
-
-    fn send(&mut self, value: Value) {
-        let mut line = value.to_string();
-        line.push('\n');
-        self.writer.write_all(line.as_bytes()).expect("write");
-    }
-
-    fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        let n = self.reader.read_line(&mut line).expect("read");
-        assert!(n > 0, "unexpected EOF");
-        serde_json::from_str(&line).expect("a JSON line")
-    }
-
-    fn join(server: &TestServer, nickname: &str) -> Line {
-        let mut client = Line::connect(server);
-        client.send(json!({"type": "join", "nickname": nickname}));
-        assert_eq!(client.recv()["type"], "welcome");
-        client
-    }
-
-    /// Reads until a broadcast arrives and returns its id.
-    fn next_broadcast_id(&mut self) -> i64 {
-        for _ in 0..100 {
-            let event = self.recv();
-            if event["type"] == "broadcast" {
-                return event["id"].as_i64().expect("integer id");
-            }
-        }
-        panic!("no broadcast in 100 frames");
-    }
-}
-
-fn send_messages(client: &mut Line, count: i64) {
+fn send_messages(client: &mut TestClient, count: i64) {
     for id in 1..=count {
-        client.send(json!({"type": "message", "content": "x", "id": id}));
+        client.send(&json!({"type": "message", "content": "x", "id": id}));
     }
 }
 
@@ -70,18 +24,18 @@ fn send_messages(client: &mut Line, count: i64) {
 #[test]
 fn serves_the_protocol_without_faults() {
     let server = TestServer::start(Faults::default()).expect("start");
-    let mut alice = Line::join(&server, "alice");
-    let mut bob = Line::join(&server, "bob");
+    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
+    let mut bob = TestClient::join(server.addr(), "bob", "lobby");
     assert_eq!(
         alice.recv(),
         json!({"type": "joined", "nickname": "bob", "room": "lobby"})
     );
     send_messages(&mut alice, 3);
     for client in [&mut alice, &mut bob] {
-        let ids: Vec<i64> = (0..3).map(|_| client.next_broadcast_id()).collect();
+        let ids: Vec<i64> = (0..3).map(|_| next_broadcast_id(client)).collect();
         assert_eq!(ids, [1, 2, 3]);
     }
-    bob.send(json!({"type": "ping", "id": "p"}));
+    bob.send(&json!({"type": "ping", "id": "p"}));
     assert_eq!(bob.recv(), json!({"type": "pong", "id": "p"}));
 }
 
@@ -93,9 +47,9 @@ fn drop_fault_drops_every_nth_broadcast() {
         ..Faults::default()
     };
     let server = TestServer::start(faults).expect("start");
-    let mut alice = Line::join(&server, "alice");
+    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
     send_messages(&mut alice, 6);
-    let ids: Vec<i64> = (0..3).map(|_| alice.next_broadcast_id()).collect();
+    let ids: Vec<i64> = (0..3).map(|_| next_broadcast_id(&mut alice)).collect();
     assert_eq!(ids, [1, 3, 5]);
 }
 
@@ -107,9 +61,9 @@ fn reorder_fault_swaps_pairs() {
         ..Faults::default()
     };
     let server = TestServer::start(faults).expect("start");
-    let mut alice = Line::join(&server, "alice");
+    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
     send_messages(&mut alice, 5);
-    let ids: Vec<i64> = (0..5).map(|_| alice.next_broadcast_id()).collect();
+    let ids: Vec<i64> = (0..5).map(|_| next_broadcast_id(&mut alice)).collect();
     assert_eq!(ids, [2, 1, 4, 3, 5]);
 }
 
@@ -121,8 +75,8 @@ fn wrong_error_codes_fault_mislabels_errors() {
         ..Faults::default()
     };
     let server = TestServer::start(faults).expect("start");
-    let mut client = Line::connect(&server);
-    client.send(json!({"type": "list_rooms"}));
+    let mut client = TestClient::connect(server.addr());
+    client.send(&json!({"type": "list_rooms"}));
     assert_eq!(client.recv()["code"], "unknown_type");
 }
 
@@ -135,10 +89,10 @@ fn stall_fault_holds_writes() {
         ..Faults::default()
     };
     let server = TestServer::start(faults).expect("start");
-    let mut client = Line::connect(&server);
+    let mut client = TestClient::connect(server.addr());
     std::thread::sleep(Duration::from_millis(650)); // inside [600 ms, 1000 ms)
     let sent = Instant::now();
-    client.send(json!({"type": "ping"}));
+    client.send(&json!({"type": "ping"}));
     assert_eq!(client.recv()["type"], "pong");
     assert!(
         sent.elapsed() >= Duration::from_millis(200),
@@ -152,8 +106,8 @@ fn stall_fault_holds_writes() {
 #[test]
 fn stalled_reader_is_cut_off_without_blocking_others() {
     let server = TestServer::start(Faults::default()).expect("start");
-    let _stalled = Line::join(&server, "stalled");
-    let mut alice = Line::join(&server, "alice");
+    let _stalled = TestClient::join(server.addr(), "stalled", "lobby");
+    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
     let content = "y".repeat(60_000);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut left = false;
@@ -161,7 +115,7 @@ fn stalled_reader_is_cut_off_without_blocking_others() {
         if left || Instant::now() > deadline {
             break;
         }
-        alice.send(json!({"type": "message", "content": content, "id": id}));
+        alice.send(&json!({"type": "message", "content": content, "id": id}));
         loop {
             let event = alice.recv();
             if event["type"] == "left" {
@@ -185,7 +139,7 @@ fn start_with_applies_hub_limits() {
         ..HubConfig::default()
     };
     let server = TestServer::start_with(config, Faults::default()).expect("start");
-    let _first = Line::join(&server, "first");
-    let mut second = Line::connect(&server);
+    let _first = TestClient::join(server.addr(), "first", "lobby");
+    let mut second = TestClient::connect(server.addr());
     assert_eq!(second.recv()["code"], "server_full");
 }

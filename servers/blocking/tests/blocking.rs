@@ -2,55 +2,11 @@
 //! a second client waits in the listen backlog until the first leaves or goes idle.
 
 use loadgen::server_process::ServerProcess;
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use loadgen::testkit::TestClient;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-blocking");
-
-/// A line-oriented test client.
-struct Client {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-    }
-
-    fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-    }
-
-    /// Whether a reply arrives within `wait`.
-    fn replies_within(&mut self, wait: Duration) -> bool {
-        self.writer.set_read_timeout(Some(wait)).unwrap();
-        let mut line = String::new();
-        let got = matches!(self.reader.read_line(&mut line), Ok(n) if n > 0);
-        self.writer
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        got
-    }
-}
 
 /// Every single-client scenario of the conformance checker passes; the multi-client ones are
 /// skipped, never passed.
@@ -76,18 +32,18 @@ fn survives_fd_exhaustion() {
 #[test]
 fn second_client_waits_until_the_first_leaves() {
     let server = ServerProcess::spawn(BIN, ["--idle-timeout", "0"]).unwrap();
-    let mut first = Client::connect(server.addr());
-    first.send(r#"{"type":"join","nickname":"first"}"#);
+    let mut first = TestClient::connect(server.addr());
+    first.send_line(r#"{"type":"join","nickname":"first"}"#);
     assert_eq!(first.recv()["type"], "welcome");
 
-    let mut second = Client::connect(server.addr());
-    second.send(r#"{"type":"join","nickname":"second"}"#);
+    let mut second = TestClient::connect(server.addr());
+    second.send_line(r#"{"type":"join","nickname":"second"}"#);
     assert!(
         !second.replies_within(Duration::from_millis(800)),
         "a single-threaded blocking server cannot answer two clients at once"
     );
 
-    first.send(r#"{"type":"quit"}"#);
+    first.send_line(r#"{"type":"quit"}"#);
     assert_eq!(first.recv()["type"], "bye");
     let welcome = second.recv();
     assert_eq!(welcome["type"], "welcome");
@@ -99,14 +55,14 @@ fn second_client_waits_until_the_first_leaves() {
 #[test]
 fn idle_timeout_frees_the_server() {
     let server = ServerProcess::spawn(BIN, ["--idle-timeout", "1"]).unwrap();
-    let mut silent = Client::connect(server.addr());
+    let mut silent = TestClient::connect(server.addr());
     // Make sure the silent client is the one being served before the next one connects.
-    silent.send(r#"{"type":"ping"}"#);
+    silent.send_line(r#"{"type":"ping"}"#);
     assert_eq!(silent.recv()["type"], "pong");
 
     let started = Instant::now();
-    let mut waiting = Client::connect(server.addr());
-    waiting.send(r#"{"type":"ping","id":1}"#);
+    let mut waiting = TestClient::connect(server.addr());
+    waiting.send_line(r#"{"type":"ping","id":1}"#);
     let timed_out = silent.recv();
     assert_eq!(timed_out["code"], "idle_timeout");
     assert_eq!(waiting.recv()["type"], "pong");

@@ -1,9 +1,7 @@
 //! Level- vs edge-triggered under a burst of large frames.
 
-mod common;
-
-use common::Client;
 use loadgen::server_process::ServerProcess;
+use loadgen::testkit::TestClient;
 use serde_json::json;
 use std::io::Write;
 use std::thread;
@@ -38,10 +36,10 @@ fn burst_of_large_frames(trigger: &str) {
     )
     .expect("start chat-epoll");
     let addr = server.addr();
-    let mut members: Vec<Client> = (0..LISTENERS)
-        .map(|i| Client::join(addr, &format!("listener{i}"), "burst"))
+    let mut members: Vec<TestClient> = (0..LISTENERS)
+        .map(|i| TestClient::join(addr, &format!("listener{i}"), "burst"))
         .collect();
-    let sender = Client::join(addr, "sender", "burst");
+    let sender = TestClient::join(addr, "sender", "burst");
     let mut sender_writer = sender.writer();
     members.push(sender);
 
@@ -85,7 +83,7 @@ fn burst_of_large_frames(trigger: &str) {
 fn burst_of_padded_pings(trigger: &str) {
     let server = ServerProcess::spawn(env!("CARGO_BIN_EXE_chat-epoll"), ["--trigger", trigger])
         .expect("start chat-epoll");
-    let mut client = Client::connect(server.addr());
+    let mut client = TestClient::connect(server.addr());
     let mut burst = Vec::with_capacity(FRAMES * (CONTENT_BYTES + 64));
     for i in 0..FRAMES {
         let frame = json!({"type": "ping", "id": i, "pad": content(i)});

@@ -1,11 +1,7 @@
 //! A client that half-closes after its requests still gets every reply.
 
-mod common;
-
-use common::Client;
 use loadgen::server_process::ServerProcess;
-use std::io::Write;
-use std::net::Shutdown;
+use loadgen::testkit::assert_half_close_gets_every_reply;
 
 /// Requests written at once, then our FIN.
 const PINGS: usize = 50;
@@ -16,20 +12,7 @@ const PINGS: usize = 50;
 fn half_close_gets_every_reply(trigger: &str) {
     let server = ServerProcess::spawn(env!("CARGO_BIN_EXE_chat-epoll"), ["--trigger", trigger])
         .expect("start chat-epoll");
-    let mut client = Client::connect(server.addr());
-    let requests: String = (0..PINGS)
-        .map(|i| format!("{{\"type\":\"ping\",\"id\":{i}}}\n"))
-        .collect();
-    let mut writer = client.writer();
-    writer.write_all(requests.as_bytes()).expect("send");
-    writer.shutdown(Shutdown::Write).expect("half-close");
-    for i in 0..PINGS {
-        assert_eq!(client.expect("pong")["id"], i);
-    }
-    assert!(
-        client.sees_eof(),
-        "the server did not close after the replies"
-    );
+    assert_half_close_gets_every_reply(server.addr(), PINGS);
 }
 
 /// See [`half_close_gets_every_reply`]: level-triggered.

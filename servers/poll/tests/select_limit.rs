@@ -1,9 +1,7 @@
 //! select(2)'s FD_SETSIZE limit, shown with 1,100 connections.
 
-mod common;
-
-use common::Client;
 use loadgen::server_process::ServerProcess;
+use loadgen::testkit::TestClient;
 use serde_json::json;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::net::TcpStream;
@@ -26,7 +24,8 @@ fn select_refuses_descriptors_past_fd_setsize_and_keeps_the_rest() {
     // The server accepts in connect order, so the last connection is surely beyond the limit;
     // once it has its answer, every earlier connection has been accepted and sorted.
     let last = streams.last().unwrap().try_clone().unwrap();
-    last.set_read_timeout(Some(common::FRAME_TIMEOUT)).unwrap();
+    last.set_read_timeout(Some(TestClient::FRAME_TIMEOUT))
+        .unwrap();
     let mut line = String::new();
     BufReader::new(last).read_line(&mut line).unwrap();
     assert!(
@@ -45,7 +44,7 @@ fn select_refuses_descriptors_past_fd_setsize_and_keeps_the_rest() {
             Ok(1) => {
                 stream.set_nonblocking(false).unwrap();
                 stream
-                    .set_read_timeout(Some(common::FRAME_TIMEOUT))
+                    .set_read_timeout(Some(TestClient::FRAME_TIMEOUT))
                     .unwrap();
                 let mut rest = String::new();
                 BufReader::new(&stream).read_to_string(&mut rest).unwrap();
@@ -64,11 +63,11 @@ fn select_refuses_descriptors_past_fd_setsize_and_keeps_the_rest() {
     assert!(kept.len() >= 1000, "only {} kept", kept.len());
 
     // The kept connections still work: every one answers a ping...
-    let mut kept: Vec<Client> = kept
+    let mut kept: Vec<TestClient> = kept
         .into_iter()
         .map(|stream| {
             stream.set_nonblocking(false).unwrap();
-            Client::from_stream(stream)
+            TestClient::from_stream(stream)
         })
         .collect();
     for client in &mut kept {

@@ -3,69 +3,11 @@
 //! leaves, or the idle timeout drops a silent one), and past `--queue` they get `server_full`.
 
 use loadgen::server_process::ServerProcess;
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use loadgen::testkit::TestClient;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-pool");
-
-/// A line-oriented test client.
-struct Client {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
-    }
-
-    /// Connects and joins; asserts the `welcome`.
-    fn join(addr: SocketAddr, nickname: &str) -> Client {
-        let mut client = Client::connect(addr);
-        client.send(&format!(r#"{{"type":"join","nickname":"{nickname}"}}"#));
-        assert_eq!(client.recv()["type"], "welcome", "{nickname} joins");
-        client
-    }
-
-    fn send(&mut self, line: &str) {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .unwrap();
-    }
-
-    fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-    }
-
-    /// Whether a reply arrives within `wait`.
-    fn replies_within(&mut self, wait: Duration) -> bool {
-        self.writer.set_read_timeout(Some(wait)).unwrap();
-        let mut line = String::new();
-        let got = matches!(self.reader.read_line(&mut line), Ok(n) if n > 0);
-        self.writer
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        got
-    }
-
-    /// Whether the server closed the connection (EOF or reset) within the read timeout.
-    fn is_closed(&mut self) -> bool {
-        let mut line = String::new();
-        !matches!(self.reader.read_line(&mut line), Ok(n) if n > 0)
-    }
-}
 
 /// Every conformance scenario passes, multi-client ones included, when the pool has more workers
 /// than the checker has clients at once.
@@ -91,18 +33,18 @@ fn survives_fd_exhaustion() {
 #[test]
 fn third_client_waits_for_a_free_worker() {
     let server = ServerProcess::spawn(BIN, ["--workers", "2", "--idle-timeout", "0"]).unwrap();
-    let mut first = Client::join(server.addr(), "first");
-    let mut second = Client::join(server.addr(), "second");
+    let mut first = TestClient::join(server.addr(), "first", "lobby");
+    let mut second = TestClient::join(server.addr(), "second", "lobby");
     assert_eq!(first.recv()["type"], "joined");
 
-    let mut third = Client::connect(server.addr());
-    third.send(r#"{"type":"join","nickname":"third"}"#);
+    let mut third = TestClient::connect(server.addr());
+    third.send_line(r#"{"type":"join","nickname":"third"}"#);
     assert!(
         !third.replies_within(Duration::from_secs(1)),
         "two workers cannot serve a third client"
     );
 
-    first.send(r#"{"type":"quit"}"#);
+    first.send_line(r#"{"type":"quit"}"#);
     assert_eq!(first.recv()["type"], "bye");
     let welcome = third.recv();
     assert_eq!(welcome["type"], "welcome");
@@ -117,14 +59,14 @@ fn third_client_waits_for_a_free_worker() {
 #[test]
 fn idle_timeout_frees_a_worker() {
     let server = ServerProcess::spawn(BIN, ["--workers", "1", "--idle-timeout", "2"]).unwrap();
-    let mut silent = Client::connect(server.addr());
+    let mut silent = TestClient::connect(server.addr());
     // Make sure the silent client holds the only worker before the next one connects.
-    silent.send(r#"{"type":"ping"}"#);
+    silent.send_line(r#"{"type":"ping"}"#);
     assert_eq!(silent.recv()["type"], "pong");
 
     let started = Instant::now();
-    let mut waiting = Client::connect(server.addr());
-    waiting.send(r#"{"type":"ping","id":1}"#);
+    let mut waiting = TestClient::connect(server.addr());
+    waiting.send_line(r#"{"type":"ping","id":1}"#);
     assert!(
         !waiting.replies_within(Duration::from_millis(800)),
         "one worker cannot serve a second client"
@@ -142,17 +84,17 @@ fn idle_timeout_frees_a_worker() {
 #[test]
 fn full_queue_answers_server_full() {
     let server = ServerProcess::spawn(BIN, ["--workers", "1", "--queue", "1"]).unwrap();
-    let mut served = Client::join(server.addr(), "served");
-    let mut waiting = Client::connect(server.addr());
-    waiting.send(r#"{"type":"join","nickname":"waiting"}"#);
+    let mut served = TestClient::join(server.addr(), "served", "lobby");
+    let mut waiting = TestClient::connect(server.addr());
+    waiting.send_line(r#"{"type":"join","nickname":"waiting"}"#);
 
-    let mut refused = Client::connect(server.addr());
+    let mut refused = TestClient::connect(server.addr());
     let reply = refused.recv();
     assert_eq!(reply["type"], "error");
     assert_eq!(reply["code"], "server_full");
     assert!(refused.is_closed());
 
-    served.send(r#"{"type":"quit"}"#);
+    served.send_line(r#"{"type":"quit"}"#);
     assert_eq!(served.recv()["type"], "bye");
     assert_eq!(waiting.recv()["type"], "welcome");
 }
@@ -162,9 +104,9 @@ fn full_queue_answers_server_full() {
 #[test]
 fn shutdown_tells_waiting_clients_too() {
     let mut server = ServerProcess::spawn(BIN, ["--workers", "1"]).unwrap();
-    let mut served = Client::join(server.addr(), "served");
-    let mut waiting = Client::connect(server.addr());
-    waiting.send(r#"{"type":"join","nickname":"waiting"}"#);
+    let mut served = TestClient::join(server.addr(), "served", "lobby");
+    let mut waiting = TestClient::connect(server.addr());
+    waiting.send_line(r#"{"type":"join","nickname":"waiting"}"#);
     assert!(!waiting.replies_within(Duration::from_millis(300)));
 
     let status = server.terminate(Duration::from_secs(5)).unwrap();

@@ -4,53 +4,11 @@
 
 use loadgen::fanout::{run_rooms, FanoutSpec};
 use loadgen::server_process::ServerProcess;
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use loadgen::testkit::TestClient;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-threads");
-
-/// A line-oriented test client.
-struct Client {
-    writer: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
-    }
-
-    /// Connects and joins `room`; asserts the `welcome`.
-    fn join(addr: SocketAddr, nickname: &str, room: &str) -> Client {
-        let mut client = Client::connect(addr);
-        client.send_raw(
-            format!("{{\"type\":\"join\",\"nickname\":\"{nickname}\",\"room\":\"{room}\"}}\n")
-                .as_bytes(),
-        );
-        assert_eq!(client.recv()["type"], "welcome", "{nickname} joins");
-        client
-    }
-
-    fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-    }
-
-    fn recv(&mut self) -> Value {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("read");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-    }
-}
 
 /// Every conformance scenario passes, multi-client ones included.
 #[test]
@@ -76,7 +34,7 @@ fn survives_fd_exhaustion() {
 #[test]
 fn deeply_nested_json_does_not_overflow_the_stack() {
     let server = ServerProcess::spawn(BIN, std::iter::empty::<&str>()).unwrap();
-    let mut client = Client::connect(server.addr());
+    let mut client = TestClient::connect(server.addr());
     for (open, close) in [("[", "]"), (r#"{"a":"#, "}")] {
         let depth = 127;
         let line = format!(
@@ -107,8 +65,8 @@ fn lagging_reader_gets_a_writer_thread_and_catches_up() {
     // Small kernel send buffers, so the backlog outgrows them quickly.
     let server =
         ServerProcess::spawn(BIN, ["--idle-timeout", "0", "--send-buffer", "4096"]).unwrap();
-    let mut lagger = Client::join(server.addr(), "lagger", "lag");
-    let mut talker = Client::join(server.addr(), "talker", "lag");
+    let mut lagger = TestClient::join(server.addr(), "lagger", "lag");
+    let mut talker = TestClient::join(server.addr(), "talker", "lag");
     assert_eq!(lagger.recv()["type"], "joined");
     let threads_before = thread_count(server.pid());
 
@@ -149,11 +107,11 @@ fn lagging_reader_gets_a_writer_thread_and_catches_up() {
 #[test]
 fn out_of_threads_answers_server_full() {
     let server = ServerProcess::spawn(BIN, ["--max-threads", "3"]).unwrap();
-    let mut first = Client::join(server.addr(), "first", "room");
-    let mut second = Client::join(server.addr(), "second", "room");
+    let mut first = TestClient::join(server.addr(), "first", "room");
+    let mut second = TestClient::join(server.addr(), "second", "room");
     assert_eq!(first.recv()["type"], "joined");
 
-    let mut refused = Client::connect(server.addr());
+    let mut refused = TestClient::connect(server.addr());
     let reply = refused.recv();
     assert_eq!(reply["type"], "error");
     assert_eq!(reply["code"], "server_full");
@@ -166,7 +124,7 @@ fn out_of_threads_answers_server_full() {
     // The second client's thread ends shortly after its `bye`: retry until a newcomer gets in.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut newcomer = Client::connect(server.addr());
+        let mut newcomer = TestClient::connect(server.addr());
         newcomer.send_raw(b"{\"type\":\"join\",\"nickname\":\"third\",\"room\":\"room\"}\n");
         let reply = newcomer.recv();
         if reply["type"] == "welcome" {
