@@ -12,6 +12,12 @@ const LESSONS: &[&str] = &[
     "INSTRUCTORS.md",
     "00-start-here.md",
     "01-blocking.md",
+    "02-threads.md",
+    "03-pool.md",
+    "04-poll.md",
+    "05-epoll.md",
+    "06-reactor.md",
+    "07-async.md",
     "08-measuring.md",
     "09-socket-options.md",
 ];
@@ -59,6 +65,46 @@ fn lesson_00_start_here() {
 #[test]
 fn lesson_01_blocking() {
     run("01-blocking.md");
+}
+
+/// Lesson 02: chat-threads gives each client a thread; a slow reader slows no one; the thread
+/// budget answers server_full.
+#[test]
+fn lesson_02_threads() {
+    run("02-threads.md");
+}
+
+/// Lesson 03: chat-pool's fixed workers; head-of-line blocking; a full waiting room answers
+/// server_full.
+#[test]
+fn lesson_03_pool() {
+    run("03-pool.md");
+}
+
+/// Lesson 04: chat-poll serves many clients with one thread; select stops at descriptor 1024;
+/// idle connections cost poll CPU.
+#[test]
+fn lesson_04_poll() {
+    run("04-poll.md");
+}
+
+/// Lesson 05: chat-epoll's interest set in the kernel, level versus edge, per-turn flushing.
+#[test]
+fn lesson_05_epoll() {
+    run("05-epoll.md");
+}
+
+/// Lesson 06: chat-reactor's loops and workers: two listeners on one port, who does the work,
+/// closed-loop throughput against chat-epoll.
+#[test]
+fn lesson_06_reactor() {
+    run("06-reactor.md");
+}
+
+/// Lesson 07: chat-async runs thousands of tasks on two threads; its costs against chat-epoll.
+#[test]
+fn lesson_07_async() {
+    run("07-async.md");
 }
 
 /// Lesson 08: the measuring commands run (shortened) and print the figures the lesson reads.

@@ -86,6 +86,8 @@ pub fn init_logging() {
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal())
         .with_target(false)
+        // A closed stderr (a server piped into `head`) must not turn a log line into a panic.
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -44,9 +44,11 @@ impl Shutdown {
             .name("signals".into())
             .spawn(move || {
                 for signal in signals.forever() {
-                    tracing::info!(signal, "stop requested");
+                    // Act first, log after: if logging fails (stderr closed), the stop must
+                    // still happen.
                     flag.request();
                     wake();
+                    tracing::info!(signal, "stop requested");
                 }
             })?;
         Ok(shutdown)
