@@ -200,7 +200,14 @@ pub(crate) enum Need {
     IdleTimeout,
     RateLimit,
     MaxBacklog,
+    /// A backlog large enough for the checker's bursts (see [`MIN_BURST_BACKLOG`]).
+    BurstBacklog,
 }
+
+/// The ordering scenarios send bursts of up to ~100 KB to each member at once. A server
+/// configured with a smaller `--max-backlog` may legitimately cut a member whose reader thread
+/// (on a busy machine) falls that far behind, so below this those scenarios are skipped.
+pub const MIN_BURST_BACKLOG: usize = 256 * 1024;
 
 /// One named check.
 pub(crate) struct Scenario {
@@ -243,6 +250,15 @@ fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
             Need::IdleTimeout => config.idle_timeout.is_none().then_some("--idle-timeout"),
             Need::RateLimit => config.rate_limit.is_none().then_some("--rate-limit"),
             Need::MaxBacklog => config.max_backlog.is_none().then_some("--max-backlog"),
+            Need::BurstBacklog => match config.max_backlog {
+                Some(backlog) if backlog < MIN_BURST_BACKLOG => {
+                    return Some(format!(
+                        "the server's --max-backlog ({backlog}) is below the {MIN_BURST_BACKLOG} \
+                         bytes this scenario's bursts may queue for a reader"
+                    ))
+                }
+                _ => None,
+            },
         };
         if let Some(flag) = missing {
             return Some(format!(

@@ -10,19 +10,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub(crate) fn scenarios() -> Vec<Scenario> {
-    use Need::{MaxBacklog, TwoClients};
+    use Need::{BurstBacklog, MaxBacklog, TwoClients};
     let s = |name, needs, run| Scenario { name, needs, run };
     vec![
         s("order.pipelined_pings", &[], pipelined_pings),
         s("order.pipelined_mixed", &[], pipelined_mixed),
         s(
             "order.concurrent_senders",
-            &[TwoClients],
+            &[TwoClients, BurstBacklog],
             concurrent_senders,
         ),
         s(
             "order.stalled_reader",
-            &[TwoClients, MaxBacklog],
+            &[TwoClients, MaxBacklog, BurstBacklog],
             stalled_reader,
         ),
         s("isolation.bad_input", &[TwoClients], isolation_bad_input),
