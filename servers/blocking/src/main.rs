@@ -236,10 +236,8 @@ fn carry_out(out: &mut Outbox, peer: &mut Peer) -> State {
         Ok(Flush::Done) => {}
         Ok(Flush::Pending) | Err(_) => return State::Closed,
     }
-    if state == State::Closed {
-        // Send FIN after the last frame, so the client reads everything and then EOF.
-        let _ = peer.stream.shutdown(Direction::Write);
-    }
+    // On `Closed` the caller drops the stream: close(2) sends FIN after the last frame (or,
+    // with `--linger 0`, a RST: lesson 09), so the client reads everything and then EOF.
     state
 }
 
