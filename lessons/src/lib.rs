@@ -1,7 +1,8 @@
 //! # lessons: the course, and the tests that keep it honest
 //!
-//! The lessons are the Markdown files beside this crate (`lessons/*.md`). This library reads
-//! them the way the tests in `lessons/tests/` need:
+//! The lessons are the Markdown files beside this crate (`lessons/*.md`), and their Chinese
+//! edition (`lessons/zh/*.md`). This library reads them the way the tests in `lessons/tests/`
+//! need:
 //!
 //! | module | what it does |
 //! |---|---|
@@ -13,10 +14,12 @@
 //! | [`session`] | plays a whole lesson against the real binaries |
 //! | [`refs`] | checks links and code references |
 //! | [`measured`] | checks that quoted numbers come from a repeatable run |
+//! | [`editions`] | checks that the Chinese edition mirrors the English one |
 //!
 //! The conventions a lesson author follows are in `lessons/README.md`.
 
 pub mod catalog;
+pub mod editions;
 pub mod markdown;
 pub mod measured;
 pub mod proc;
@@ -25,16 +28,38 @@ pub mod rewrite;
 pub mod script;
 pub mod session;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// The folder of the lessons (this crate's folder).
+/// The folder of the lessons (this crate's folder): the English edition.
 pub fn lessons_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every Markdown file of the course, sorted (lessons, README, INSTRUCTORS).
+/// The folder of the Chinese edition (`lessons/zh`).
+pub fn zh_dir() -> PathBuf {
+    lessons_dir().join("zh")
+}
+
+/// Every Markdown file of the English edition, sorted (lessons, README, INSTRUCTORS).
 pub fn markdown_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(lessons_dir())
+    markdown_files_in(&lessons_dir())
+}
+
+/// Every Markdown file of the Chinese edition, sorted (lessons, README, INSTRUCTORS, GLOSSARY).
+pub fn zh_markdown_files() -> Vec<PathBuf> {
+    markdown_files_in(&zh_dir())
+}
+
+/// Every Markdown file of both editions: what the link and number checks read.
+pub fn all_markdown_files() -> Vec<PathBuf> {
+    let mut files = markdown_files();
+    files.extend(zh_markdown_files());
+    files
+}
+
+/// The Markdown files directly in `dir`, sorted (none if the folder does not exist).
+pub fn markdown_files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()

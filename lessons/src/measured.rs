@@ -81,8 +81,13 @@ pub fn check_numbers(path: &Path) -> Result<(), String> {
 }
 
 /// Throughput and latency figures in the prose (`1,234 msg/s`, `87 µs`, `12,000 QPS`).
+///
+/// The word boundaries are ASCII ones (`(?-u:\b)`): in Unicode every Chinese character is a
+/// word character, so `为108 µs` would have no boundary before the `1` and its figure would
+/// escape the check.
 pub fn quoted_figures(doc: &Document) -> Vec<(usize, String)> {
-    let re = Regex::new(r"\b\d[\d,.]*\s?(µs|us|msg/s|req/s|QPS|connections/s)\b").expect("regex");
+    let re = Regex::new(r"(?-u:\b)\d[\d,.]*\s?(µs|us|msg/s|req/s|QPS|connections/s)(?-u:\b)")
+        .expect("regex");
     let mut figures = Vec::new();
     for (line, text) in &doc.prose {
         for m in re.find_iter(text) {
@@ -107,5 +112,13 @@ mod tests {
             Document::parse("It did 12,345 msg/s at p99 87 µs on 2 cores with 100 clients.\n");
         let figures: Vec<String> = quoted_figures(&doc).into_iter().map(|f| f.1).collect();
         assert_eq!(figures, ["12,345 msg/s", "87 µs"]);
+    }
+
+    /// A figure written against Chinese text, with no space around it, is found too.
+    #[test]
+    fn finds_figures_beside_chinese_text() {
+        let doc = Document::parse("中位数为108 µs，吞吐量是12,345 msg/s的水平。\n");
+        let figures: Vec<String> = quoted_figures(&doc).into_iter().map(|f| f.1).collect();
+        assert_eq!(figures, ["108 µs", "12,345 msg/s"]);
     }
 }

@@ -1,8 +1,11 @@
 //! Every shell command of every lesson runs against the freshly built binaries: servers start
 //! with the lesson's flags, clients and `loadgen` talk to them, and each command's annotated
 //! output is checked. A renamed flag or a changed message breaks the lesson's test.
-//! The conventions are in `lessons/README.md`.
+//! The Chinese edition (`lessons/zh/`) shows the very same commands, which
+//! `chinese_edition_runs_the_same_commands` asserts block by block: playing an English lesson
+//! plays its Chinese edition too. The conventions are in `lessons/README.md`.
 
+use lessons::editions::{chinese_of, same_commands};
 use lessons::session::run_lesson;
 use std::collections::BTreeSet;
 
@@ -41,6 +44,39 @@ fn every_lesson_is_tested() {
         on_disk, listed,
         "add each lesson to LESSONS and give it a test"
     );
+}
+
+/// Each Chinese lesson's ```sh blocks are its English counterpart's, block by block, command by
+/// command, annotations included (only remarks may be translated). So the English tests below
+/// run exactly the commands the Chinese edition shows, and it needs no second run.
+#[test]
+fn chinese_edition_runs_the_same_commands() {
+    let failures: Vec<String> = lessons::markdown_files()
+        .iter()
+        .filter(|english| chinese_of(english).exists())
+        .filter_map(|english| same_commands(english, &chinese_of(english)).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "the Chinese edition must run the English commands:\n\n{}",
+        failures.join("\n\n")
+    );
+}
+
+/// Plays every Chinese lesson on its own. Not part of the normal run: when
+/// `chinese_edition_runs_the_same_commands` passes, the English tests have already run these
+/// very commands. `cargo test -p lessons --test commands -- --ignored` plays them for an
+/// instructor who wants to see the Chinese edition itself run.
+#[test]
+#[ignore = "the English tests run the same commands; --ignored plays the Chinese edition itself"]
+fn chinese_lessons_on_their_own() {
+    let mut failures = Vec::new();
+    for path in lessons::zh_markdown_files() {
+        if let Err(e) = run_lesson(&path) {
+            failures.push(format!("{}:\n{e}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// The course map's commands (building, the first server) work.

@@ -1,14 +1,30 @@
-//! Every number the course quotes comes from a run the lesson shows how to repeat.
+//! Every number the course quotes comes from a run the lesson shows how to repeat, and the
+//! Chinese edition quotes the same numbers as the English one.
 
+use lessons::editions::{chinese_of, same_numbers};
 use lessons::measured::check_numbers;
 
-/// Each ```measured block names its machine and a command the lesson runs; each throughput or
-/// latency figure in the prose appears in one of the lesson's measured blocks.
+/// Each ```measured block, in either edition, names its machine and a command the lesson
+/// runs; each throughput or latency figure in the prose appears in one of the lesson's
+/// measured blocks.
 #[test]
 fn every_figure_comes_from_a_repeatable_run() {
-    let failures: Vec<String> = lessons::markdown_files()
+    let failures: Vec<String> = lessons::all_markdown_files()
         .iter()
         .filter_map(|p| check_numbers(p).err())
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Each Chinese lesson copies its English counterpart's ```measured blocks verbatim, in the
+/// same order, and its prose quotes the same figures (`msg/s`, `µs`, ...): a translation
+/// cannot drift from the runs the English lesson shows.
+#[test]
+fn both_editions_quote_the_same_numbers() {
+    let failures: Vec<String> = lessons::markdown_files()
+        .iter()
+        .filter(|english| chinese_of(english).exists())
+        .filter_map(|english| same_numbers(english, &chinese_of(english)).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
