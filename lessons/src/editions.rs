@@ -52,6 +52,18 @@ pub fn chinese_of(english: &Path) -> PathBuf {
     crate::zh_dir().join(file_name(english))
 }
 
+/// Each English Markdown file that has a Chinese edition, with that edition.
+pub fn translated_pairs() -> Vec<(PathBuf, PathBuf)> {
+    crate::markdown_files()
+        .into_iter()
+        .map(|english| {
+            let chinese = chinese_of(&english);
+            (english, chinese)
+        })
+        .filter(|(_, chinese)| chinese.exists())
+        .collect()
+}
+
 /// Whether `path` is a Chinese file listed in [`AWAITING_TRANSLATION`]: a link to it from the
 /// Chinese edition may dangle until the branches are merged.
 pub fn is_awaiting_translation(path: &Path) -> bool {
