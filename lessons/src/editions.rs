@@ -74,6 +74,45 @@ pub fn is_awaiting_translation(path: &Path) -> bool {
     in_zh && AWAITING_TRANSLATION.contains(&file_name(path).as_str())
 }
 
+/// Checks that the Chinese file at `chinese` links to Chinese lessons, not to English ones: a
+/// link to `../01-blocking.md` should be `01-blocking.md`. (The English course map,
+/// `../README.md`, may be linked as the English edition.) Err lists the offending links.
+pub fn links_stay_in_chinese(chinese: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(chinese).map_err(|e| format!("{}: {e}", chinese.display()))?;
+    let dir = chinese.parent().unwrap_or(Path::new("."));
+    let english_dir = crate::lessons_dir().canonicalize().ok();
+    let problems: Vec<String> = Document::parse(&text)
+        .links()
+        .into_iter()
+        .filter(|link| {
+            let target = link.target.split('#').next().unwrap_or("");
+            let file = dir.join(target);
+            let name = file_name(&file);
+            let in_english = file
+                .parent()
+                .and_then(|d| d.canonicalize().ok())
+                .is_some_and(|d| Some(d) == english_dir);
+            in_english && name.ends_with(".md") && name != "README.md"
+        })
+        .map(|link| {
+            format!(
+                "{}:{}: [{}]({}) links to the English lesson; link to the Chinese edition \
+                 instead ({})",
+                chinese.display(),
+                link.line,
+                link.text,
+                link.target,
+                link.target.trim_start_matches("../")
+            )
+        })
+        .collect();
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(problems.join("\n")),
+    }
+}
+
 /// Everything wrong with the pairing of the two editions' file names (`english` and `chinese`
 /// are the names of the Markdown files in `lessons/` and in `lessons/zh/`).
 pub fn mirror_problems(

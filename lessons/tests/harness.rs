@@ -2,6 +2,7 @@
 //! should fail but does not, and a broken code reference are each caught. (Without these tests
 //! a harness that passes everything would look exactly like a course that works.)
 
+use lessons::editions::links_stay_in_chinese;
 use lessons::refs::check_links;
 use lessons::session::run_lesson;
 use std::path::PathBuf;
@@ -97,4 +98,25 @@ fn a_missing_function_fails() {
     let err = check_links(&lesson.file).expect_err("missing function must fail");
     assert!(err.contains("defines no `on_peer_ready_recv`"), "{err}");
     assert!(!err.contains("`serve`"), "{err}");
+}
+
+/// A Chinese lesson that links to an English lesson fails; links to the English course map
+/// and to sources pass.
+#[test]
+fn a_chinese_link_to_an_english_lesson_fails() {
+    let english = lessons::lessons_dir()
+        .canonicalize()
+        .expect("lessons folder");
+    let lesson = TempLesson::new(&format!(
+        "见[第 01 课]({e}/01-blocking.md)、[English edition]({e}/README.md) 和 \
+         [`serve`]({e}/../servers/blocking/src/main.rs)。\n",
+        e = english.display()
+    ));
+    let err = links_stay_in_chinese(&lesson.file).expect_err("English lesson link must fail");
+    assert!(
+        err.contains("01-blocking.md) links to the English lesson"),
+        "{err}"
+    );
+    assert!(!err.contains("README"), "{err}");
+    assert!(!err.contains("serve"), "{err}");
 }

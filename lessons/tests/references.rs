@@ -2,7 +2,7 @@
 //! file that exists, and every code reference [`name`](../servers/x/src/main.rs) names an item
 //! that file defines.
 
-use lessons::editions::is_awaiting_translation;
+use lessons::editions::{is_awaiting_translation, links_stay_in_chinese};
 use lessons::refs::{check_links_allowing, count_code_refs};
 
 /// No lesson, English or Chinese, links to a missing file or to a function, type or constant
@@ -19,6 +19,16 @@ fn every_link_and_code_reference_resolves() {
         "broken links:\n{}",
         failures.join("\n")
     );
+}
+
+/// The Chinese edition links to Chinese lessons: a reader who chose Chinese stays in Chinese.
+#[test]
+fn chinese_lessons_link_to_chinese_lessons() {
+    let failures: Vec<String> = lessons::zh_markdown_files()
+        .iter()
+        .filter_map(|p| links_stay_in_chinese(p).err())
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Each model lesson (01..07), in each edition, tours its server's code with at least a few
