@@ -91,11 +91,13 @@ impl Document {
     }
 }
 
-/// The fence that opens a code block on this line (three or more backticks or tildes).
+/// The fence that opens a code block on this line (three or more backticks or tildes). As in
+/// CommonMark, a backtick fence's info string has no backtick: a line that starts with inline
+/// code such as ```` ```` ```sh ```` ```` is prose.
 fn fence_of(trimmed: &str) -> Option<String> {
     for mark in ['`', '~'] {
         let count = trimmed.chars().take_while(|&c| c == mark).count();
-        if count >= 3 {
+        if count >= 3 && !(mark == '`' && trimmed[count..].contains('`')) {
             return Some(mark.to_string().repeat(count));
         }
     }
@@ -121,5 +123,15 @@ mod tests {
         assert_eq!(links[0].text, "`serve`");
         assert_eq!(links[0].target, "../servers/blocking/src/main.rs");
         assert!(doc.prose.iter().all(|(_, l)| !l.contains("expect")));
+    }
+
+    /// A line that starts with inline code made of backticks is prose, not a fence.
+    #[test]
+    fn inline_backticks_open_no_block() {
+        let text = "Its\n```` ```sh ```` blocks, see [x](a.md).\n\n```sh\nls\n```\n";
+        let doc = Document::parse(text);
+        assert_eq!(doc.blocks.len(), 1);
+        assert_eq!(doc.blocks[0].lines, vec!["ls"]);
+        assert_eq!(doc.links().len(), 1);
     }
 }
