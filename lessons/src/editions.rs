@@ -12,6 +12,8 @@
 //!   played a second time (the machine is small and the English run takes minutes).
 //! - **The same numbers.** The ```` ```measured ```` blocks are copied verbatim, in the same
 //!   order, and the prose quotes the same figures ([`quoted_figures`]).
+//! - **Links stay in Chinese.** A Chinese file links to Chinese lessons, never to English ones
+//!   ([`links_stay_in_chinese`]).
 //!
 //! The rules for authors are in `lessons/README.md` ("How the lessons are kept honest").
 
