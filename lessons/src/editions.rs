@@ -32,15 +32,7 @@ pub const ZH_ONLY: &[&str] = &["GLOSSARY.md"];
 /// link to it from the Chinese edition may point at a file that is not there yet. Once the file
 /// exists the mirror test fails until its name is removed from this list, so the list cannot
 /// hide a finished translation from the checks. The lead empties it when merging the branches.
-pub const AWAITING_TRANSLATION: &[&str] = &[
-    // Issue 18, deliver 1: the second translator writes these on a branch of their own.
-    "05-epoll.md",
-    "06-reactor.md",
-    "07-async.md",
-    "08-measuring.md",
-    "09-socket-options.md",
-    "INSTRUCTORS.md",
-];
+pub const AWAITING_TRANSLATION: &[&str] = &[];
 
 /// The name of `path`'s file ("" when it has none).
 fn file_name(path: &Path) -> String {
