@@ -34,7 +34,7 @@ fn limits() -> Limits {
         hub: HubConfig {
             max_conns: 32,
             idle_timeout: Some(Duration::from_secs(2)),
-            rate_limit: 0,
+            ..HubConfig::default()
         },
         max_line: 4096,
         max_backlog: 256 * 1024,

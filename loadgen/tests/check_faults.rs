@@ -27,7 +27,7 @@ fn faulty(faults: Faults) -> TestServer {
     let config = HubConfig {
         max_conns: 32,
         idle_timeout: Some(Duration::from_secs(2)),
-        rate_limit: 0,
+        ..HubConfig::default()
     };
     TestServer::start_with(config, faults).expect("start the test server")
 }
