@@ -353,7 +353,7 @@ fn server_full_per_ip() {
     });
     let one: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     let two: std::net::IpAddr = "127.0.0.2".parse().unwrap();
-    let mut from = |h: &mut Harness, ip| {
+    let from = |h: &mut Harness, ip| {
         let mut out = Outbox::new();
         let id = h.hub.connect_from(h.now, ip, &mut out);
         h.collect(out);
