@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The scenarios that need two clients connected at once.
-const MULTI_CLIENT: [&str; 15] = [
+const MULTI_CLIENT: [&str; 17] = [
     "join.joined_event",
     "nick.room_notified",
     "message.broadcast_to_room",
@@ -26,6 +26,8 @@ const MULTI_CLIENT: [&str; 15] = [
     "order.stalled_reader",
     "isolation.bad_input",
     "limits.server_full",
+    "backlog.burst_spares_a_full_speed_reader",
+    "limits.max_conns_per_ip",
 ];
 
 /// The limits the conformance runs use: small, like `assert_conformance`'s.
@@ -62,16 +64,58 @@ fn skipped(report: &loadgen::check::CheckReport) -> Vec<&'static str> {
         .collect()
 }
 
-/// A correct server passes every scenario; with every limit given, only the rate scenario
-/// (which needs a rate-limited server) is skipped.
+/// A correct server passes every scenario; with every limit given, only the rate and
+/// per-address scenarios (which need a server started with those limits) are skipped.
 #[test]
 fn correct_server_passes_everything() {
     let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
     let report = run_checks(server.addr(), &config_for(&limits()));
     println!("{report}");
     assert_eq!(report.failed(), 0, "{report}");
-    assert_eq!(skipped(&report), ["limits.rate_limited"]);
+    assert_eq!(
+        skipped(&report),
+        ["limits.rate_limited", "limits.max_conns_per_ip"]
+    );
     assert!(report.passed() >= 60, "{report}");
+}
+
+/// Against a server limited to 4 connections per address, the per-address scenario passes
+/// (connections from 127.0.0.3 and 127.0.0.4) and every other one is skipped.
+#[test]
+fn per_address_limit_passes_its_scenario() {
+    let mut limits = limits();
+    limits.hub.max_conns_per_ip = 4;
+    let server = TestServer::start_limited(limits, Faults::default()).expect("start");
+    let config = CheckConfig {
+        max_conns_per_ip: Some(4),
+        ..CheckConfig::default()
+    };
+    let report = run_checks(server.addr(), &config);
+    assert_eq!(
+        report.outcome("limits.max_conns_per_ip"),
+        Some(&Outcome::Pass),
+        "{report}"
+    );
+    assert_eq!((report.passed(), report.failed()), (1, 0), "{report}");
+}
+
+/// Without the limit, the per-address scenario fails: the fifth connection is served.
+#[test]
+fn a_server_without_the_per_address_limit_fails_its_scenario() {
+    let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
+    let config = CheckConfig {
+        max_conns_per_ip: Some(4),
+        only: Some("limits.max_conns_per_ip".into()),
+        ..CheckConfig::default()
+    };
+    let report = run_checks(server.addr(), &config);
+    assert!(
+        matches!(
+            report.outcome("limits.max_conns_per_ip"),
+            Some(Outcome::Fail(_))
+        ),
+        "{report}"
+    );
 }
 
 /// Against a rate-limited server, the rate scenario passes and every other one is skipped
@@ -166,7 +210,7 @@ fn binary_output_format_and_exit_code() {
         );
     }
     let passed = scenarios.iter().filter(|l| l.starts_with("PASS ")).count();
-    assert_eq!(*last, format!("{passed} passed, 0 failed, 1 skipped"));
+    assert_eq!(*last, format!("{passed} passed, 0 failed, 2 skipped"));
     assert!(scenarios.contains(&"SKIP limits.rate_limited: pass --rate-limit (the server's setting) to test limits.rate_limited"));
 }
 

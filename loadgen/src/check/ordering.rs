@@ -236,7 +236,7 @@ fn settle(member: &mut Client, gone: &str) -> Result<(), String> {
     }
 }
 
-fn keep_pinging(mut writer: TcpStream, stop: &AtomicBool) {
+pub(crate) fn keep_pinging(mut writer: TcpStream, stop: &AtomicBool) {
     let _ = writer.set_write_timeout(Some(Duration::from_millis(200)));
     while !stop.load(Ordering::SeqCst) {
         if writer.write_all(b"{\"type\":\"ping\"}\n").is_err() {

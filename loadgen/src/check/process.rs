@@ -15,14 +15,16 @@ const MAX_LINE: usize = 4096;
 const IDLE_TIMEOUT_SECS: u64 = 2;
 const MAX_BACKLOG: usize = 256 * 1024;
 const RATE_LIMIT: u32 = 10;
+const MAX_CONNS_PER_IP: usize = 4;
 
 /// Runs the whole conformance suite against `program` (started with `model_args` plus limit
 /// flags), and panics with the report if any scenario FAILs. `single`: the server serves one
 /// client at a time (multi-client scenarios SKIP).
 ///
-/// Two processes are started: one with `--max-conns 32 --max-line 4096 --idle-timeout 2
-/// --max-backlog 262144` for everything else, and one with `--rate-limit 10` for the rate
-/// scenario (a rate limit would trip all the others).
+/// Three processes are started: one with `--max-conns 32 --max-line 4096 --idle-timeout 2
+/// --max-backlog 262144` for everything else, one with `--rate-limit 10` for the rate scenario
+/// (a rate limit would trip all the others), and one with `--max-conns-per-ip 4` for the
+/// per-address scenario.
 pub fn assert_conformance(program: &Path, model_args: &[&str], single: bool) {
     let limits = [
         "--max-conns".to_string(),
@@ -53,10 +55,24 @@ pub fn assert_conformance(program: &Path, model_args: &[&str], single: bool) {
     };
     let rate = check_process(program, model_args, &limits, &config);
 
-    // The rate scenario SKIPs against the first process; its verdict comes from the second.
+    let limits = [
+        "--max-conns-per-ip".to_string(),
+        MAX_CONNS_PER_IP.to_string(),
+    ];
+    let config = CheckConfig {
+        single,
+        max_conns_per_ip: Some(MAX_CONNS_PER_IP),
+        only: Some("limits.max_conns_per_ip".into()),
+        ..CheckConfig::default()
+    };
+    let per_ip = check_process(program, model_args, &limits, &config);
+
+    // Those two scenarios SKIP against the first process; their verdicts come from the others.
     let mut all = main;
-    all.results.retain(|r| r.name != "limits.rate_limited");
+    all.results
+        .retain(|r| r.name != "limits.rate_limited" && r.name != "limits.max_conns_per_ip");
     all.results.extend(rate.results);
+    all.results.extend(per_ip.results);
     println!("conformance of {}:\n{all}", program.display());
     let failures: Vec<String> = all.failures().map(ToString::to_string).collect();
     assert!(

@@ -35,7 +35,7 @@ use bytes::Buf;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-/// The default `--max-backlog` (PROTOCOL.md, "Limits"): 1 MiB.
+/// The default `--max-backlog` (PROTOCOL.md, section 7): 1 MiB.
 pub const DEFAULT_MAX_BACKLOG: usize = 1 << 20;
 
 /// At most this many frames go into one `writev` (Linux accepts up to 1024 slices).

@@ -1,4 +1,4 @@
-//! The chat rules, driven without a network: every request, event and error code of the spec.
+//! The chat rules, driven without a network: every request, event and error code of `PROTOCOL.md`.
 
 use chat_core::ErrorCode;
 use chat_core::{parse_request, Action, CloseReason, ConnId, Hub, HubConfig, Outbox, Rejection};

@@ -32,12 +32,13 @@
 //! ## What it costs
 //! - **Memory.** A thread per connection, each with its own stack. `--stack-size` is *reserved*
 //!   address space (Rust's default is 2 MiB: 10,000 threads would reserve 20 GiB); only the
-//!   pages a thread touches become resident, a few KiB, plus about 16 KiB of kernel stack and
-//!   bookkeeping per thread. The deepest thing a reader does is parsing JSON nested 128 levels
-//!   deep (serde_json's limit): about 60 KiB of stack in a release build, about 250 KiB in a
-//!   debug build, whose unoptimised frames are much bigger. Overflowing the stack hits its guard
-//!   page and Rust aborts the whole process, so a too-small stack lets one client crash the
-//!   server: the default is 128 KiB in release builds and 512 KiB in debug builds.
+//!   pages a thread touches become resident, plus a kernel stack and bookkeeping per thread
+//!   (lesson 02 measures both). The deepest thing a reader does is parsing JSON nested 128
+//!   levels deep (serde_json's limit), and a debug build's unoptimised frames need several times
+//!   the stack of a release build's. Overflowing the stack hits its guard page and Rust aborts
+//!   the whole process, so a too-small stack lets one client crash the server: the default
+//!   (`DEFAULT_STACK_KIB`) is twice the deepest reader's need, 128 KiB in release builds and
+//!   512 KiB in debug builds.
 //! - **Kernel limits.** Threads take process ids (`/proc/sys/kernel/pid_max`, 32768 by
 //!   default) and count against `threads-max` and `ulimit -u`; when the kernel refuses one
 //!   (EAGAIN), that client is answered `server_full` and the server carries on. Each Rust

@@ -27,7 +27,7 @@
 //!
 //! Why not a writer thread for every connection, always? Threads are the scarce resource of
 //! this model: a Rust thread costs four of the 65,530 memory mappings a process may have (see
-//! `spawn.rs`), and with two threads per connection the server died at 8,000 connections. It
+//! `spawn.rs`), and two threads per connection would halve the number of clients it can hold. It
 //! would also cost a context switch per recipient for every broadcast.
 //!
 //! The queue's lock is held only to push, or for one non-blocking `writev`: at most one thread

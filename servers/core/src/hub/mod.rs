@@ -4,18 +4,19 @@
 //!
 //! | call | when the server makes it |
 //! |---|---|
-//! | [`Hub::connect`] | a socket was accepted |
+//! | [`Hub::connect_from`] | a socket was accepted (with the peer's address, for `--max-conns-per-ip`) |
 //! | [`Hub::handle`] | the decoder produced a line (a request or a rejection) |
 //! | [`Hub::disconnect`] | the peer hung up, errored, or overflowed its backlog |
 //! | [`Hub::tick`] | time passed (to enforce the idle timeout) |
 //! | [`Hub::shutdown`] | SIGINT/SIGTERM |
 //!
 //! Each call appends [`Action`](crate::Action)s to an [`Outbox`]: frames addressed to
-//! connections, and close directives. It never blocks, never reads a socket and never sleeps, so
+//! connections, and close directives, which the server carries out with chat-core's
+//! [`executor`](crate::executor). It never blocks, never reads a socket and never sleeps, so
 //! the same Hub serves a blocking server, an epoll loop and a tokio runtime unchanged, and it can
 //! be tested without a network.
 //!
-//! It keeps the spec's ordering guarantees by construction: every call's actions come out in
+//! It keeps the ordering guarantees of `PROTOCOL.md` (1 and 2) by construction: every call's actions come out in
 //! the order they must be sent, and a broadcast is appended for all members in one go, so a
 //! server that carries out Outboxes in the order they were filled (one Hub call at a time, under
 //! a lock if it has threads) gives every member of a room the same order.
@@ -52,7 +53,7 @@ pub struct HubConfig {
 }
 
 impl Default for HubConfig {
-    /// The spec's defaults.
+    /// The defaults of `PROTOCOL.md`.
     fn default() -> Self {
         HubConfig {
             max_conns: 100_000,
@@ -68,7 +69,8 @@ impl Default for HubConfig {
 struct Conn {
     /// The registered nickname and room, once `join` succeeded.
     member: Option<Member>,
-    /// The last time a line arrived: the idle timeout counts from here.
+    /// The last time a complete line arrived: the idle timeout counts from here. Bytes of an
+    /// unfinished line never reach the Hub, so they are not activity (PROTOCOL.md, guarantee 6).
     last_active: Instant,
     /// The rate limiter, when `--rate-limit` is set.
     bucket: Option<TokenBucket>,
