@@ -79,64 +79,27 @@ fn correct_server_passes_everything() {
     assert!(report.passed() >= 60, "{report}");
 }
 
-/// Against a server limited to 4 connections per address, the per-address scenario passes
-/// (connections from 127.0.0.3 and 127.0.0.4) and every other one is skipped.
+/// The per-address scenario (connections from 127.0.0.3 and 127.0.0.4) passes against a server
+/// limited to 4 connections per address, where every other scenario is skipped, and fails
+/// against a server without the limit (the fifth connection is served).
 #[test]
-fn per_address_limit_passes_its_scenario() {
-    let mut limits = limits();
-    limits.hub.max_conns_per_ip = 4;
-    let server = TestServer::start_limited(limits, Faults::default()).expect("start");
+fn the_per_address_scenario_tells_a_limited_server_from_an_unlimited_one() {
     let config = CheckConfig {
         max_conns_per_ip: Some(4),
         ..CheckConfig::default()
     };
-    let report = run_checks(server.addr(), &config);
-    assert_eq!(
-        report.outcome("limits.max_conns_per_ip"),
-        Some(&Outcome::Pass),
-        "{report}"
-    );
-    assert_eq!((report.passed(), report.failed()), (1, 0), "{report}");
-}
-
-/// Without the limit, the per-address scenario fails: the fifth connection is served.
-#[test]
-fn a_server_without_the_per_address_limit_fails_its_scenario() {
-    let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
-    let config = CheckConfig {
-        max_conns_per_ip: Some(4),
-        only: Some("limits.max_conns_per_ip".into()),
-        ..CheckConfig::default()
-    };
-    let report = run_checks(server.addr(), &config);
-    assert!(
-        matches!(
-            report.outcome("limits.max_conns_per_ip"),
-            Some(Outcome::Fail(_))
-        ),
-        "{report}"
-    );
-}
-
-/// Against a rate-limited server, the rate scenario passes and every other one is skipped
-/// (a rate limit would trip them).
-#[test]
-fn rate_limited_server_passes_the_rate_scenario() {
-    let mut limits = limits();
-    limits.hub.rate_limit = 10;
-    let server = TestServer::start_limited(limits, Faults::default()).expect("start");
-    let config = CheckConfig {
-        rate_limit: Some(10),
-        ..CheckConfig::default()
-    };
-    let report = run_checks(server.addr(), &config);
-    assert_eq!(
-        report.outcome("limits.rate_limited"),
-        Some(&Outcome::Pass),
-        "{report}"
-    );
-    assert_eq!(report.passed(), 1, "{report}");
-    assert_eq!(report.failed(), 0, "{report}");
+    let name = "limits.max_conns_per_ip";
+    for limit in [4, 0] {
+        let mut limits = limits();
+        limits.hub.max_conns_per_ip = limit;
+        let server = TestServer::start_limited(limits, Faults::default()).expect("start");
+        let report = run_checks(server.addr(), &config);
+        match (limit, report.outcome(name)) {
+            (4, Some(Outcome::Pass)) => assert_eq!(report.passed(), 1, "{report}"),
+            (0, Some(Outcome::Fail(_))) => assert_eq!(report.failed(), 1, "{report}"),
+            (_, other) => panic!("limit {limit}: {other:?}\n{report}"),
+        }
+    }
 }
 
 /// `--single` against a one-connection-at-a-time server: every one-client scenario passes,

@@ -33,12 +33,9 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
 /// slack after its `join`, then the connection closes.
 fn slowloris(ctx: &Ctx) -> Result<(), String> {
     let timeout = ctx.config.idle_timeout.unwrap_or_default();
-    let slack = Duration::from_millis(1500).max(timeout / 2);
-    let nickname = ctx.fresh("loris");
-    let mut client = Client::connect(ctx, &nickname)?;
     let started = Instant::now();
-    client.send(&json!({"type": "join", "nickname": nickname, "room": ctx.fresh("room")}))?;
-    client.expect_event("welcome")?;
+    let (mut client, _) = Client::join(ctx, &ctx.fresh("loris"), Some(&ctx.fresh("room")))?;
+    let slack = Duration::from_millis(1500).max(timeout / 2);
 
     let stop = AtomicBool::new(false);
     let mut dribble = client.writer()?;

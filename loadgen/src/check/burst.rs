@@ -7,8 +7,8 @@
 //! pass, a writer task that has not run yet, a router counting bytes on their way to another
 //! thread. Such a server cuts off a healthy reader (or the sender) whenever a burst is in flight.
 
-use super::client::{join_group, Client, Next};
-use super::ordering::keep_pinging;
+use super::client::{Client, Next};
+use super::ordering::{keep_pinging, room_with_a_stalled_member};
 use super::{CheckConfig, Ctx, Need, Scenario};
 use crate::server_process::ServerProcess;
 use serde_json::json;
@@ -59,15 +59,8 @@ pub fn assert_burst_passes_repeatedly(program: &Path, model_args: &[&str], times
 }
 
 fn burst_spares_a_full_speed_reader(ctx: &Ctx) -> Result<(), String> {
-    let room = ctx.fresh("room");
-    let mut members = join_group(ctx, &room, &["sender", "reader"])?;
-    let stalled_name = ctx.fresh("stalled");
-    let mut stalled = Client::connect_with_small_buffer(ctx, &stalled_name)?;
-    stalled.send(&json!({"type": "join", "nickname": stalled_name, "room": room}))?;
-    stalled.expect_event("welcome")?; // the last thing it reads until the end
-    for member in &mut members {
-        member.expect(&json!({"type": "joined", "nickname": stalled_name, "room": room}))?;
-    }
+    let (mut members, mut stalled) = room_with_a_stalled_member(ctx, &["sender", "reader"])?;
+    let stalled_name = stalled.label.clone();
     let mut reader = members.pop().ok_or("no reader")?;
     let mut sender = members.pop().ok_or("no sender")?;
     let sender_name = sender.label.clone();

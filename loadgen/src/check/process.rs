@@ -46,33 +46,45 @@ pub fn assert_conformance(program: &Path, model_args: &[&str], single: bool) {
     };
     let main = check_process(program, model_args, &limits, &config);
 
-    let limits = ["--rate-limit".to_string(), RATE_LIMIT.to_string()];
-    let config = CheckConfig {
-        single,
+    // The scenarios that need a limit which would trip all the others each get a process of
+    // their own; they SKIP against the first one, and their verdicts come from theirs.
+    let rate = CheckConfig {
         rate_limit: Some(RATE_LIMIT),
-        only: Some("limits.rate_limited".into()),
         ..CheckConfig::default()
     };
-    let rate = check_process(program, model_args, &limits, &config);
-
-    let limits = [
-        "--max-conns-per-ip".to_string(),
-        MAX_CONNS_PER_IP.to_string(),
-    ];
-    let config = CheckConfig {
-        single,
+    let per_ip = CheckConfig {
         max_conns_per_ip: Some(MAX_CONNS_PER_IP),
-        only: Some("limits.max_conns_per_ip".into()),
         ..CheckConfig::default()
     };
-    let per_ip = check_process(program, model_args, &limits, &config);
-
-    // Those two scenarios SKIP against the first process; their verdicts come from the others.
     let mut all = main;
-    all.results
-        .retain(|r| r.name != "limits.rate_limited" && r.name != "limits.max_conns_per_ip");
-    all.results.extend(rate.results);
-    all.results.extend(per_ip.results);
+    for (scenario, flag, value, config) in [
+        (
+            "limits.rate_limited",
+            "--rate-limit",
+            RATE_LIMIT as usize,
+            rate,
+        ),
+        (
+            "limits.max_conns_per_ip",
+            "--max-conns-per-ip",
+            MAX_CONNS_PER_IP,
+            per_ip,
+        ),
+    ] {
+        let config = CheckConfig {
+            single,
+            only: Some(scenario.into()),
+            ..config
+        };
+        let own = check_process(
+            program,
+            model_args,
+            &[flag.into(), value.to_string()],
+            &config,
+        );
+        all.results.retain(|r| r.name != scenario);
+        all.results.extend(own.results);
+    }
     println!("conformance of {}:\n{all}", program.display());
     let failures: Vec<String> = all.failures().map(ToString::to_string).collect();
     assert!(

@@ -24,18 +24,12 @@ struct Args {
 
     /// Runtime worker threads (tokio's scheduler spreads the tasks over them, stealing work
     /// from each other). Default: one per core.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = net::cores())]
     threads: usize,
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
-    net::init_logging();
-    net::exit_status(run(args))
+    net::main(run)
 }
 
 fn run(args: Args) -> io::Result<()> {

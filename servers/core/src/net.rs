@@ -190,6 +190,19 @@ pub fn wake_acceptor(addr: SocketAddr) {
     let _ = TcpStream::connect_timeout(&loopback(addr), Duration::from_secs(1));
 }
 
+/// Every server's `main`: parses its flags `A` (`--help` and a bad flag exit here, with clap's
+/// message), starts logging, runs `serve`, and turns its outcome into the exit status.
+pub fn main<A: clap::Parser>(serve: impl FnOnce(A) -> io::Result<()>) -> ExitCode {
+    let args = A::parse();
+    init_logging();
+    exit_status(serve(args))
+}
+
+/// How many cores this process may use (the default of the flags that size thread pools).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The end of every server's `main`: exit status 0 when `served` is `Ok`, else the error on
 /// stderr and status 1.
 pub fn exit_status(served: io::Result<()>) -> ExitCode {

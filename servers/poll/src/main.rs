@@ -62,9 +62,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    net::init_logging();
-    net::exit_status(run(args))
+    net::main(run)
 }
 
 fn run(args: Args) -> io::Result<()> {

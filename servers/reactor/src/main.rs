@@ -106,12 +106,12 @@ struct Args {
 
     /// Event loops (threads doing socket I/O), each with its own SO_REUSEPORT listener; 1 to 64.
     /// Default: one per core.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = net::cores())]
     io_threads: usize,
 
     /// Worker threads running the CPU side (parsing, chat rules); 0 = the event loops do it
     /// themselves, without a hand-off. Default: one per core.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = net::cores())]
     workers: usize,
 
     /// A loop turn that read fewer bytes than this handles them itself instead of handing them
@@ -121,14 +121,8 @@ struct Args {
     offload_min_bytes: usize,
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
-    net::init_logging();
-    net::exit_status(run(args))
+    net::main(run)
 }
 
 fn run(args: Args) -> io::Result<()> {
