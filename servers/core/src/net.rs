@@ -1,8 +1,10 @@
 //! The operating-system side that every server shares: the listening socket, socket options,
-//! the open-file limit, the `listening on` line and logging.
+//! the open-file limit, the accept-error ladder, the `listening on` line, logging, and the shape
+//! of every server's `main`.
 //!
 //! This module and [`shutdown`](crate::shutdown) are the only parts of `chat-core` that talk to
-//! the OS; the protocol, decoder and Hub do no I/O.
+//! the OS, and only about sockets a server hands them; the protocol, decoder, Hub and executor
+//! do no I/O. Waiting for sockets, the heart of each I/O model, stays in the servers.
 
 use crate::config::SocketOptions;
 use crate::shutdown::Shutdown;
