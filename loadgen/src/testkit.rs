@@ -59,7 +59,8 @@ pub struct Faults {
     /// server, for the coordinated-omission test). Reading goes on; output waits in the queues.
     pub stall: Option<(Duration, Duration)>, // (every, length)
     /// Judge `--max-backlog` on every byte queued, written or not, instead of only on what the
-    /// socket refused: a burst then cuts off members that read at full speed (issue 14's bug).
+    /// socket refused, and let the writers take their queues only every 20 ms (as a writer task
+    /// that has not run yet): a burst then cuts off members that read at full speed.
     pub count_untried_backlog: bool,
     /// When a client's requests arrive together with its EOF (it half-closed after them), close
     /// at once without answering them.

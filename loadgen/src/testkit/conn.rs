@@ -16,6 +16,10 @@ const THREAD_STACK: usize = 256 * 1024;
 /// How long a reorder-held broadcast waits for a partner before it is written alone.
 const REORDER_WAIT: Duration = Duration::from_millis(250);
 
+/// With the `count_untried_backlog` fault, how long the writer lets frames pile up before it
+/// takes them.
+const UNTRIED_DELAY: Duration = Duration::from_millis(20);
+
 /// How long a closed connection keeps reading (and discarding) the peer's input, so that the
 /// peer reads our last frames and an orderly FIN instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -239,6 +243,11 @@ fn hangup_follows(stream: &TcpStream) -> bool {
 fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
     let mut faults = FaultState::default();
     loop {
+        if conn.count_untried {
+            // The fault's other half: like a writer task that has not run yet, let frames pile
+            // up for a moment before taking them.
+            std::thread::sleep(UNTRIED_DELAY);
+        }
         let (frames, close) = {
             let mut queue = conn.lock();
             while queue.frames.is_empty() && !queue.close && !queue.aborted {
