@@ -59,7 +59,7 @@ impl Step {
     }
 }
 
-/// The port a server listens on when the lesson gives no `--addr` (the spec's default).
+/// The port a server listens on when the lesson gives no `--addr` (`PROTOCOL.md`'s default).
 pub const DEFAULT_PORT: u16 = 8888;
 
 /// Parses the lines of a ```` ```sh ```` block (`first_line` = line number of its first line).

@@ -18,7 +18,7 @@
 //! disconnected instead of blocking the rest, faults or not. The faults are applied by the writer
 //! threads, between the queue and the socket: the Hub itself stays correct.
 //!
-//! Limits: by default the spec's ([`TestServer::MAX_LINE`], [`TestServer::MAX_BACKLOG`] and
+//! Limits: by default those of `PROTOCOL.md` ([`TestServer::MAX_LINE`], [`TestServer::MAX_BACKLOG`] and
 //! `HubConfig::default()`); [`TestServer::start_with`] sets the Hub's (max-conns, idle timeout,
 //! rate limit) and [`TestServer::start_limited`] all of them, plus
 //! [`Limits::one_at_a_time`], which serves one connection at a time like the blocking model (to
@@ -31,9 +31,9 @@
 pub mod client;
 mod conn;
 
-pub use client::{assert_half_close_gets_every_reply, TestClient};
+pub use client::TestClient;
 
-use chat_core::{Hub, HubConfig, Outbox, SocketOptions};
+use chat_core::{BacklogFull, Hub, HubConfig, Outbox, SocketOptions};
 use conn::{Connection, Shared};
 use std::collections::HashMap;
 use std::io;
@@ -58,9 +58,16 @@ pub struct Faults {
     /// `[k·every, k·every + length)` for k = 1, 2, … after the server started (a stalling
     /// server, for the coordinated-omission test). Reading goes on; output waits in the queues.
     pub stall: Option<(Duration, Duration)>, // (every, length)
+    /// Judge `--max-backlog` on every byte queued, written or not, instead of only on what the
+    /// socket refused, and let the writers take their queues only every 20 ms (as a writer task
+    /// that has not run yet): a burst then cuts off members that read at full speed.
+    pub count_untried_backlog: bool,
+    /// When a client's requests arrive together with its EOF (it half-closed after them), close
+    /// at once without answering them.
+    pub drop_replies_on_hangup: bool,
 }
 
-/// Every limit of a [`TestServer`]; the default is the spec's defaults.
+/// Every limit of a [`TestServer`]; the default is `PROTOCOL.md`'s defaults.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Max-conns, idle timeout and rate limit, enforced by the Hub.
@@ -94,13 +101,13 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// The default longest line in bytes, newline included (the spec's default `--max-line`).
+    /// The default longest line in bytes, newline included (`PROTOCOL.md`'s default `--max-line`).
     pub const MAX_LINE: usize = chat_core::decoder::DEFAULT_MAX_LINE;
-    /// The default unsent bytes per connection before it is disconnected (the spec's default
+    /// The default unsent bytes per connection before it is disconnected (`PROTOCOL.md`'s default
     /// `--max-backlog`).
     pub const MAX_BACKLOG: usize = chat_core::send_queue::DEFAULT_MAX_BACKLOG;
 
-    /// Starts a server with the spec's default limits on `127.0.0.1:0`.
+    /// Starts a server with `PROTOCOL.md`'s default limits on `127.0.0.1:0`.
     pub fn start(faults: Faults) -> io::Result<TestServer> {
         Self::start_with(HubConfig::default(), faults)
     }
@@ -140,7 +147,7 @@ impl TestServer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 hub: Hub::new(limits.hub),
-                conns: HashMap::new(),
+                conns: Conns::default(),
             }),
             max_line: limits.max_line,
             max_backlog: limits.max_backlog,
@@ -194,7 +201,7 @@ impl Drop for TestServer {
             let mut out = Outbox::new();
             state.hub.shutdown(&mut out);
             state.dispatch(&mut out);
-            state.conns.values().cloned().collect()
+            state.conns.0.values().cloned().collect()
         };
         let deadline = Instant::now() + Duration::from_millis(500);
         while Instant::now() < deadline && conns.iter().any(|c| !c.is_written()) {
@@ -210,42 +217,40 @@ impl Drop for TestServer {
 /// its Outbox happen under it, so every member of a room queues broadcasts in the same order.
 pub(crate) struct State {
     hub: Hub,
-    conns: HashMap<chat_core::ConnId, Arc<Connection>>,
+    conns: Conns,
+}
+
+/// Every connection's queue, by id: where chat-core's executor puts the Hub's frames.
+#[derive(Default)]
+pub(crate) struct Conns(HashMap<chat_core::ConnId, Arc<Connection>>);
+
+impl chat_core::Sink for Conns {
+    fn send(&mut self, to: chat_core::ConnId, frame: chat_core::Frame) -> Result<(), BacklogFull> {
+        match self.0.get(&to) {
+            Some(conn) => conn.push(frame),
+            None => Ok(()),
+        }
+    }
+
+    fn close(&mut self, conn: chat_core::ConnId, _reason: chat_core::CloseReason) {
+        if let Some(conn) = self.0.get(&conn) {
+            conn.close_after_flush();
+        }
+    }
+
+    fn cut(&mut self, conn: chat_core::ConnId) {
+        if let Some(conn) = self.0.get(&conn) {
+            conn.abort();
+        }
+    }
 }
 
 impl State {
-    /// Carries out an Outbox: frames go to the connections' queues (never blocking), closes are
-    /// queued behind them. A connection whose queue overflows is cut off and disconnected, which
-    /// may produce more actions (`left` to its room), hence the loop.
+    /// Carries out an Outbox (chat-core's executor): frames go to the connections' queues
+    /// (never blocking), closes are queued behind them, a connection whose socket refused more
+    /// than the backlog is cut off and disconnected.
     fn dispatch(&mut self, out: &mut Outbox) {
-        loop {
-            let mut overflowed = Vec::new();
-            for action in out.drain() {
-                match action {
-                    chat_core::Action::Send { to, frame } => {
-                        if let Some(conn) = self.conns.get(&to) {
-                            if !conn.push(frame) {
-                                overflowed.push(to);
-                            }
-                        }
-                    }
-                    chat_core::Action::Close { conn, .. } => {
-                        if let Some(conn) = self.conns.get(&conn) {
-                            conn.close_after_flush();
-                        }
-                    }
-                }
-            }
-            if overflowed.is_empty() {
-                return;
-            }
-            for id in overflowed {
-                if let Some(conn) = self.conns.get(&id) {
-                    conn.abort();
-                }
-                self.hub.disconnect(id, out);
-            }
-        }
+        chat_core::carry_out(&mut self.hub, out, &mut self.conns);
     }
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// The scenarios that need two clients connected at once.
-const MULTI_CLIENT: [&str; 15] = [
+const MULTI_CLIENT: [&str; 17] = [
     "join.joined_event",
     "nick.room_notified",
     "message.broadcast_to_room",
@@ -26,6 +26,8 @@ const MULTI_CLIENT: [&str; 15] = [
     "order.stalled_reader",
     "isolation.bad_input",
     "limits.server_full",
+    "backlog.burst_spares_a_full_speed_reader",
+    "limits.max_conns_per_ip",
 ];
 
 /// The limits the conformance runs use: small, like `assert_conformance`'s.
@@ -34,7 +36,7 @@ fn limits() -> Limits {
         hub: HubConfig {
             max_conns: 32,
             idle_timeout: Some(Duration::from_secs(2)),
-            rate_limit: 0,
+            ..HubConfig::default()
         },
         max_line: 4096,
         max_backlog: 256 * 1024,
@@ -62,37 +64,42 @@ fn skipped(report: &loadgen::check::CheckReport) -> Vec<&'static str> {
         .collect()
 }
 
-/// A correct server passes every scenario; with every limit given, only the rate scenario
-/// (which needs a rate-limited server) is skipped.
+/// A correct server passes every scenario; with every limit given, only the rate and
+/// per-address scenarios (which need a server started with those limits) are skipped.
 #[test]
 fn correct_server_passes_everything() {
     let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
     let report = run_checks(server.addr(), &config_for(&limits()));
     println!("{report}");
     assert_eq!(report.failed(), 0, "{report}");
-    assert_eq!(skipped(&report), ["limits.rate_limited"]);
+    assert_eq!(
+        skipped(&report),
+        ["limits.rate_limited", "limits.max_conns_per_ip"]
+    );
     assert!(report.passed() >= 60, "{report}");
 }
 
-/// Against a rate-limited server, the rate scenario passes and every other one is skipped
-/// (a rate limit would trip them).
+/// The per-address scenario (connections from 127.0.0.3 and 127.0.0.4) passes against a server
+/// limited to 4 connections per address, where every other scenario is skipped, and fails
+/// against a server without the limit (the fifth connection is served).
 #[test]
-fn rate_limited_server_passes_the_rate_scenario() {
-    let mut limits = limits();
-    limits.hub.rate_limit = 10;
-    let server = TestServer::start_limited(limits, Faults::default()).expect("start");
+fn the_per_address_scenario_tells_a_limited_server_from_an_unlimited_one() {
     let config = CheckConfig {
-        rate_limit: Some(10),
+        max_conns_per_ip: Some(4),
         ..CheckConfig::default()
     };
-    let report = run_checks(server.addr(), &config);
-    assert_eq!(
-        report.outcome("limits.rate_limited"),
-        Some(&Outcome::Pass),
-        "{report}"
-    );
-    assert_eq!(report.passed(), 1, "{report}");
-    assert_eq!(report.failed(), 0, "{report}");
+    let name = "limits.max_conns_per_ip";
+    for limit in [4, 0] {
+        let mut limits = limits();
+        limits.hub.max_conns_per_ip = limit;
+        let server = TestServer::start_limited(limits, Faults::default()).expect("start");
+        let report = run_checks(server.addr(), &config);
+        match (limit, report.outcome(name)) {
+            (4, Some(Outcome::Pass)) => assert_eq!(report.passed(), 1, "{report}"),
+            (0, Some(Outcome::Fail(_))) => assert_eq!(report.failed(), 1, "{report}"),
+            (_, other) => panic!("limit {limit}: {other:?}\n{report}"),
+        }
+    }
 }
 
 /// `--single` against a one-connection-at-a-time server: every one-client scenario passes,
@@ -166,7 +173,7 @@ fn binary_output_format_and_exit_code() {
         );
     }
     let passed = scenarios.iter().filter(|l| l.starts_with("PASS ")).count();
-    assert_eq!(*last, format!("{passed} passed, 0 failed, 1 skipped"));
+    assert_eq!(*last, format!("{passed} passed, 0 failed, 2 skipped"));
     assert!(scenarios.contains(&"SKIP limits.rate_limited: pass --rate-limit (the server's setting) to test limits.rate_limited"));
 }
 

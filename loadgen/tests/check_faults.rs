@@ -27,7 +27,7 @@ fn faulty(faults: Faults) -> TestServer {
     let config = HubConfig {
         max_conns: 32,
         idle_timeout: Some(Duration::from_secs(2)),
-        rate_limit: 0,
+        ..HubConfig::default()
     };
     TestServer::start_with(config, faults).expect("start the test server")
 }
@@ -137,4 +137,51 @@ fn unbounded_backlog_fails_the_stalled_reader_scenario() {
         Some(Outcome::Fail(why)) => assert!(why.contains("never disconnected"), "{why}"),
         other => panic!("expected a FAIL, got {other:?}"),
     }
+}
+
+/// A server that counts queued bytes against `--max-backlog` before it has tried to write them
+/// cuts off a member reading at full speed during a burst: the burst scenario fails.
+#[test]
+fn counting_untried_bytes_fails_the_burst_scenario() {
+    let limits = Limits {
+        max_backlog: 65536,
+        ..Limits::default()
+    };
+    let faults = Faults {
+        count_untried_backlog: true,
+        ..Faults::default()
+    };
+    let server = TestServer::start_limited(limits, faults).expect("start");
+    let config = CheckConfig {
+        max_backlog: Some(65536),
+        only: Some(loadgen::check::BURST.into()),
+        ..CheckConfig::default()
+    };
+    let report = run_checks(server.addr(), &config);
+    assert!(
+        matches!(
+            report.outcome(loadgen::check::BURST),
+            Some(Outcome::Fail(_))
+        ),
+        "{report}"
+    );
+}
+
+/// A server that drops the replies of a client that half-closed fails the half-close scenario.
+#[test]
+fn dropping_replies_on_hangup_fails_the_half_close_scenario() {
+    let server = faulty(Faults {
+        drop_replies_on_hangup: true,
+        ..Faults::default()
+    });
+    let name = "close.half_close_gets_every_reply";
+    let config = CheckConfig {
+        only: Some(name.into()),
+        ..CheckConfig::default()
+    };
+    let report = run_checks(server.addr(), &config);
+    assert!(
+        matches!(report.outcome(name), Some(Outcome::Fail(_))),
+        "{report}"
+    );
 }

@@ -60,7 +60,7 @@ impl Client {
         Self::from_stream(ctx, label, socket.into())
     }
 
-    fn from_stream(ctx: &Ctx, label: &str, stream: TcpStream) -> Result<Client, String> {
+    pub(crate) fn from_stream(ctx: &Ctx, label: &str, stream: TcpStream) -> Result<Client, String> {
         stream
             .set_nodelay(true)
             .and_then(|()| stream.set_write_timeout(Some(ctx.timeout())))

@@ -1,4 +1,4 @@
-//! Every error code that does not close the connection, each provoked every way the spec
+//! Every error code that does not close the connection, each provoked every way `PROTOCOL.md`
 //! names, and after each one the connection must still work (the next line is answered).
 
 use super::client::{join_group, Client};

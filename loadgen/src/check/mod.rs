@@ -1,9 +1,9 @@
 //! # `loadgen check`: the conformance checker
 //!
-//! Grades any server that claims to speak `shared/spec/protocol.md`, written in any language: it
-//! talks raw bytes over TCP and judges every reply as plain JSON (`serde_json::Value`) against
-//! the spec, never through chat-core's types, so a bug shared by chat-core and the checker
-//! cannot hide.
+//! Grades any server that claims to speak the protocol of `PROTOCOL.md`, written in any
+//! language: it talks raw bytes over TCP and judges every reply as plain JSON
+//! (`serde_json::Value`) against that contract, never through chat-core's types, so a bug shared
+//! by chat-core and the checker cannot hide.
 //!
 //! ```text
 //! loadgen check --addr 127.0.0.1:8888                         # everything that needs no limit
@@ -11,6 +11,7 @@
 //!               --max-backlog 262144                          # tell it the server's limits
 //! loadgen check --addr 127.0.0.1:8888 --single                # a one-client-at-a-time server
 //! loadgen check --addr 127.0.0.1:8888 --rate-limit 10         # a server started with it
+//! loadgen check --addr 127.0.0.1:8888 --max-conns-per-ip 4    # a server started with it
 //! ```
 //!
 //! It prints one line per scenario (`PASS name`, `FAIL name: why`, `SKIP name: why`), then
@@ -24,18 +25,26 @@
 //! | `check/framing.rs` | `\r\n`, blank lines, split and coalesced frames, the line limit |
 //! | `check/ordering.rs` | reply order, one total order per room, stalled readers, isolation |
 //! | `check/limits.rs` | `server_full`, `idle_timeout`, `rate_limited` |
+//! | `check/burst.rs` | a burst far above `--max-backlog`: only the stalled reader is cut off |
+//! | `check/half_close.rs` | a client that half-closes still gets every reply, then the close |
+//! | `check/abuse.rs` | slowloris (only a complete frame is activity), `--max-conns-per-ip` |
 //! | `check/process.rs` | the assertions that need the server *process* (for the servers' tests) |
 
+mod abuse;
+mod burst;
 mod client;
 mod errors;
 mod framing;
+mod half_close;
 mod limits;
+mod model_tests;
 mod ordering;
 mod process;
 mod report;
 mod requests;
 mod rooms;
 
+pub use burst::{assert_burst_passes_repeatedly, BURST};
 pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
@@ -67,9 +76,13 @@ pub struct CheckArgs {
     /// so with this flag only the rate scenario runs.
     #[arg(long)]
     pub rate_limit: Option<u32>,
-    /// The server's --max-backlog in bytes (enables the stalled-reader scenario).
+    /// The server's --max-backlog in bytes (enables the stalled-reader and burst scenarios).
     #[arg(long)]
     pub max_backlog: Option<usize>,
+    /// The server's --max-conns-per-ip (enables its scenario; keep it small, e.g. 4). Every
+    /// other scenario may open more connections than that, so with this flag only it runs.
+    #[arg(long)]
+    pub max_conns_per_ip: Option<usize>,
     /// Run only the scenarios whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
@@ -90,6 +103,7 @@ pub fn main(args: CheckArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle_timeout.map(Duration::from_secs),
         rate_limit: args.rate_limit,
         max_backlog: args.max_backlog,
+        max_conns_per_ip: args.max_conns_per_ip,
         only: args.only,
         reply_timeout: Duration::from_millis(args.timeout_ms),
         verbose: args.verbose,
@@ -114,6 +128,7 @@ pub struct CheckConfig {
     pub idle_timeout: Option<Duration>,
     pub rate_limit: Option<u32>,
     pub max_backlog: Option<usize>,
+    pub max_conns_per_ip: Option<usize>,
     /// Run only scenarios whose name contains this.
     pub only: Option<String>,
     /// How long to wait for each expected reply.
@@ -131,6 +146,7 @@ impl Default for CheckConfig {
             idle_timeout: None,
             rate_limit: None,
             max_backlog: None,
+            max_conns_per_ip: None,
             only: None,
             reply_timeout: Duration::from_millis(3000),
             verbose: false,
@@ -202,6 +218,7 @@ pub(crate) enum Need {
     MaxBacklog,
     /// A backlog large enough for the checker's bursts (see [`MIN_BURST_BACKLOG`]).
     BurstBacklog,
+    MaxConnsPerIp,
 }
 
 /// The ordering scenarios send bursts of up to ~100 KB to each member at once. A server
@@ -224,10 +241,20 @@ fn all_scenarios() -> Vec<Scenario> {
     all.extend(framing::scenarios());
     all.extend(ordering::scenarios());
     all.extend(limits::scenarios());
+    all.extend(burst::scenarios());
+    all.extend(half_close::scenarios());
+    all.extend(abuse::scenarios());
     all
 }
 
 fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
+    if config.max_conns_per_ip.is_some() && !scenario.needs.contains(&Need::MaxConnsPerIp) {
+        return Some(
+            "the server limits connections per address (--max-conns-per-ip), which this \
+             scenario may exceed; check it against a server without the limit"
+                .into(),
+        );
+    }
     if config.rate_limit.is_some() && !scenario.needs.contains(&Need::RateLimit) {
         return Some(
             "the server has a rate limit (--rate-limit), which this scenario would trip; \
@@ -250,6 +277,10 @@ fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
             Need::IdleTimeout => config.idle_timeout.is_none().then_some("--idle-timeout"),
             Need::RateLimit => config.rate_limit.is_none().then_some("--rate-limit"),
             Need::MaxBacklog => config.max_backlog.is_none().then_some("--max-backlog"),
+            Need::MaxConnsPerIp => config
+                .max_conns_per_ip
+                .is_none()
+                .then_some("--max-conns-per-ip"),
             Need::BurstBacklog => match config.max_backlog {
                 Some(backlog) if backlog < MIN_BURST_BACKLOG => {
                     return Some(format!(

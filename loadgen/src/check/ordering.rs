@@ -185,9 +185,14 @@ fn summarize(ids: &[i64]) -> String {
     )
 }
 
-fn stalled_reader(ctx: &Ctx) -> Result<(), String> {
+/// Joins `members` (name bases) to a fresh room, then a member with a small receive buffer that
+/// reads its `welcome` and nothing more until the end. Returns the members and the stalled one.
+pub(crate) fn room_with_a_stalled_member(
+    ctx: &Ctx,
+    members: &[&str],
+) -> Result<(Vec<Client>, Client), String> {
     let room = ctx.fresh("room");
-    let mut members = join_group(ctx, &room, &["talker", "watcher"])?;
+    let mut members = join_group(ctx, &room, members)?;
     let stalled_name = ctx.fresh("stalled");
     let mut stalled = Client::connect_with_small_buffer(ctx, &stalled_name)?;
     stalled.send(&json!({"type": "join", "nickname": stalled_name, "room": room}))?;
@@ -195,6 +200,12 @@ fn stalled_reader(ctx: &Ctx) -> Result<(), String> {
     for member in &mut members {
         member.expect(&json!({"type": "joined", "nickname": stalled_name, "room": room}))?;
     }
+    Ok((members, stalled))
+}
+
+fn stalled_reader(ctx: &Ctx) -> Result<(), String> {
+    let (mut members, mut stalled) = room_with_a_stalled_member(ctx, &["talker", "watcher"])?;
+    let stalled_name = stalled.label.clone();
     // It keeps sending pings (it is stalled, not idle, so the idle timeout stays out of it).
     let stop = AtomicBool::new(false);
     let pinger = stalled.writer()?;
@@ -236,7 +247,7 @@ fn settle(member: &mut Client, gone: &str) -> Result<(), String> {
     }
 }
 
-fn keep_pinging(mut writer: TcpStream, stop: &AtomicBool) {
+pub(crate) fn keep_pinging(mut writer: TcpStream, stop: &AtomicBool) {
     let _ = writer.set_write_timeout(Some(Duration::from_millis(200)));
     while !stop.load(Ordering::SeqCst) {
         if writer.write_all(b"{\"type\":\"ping\"}\n").is_err() {

@@ -15,14 +15,16 @@ const MAX_LINE: usize = 4096;
 const IDLE_TIMEOUT_SECS: u64 = 2;
 const MAX_BACKLOG: usize = 256 * 1024;
 const RATE_LIMIT: u32 = 10;
+const MAX_CONNS_PER_IP: usize = 4;
 
 /// Runs the whole conformance suite against `program` (started with `model_args` plus limit
 /// flags), and panics with the report if any scenario FAILs. `single`: the server serves one
 /// client at a time (multi-client scenarios SKIP).
 ///
-/// Two processes are started: one with `--max-conns 32 --max-line 4096 --idle-timeout 2
-/// --max-backlog 262144` for everything else, and one with `--rate-limit 10` for the rate
-/// scenario (a rate limit would trip all the others).
+/// Three processes are started: one with `--max-conns 32 --max-line 4096 --idle-timeout 2
+/// --max-backlog 262144` for everything else, one with `--rate-limit 10` for the rate scenario
+/// (a rate limit would trip all the others), and one with `--max-conns-per-ip 4` for the
+/// per-address scenario.
 pub fn assert_conformance(program: &Path, model_args: &[&str], single: bool) {
     let limits = [
         "--max-conns".to_string(),
@@ -44,19 +46,45 @@ pub fn assert_conformance(program: &Path, model_args: &[&str], single: bool) {
     };
     let main = check_process(program, model_args, &limits, &config);
 
-    let limits = ["--rate-limit".to_string(), RATE_LIMIT.to_string()];
-    let config = CheckConfig {
-        single,
+    // The scenarios that need a limit which would trip all the others each get a process of
+    // their own; they SKIP against the first one, and their verdicts come from theirs.
+    let rate = CheckConfig {
         rate_limit: Some(RATE_LIMIT),
-        only: Some("limits.rate_limited".into()),
         ..CheckConfig::default()
     };
-    let rate = check_process(program, model_args, &limits, &config);
-
-    // The rate scenario SKIPs against the first process; its verdict comes from the second.
+    let per_ip = CheckConfig {
+        max_conns_per_ip: Some(MAX_CONNS_PER_IP),
+        ..CheckConfig::default()
+    };
     let mut all = main;
-    all.results.retain(|r| r.name != "limits.rate_limited");
-    all.results.extend(rate.results);
+    for (scenario, flag, value, config) in [
+        (
+            "limits.rate_limited",
+            "--rate-limit",
+            RATE_LIMIT as usize,
+            rate,
+        ),
+        (
+            "limits.max_conns_per_ip",
+            "--max-conns-per-ip",
+            MAX_CONNS_PER_IP,
+            per_ip,
+        ),
+    ] {
+        let config = CheckConfig {
+            single,
+            only: Some(scenario.into()),
+            ..config
+        };
+        let own = check_process(
+            program,
+            model_args,
+            &[flag.into(), value.to_string()],
+            &config,
+        );
+        all.results.retain(|r| r.name != scenario);
+        all.results.extend(own.results);
+    }
     println!("conformance of {}:\n{all}", program.display());
     let failures: Vec<String> = all.failures().map(ToString::to_string).collect();
     assert!(

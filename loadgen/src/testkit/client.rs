@@ -208,26 +208,3 @@ impl TestClient {
 fn is_timeout(error: &std::io::Error) -> bool {
     matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
-
-/// A client that half-closes after its requests still gets every reply: it writes `pings` pings
-/// in one write and shuts its sending side at once. The server may read the pings and the EOF
-/// in the same turn of its loop, and must still answer every ping, in order, before it closes:
-/// EOF ends the client's membership, not the replies owed to it. Panics otherwise.
-///
-/// The servers whose I/O model makes this easy to get wrong (poll, epoll) call it from their
-/// own tests.
-pub fn assert_half_close_gets_every_reply(addr: SocketAddr, pings: usize) {
-    let mut client = TestClient::connect(addr);
-    let requests: String = (0..pings)
-        .map(|i| format!("{{\"type\":\"ping\",\"id\":{i}}}\n"))
-        .collect();
-    client.send_raw(requests.as_bytes());
-    client.half_close();
-    for i in 0..pings {
-        assert_eq!(client.expect("pong")["id"], i);
-    }
-    assert!(
-        client.sees_eof(),
-        "the server did not close after the replies"
-    );
-}

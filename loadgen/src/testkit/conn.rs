@@ -2,7 +2,7 @@
 //! and a writer thread that drains a byte-bounded queue to the socket, applying the faults.
 
 use super::{Faults, State};
-use chat_core::{ConnId, Frame, LineDecoder, Outbox};
+use chat_core::{BacklogFull, ConnId, Frame, LineDecoder, Outbox};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
@@ -15,6 +15,10 @@ const THREAD_STACK: usize = 256 * 1024;
 
 /// How long a reorder-held broadcast waits for a partner before it is written alone.
 const REORDER_WAIT: Duration = Duration::from_millis(250);
+
+/// With the `count_untried_backlog` fault, how long the writer lets frames pile up before it
+/// takes them.
+const UNTRIED_DELAY: Duration = Duration::from_millis(20);
 
 /// How long a closed connection keeps reading (and discarding) the peer's input, so that the
 /// peer reads our last frames and an orderly FIN instead of a reset.
@@ -50,6 +54,8 @@ pub(crate) struct Connection {
     queue: Mutex<Queue>,
     /// The limit on `Queue::bytes`.
     max_backlog: usize,
+    /// The `count_untried_backlog` fault: the limit applies even while the socket takes data.
+    count_untried: bool,
     /// Signalled when the queue gets an item or is closed.
     ready: Condvar,
     /// The writer has ended: everything was written (or the peer is gone).
@@ -62,8 +68,11 @@ pub(crate) struct Connection {
 struct Queue {
     frames: VecDeque<Frame>,
     /// Unsent bytes: those in `frames` plus those the writer took and has not written yet.
-    /// Bounded by `Connection::max_backlog`.
     bytes: usize,
+    /// The socket refused bytes (a write would have blocked) and the writer has not emptied the
+    /// queue since: while this holds, `bytes` is bounded by `Connection::max_backlog`, the rule
+    /// of chat-core's `SendQueue` (only what the socket refused counts).
+    refusing: bool,
     /// Write what is queued, then close.
     close: bool,
     /// Stop at once: the peer is gone or was cut off.
@@ -75,19 +84,21 @@ impl Connection {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a frame; `false` when it would take the backlog over the limit.
-    pub(crate) fn push(&self, frame: Frame) -> bool {
+    /// Queues a frame; `Err` when the socket is refusing and the frame would take what waits
+    /// for it over the limit.
+    pub(crate) fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
         let mut queue = self.lock();
         if queue.close || queue.aborted {
-            return true; // closing already: late frames are dropped
+            return Ok(()); // closing already: late frames are dropped
         }
-        if queue.bytes + frame.len() > self.max_backlog {
-            return false;
+        let counts = queue.refusing || self.count_untried;
+        if counts && queue.bytes + frame.len() > self.max_backlog {
+            return Err(BacklogFull);
         }
         queue.bytes += frame.len();
         queue.frames.push_back(frame);
         self.ready.notify_one();
-        true
+        Ok(())
     }
 
     /// Writes what is queued, then closes.
@@ -118,6 +129,7 @@ pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<C
         stream: stream.try_clone()?,
         queue: Mutex::new(Queue::default()),
         max_backlog: shared.max_backlog,
+        count_untried: shared.faults.count_untried_backlog,
         ready: Condvar::new(),
         written: AtomicBool::new(false),
         finished: AtomicBool::new(false),
@@ -126,9 +138,10 @@ pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<C
     let id = {
         let mut state = shared.lock();
         let mut out = Outbox::new();
-        let id = state.hub.connect(Instant::now(), &mut out);
+        let ip = stream.peer_addr()?.ip();
+        let id = state.hub.connect_from(Instant::now(), ip, &mut out);
         // Registered before dispatching, so a `server_full` for this very id finds its queue.
-        state.conns.insert(id, Arc::clone(&conn));
+        state.conns.0.insert(id, Arc::clone(&conn));
         state.dispatch(&mut out);
         id
     };
@@ -159,7 +172,7 @@ pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<C
                 let _ = writer.join();
                 let _ = conn.stream.shutdown(SocketShutdown::Both);
                 conn.finished.store(true, Ordering::SeqCst);
-                shared.lock().conns.remove(&id);
+                shared.lock().conns.0.remove(&id);
             })
     };
     if let Err(e) = reader {
@@ -175,7 +188,7 @@ fn forget(shared: &Shared, id: ConnId, conn: &Connection) {
     let mut out = Outbox::new();
     state.hub.disconnect(id, &mut out);
     state.dispatch(&mut out);
-    state.conns.remove(&id);
+    state.conns.0.remove(&id);
     conn.abort();
 }
 
@@ -192,13 +205,18 @@ fn read_loop(mut stream: TcpStream, id: ConnId, conn: &Connection, shared: &Shar
         if decoder.has_failed() {
             continue; // after line_too_long: discard until the linger ends
         }
+        if shared.faults.drop_replies_on_hangup && hangup_follows(&stream) {
+            // The fault: like an event loop that read these lines and the EOF in one turn and
+            // closed at once, the lines are never answered.
+            conn.abort();
+            break;
+        }
         let mut state = shared.lock();
         let mut out = Outbox::new();
         let now = Instant::now();
-        for inbound in decoder.feed(&buf[..n]) {
-            state.hub.handle(id, inbound, now, &mut out);
-        }
-        state.dispatch(&mut out);
+        let State { hub, conns } = &mut *state;
+        // Each request's actions carried out before the next (chat-core's rule).
+        chat_core::handle_lines(hub, id, decoder.feed(&buf[..n]), now, &mut out, conns);
     }
     // EOF, reset, or the linger ran out. A no-op if the Hub already closed it.
     let mut state = shared.lock();
@@ -210,10 +228,26 @@ fn read_loop(mut stream: TcpStream, id: ConnId, conn: &Connection, shared: &Shar
     conn.close_after_flush();
 }
 
+/// Whether the peer's EOF is already waiting behind what was just read (for the
+/// `drop_replies_on_hangup` fault; gives the FIN a moment to arrive).
+fn hangup_follows(stream: &TcpStream) -> bool {
+    std::thread::sleep(Duration::from_millis(50));
+    let mut probe = [0u8; 1];
+    let _ = stream.set_nonblocking(true);
+    let eof = matches!(stream.peek(&mut probe), Ok(0));
+    let _ = stream.set_nonblocking(false);
+    eof
+}
+
 /// Drains the queue to the socket, applying the faults, until told to close or the peer is gone.
 fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
     let mut faults = FaultState::default();
     loop {
+        if conn.count_untried {
+            // The fault's other half: like a writer task that has not run yet, let frames pile
+            // up for a moment before taking them.
+            std::thread::sleep(UNTRIED_DELAY);
+        }
         let (frames, close) = {
             let mut queue = conn.lock();
             while queue.frames.is_empty() && !queue.close && !queue.aborted {
@@ -247,12 +281,17 @@ fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
         }
         wait_out_stall(&shared.faults, shared.started);
         for frame in &batch {
-            if stream.write_all(frame).is_err() {
+            if write_frame(&mut stream, frame, conn).is_err() {
                 conn.abort();
                 return;
             }
         }
-        conn.lock().bytes -= taken;
+        let mut queue = conn.lock();
+        queue.bytes -= taken;
+        if queue.frames.is_empty() {
+            queue.refusing = false; // all written: the socket takes what it is given
+        }
+        drop(queue);
         if close {
             let _ = stream.shutdown(SocketShutdown::Write);
             // The reader keeps draining the peer's input for a while, then ends.
@@ -260,6 +299,26 @@ fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
             return;
         }
     }
+}
+
+/// Writes one frame: first without waiting, and if the socket refuses (part of) it, marks the
+/// connection as refusing and waits for the rest.
+fn write_frame(stream: &mut TcpStream, frame: &[u8], conn: &Connection) -> io::Result<()> {
+    let sent = loop {
+        match socket2::SockRef::from(&*stream)
+            .send_with_flags(frame, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    if sent < frame.len() {
+        conn.lock().refusing = true;
+        stream.write_all(&frame[sent..])?;
+    }
+    Ok(())
 }
 
 /// Per-recipient fault bookkeeping.

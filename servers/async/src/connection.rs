@@ -30,7 +30,11 @@ pub fn start(tasks: &TaskTracker, shared: &Arc<Shared>, stream: TcpStream, args:
         tracing::debug!("socket options: {e}");
     }
     let outbound = Arc::new(Outbound::new(args.send_queue()));
-    let id = shared.connect(Arc::clone(&outbound), crate::now());
+    let ip = match stream.peer_addr() {
+        Ok(addr) => addr.ip(),
+        Err(e) => return tracing::debug!("a connection gone before it was served: {e}"),
+    };
+    let id = shared.connect(Arc::clone(&outbound), ip, crate::now());
     // Two owned halves (an `Arc` inside), so each task owns its side.
     let (reader, writer) = stream.into_split();
     tasks.spawn(outbound::write_loop(Arc::clone(&outbound), writer));

@@ -39,26 +39,17 @@
 //! - **Idle timeout**: one ticker task sleeps until the Hub's next deadline, on tokio's clock, so
 //!   `tests/time.rs` checks a 120 s timeout with paused time, in no real time at all.
 //!
-//! ## Measured: what the convenience costs
-//! On the development machine (2 cores, server and `loadgen run` side by side, release builds,
-//! closed loop, median of 3 runs of 4 s; the full table is in chat-reactor's docs):
-//!
-//! | workload | chat-epoll | chat-async `--threads 2` |
-//! |---|---|---|
-//! | chat: 1,000 conns, rooms of 10 | 65,400 msg/s, 13.8 µs of server CPU per message | 53,700 msg/s, 18.4 µs |
-//! | ping: 1,000 conns | 108,700/s, 7.9 µs | 111,900/s, 8.8 µs |
-//! | 16 KiB `private`: 200 conns | 24,500/s, 40.6 µs | 27,000/s, 44.0 µs |
-//!
-//! Where the extra microseconds go: a broadcast to a room of 10 wakes 10 writer tasks, each of
-//! which is scheduled, polled and makes its own `writev`, where chat-epoll appends to 10 queues
-//! and flushes each once per loop turn; and the two runtime threads wake each other (`futex`)
-//! to share the work. Two measures keep that in check: a writer yields once before writing, so
-//! frames queued by the tasks that run meanwhile leave in the same `writev` (measured: 24.5
-//! instead of 27.3 µs per chat message, 14% more throughput), and a reader parses a whole read
-//! outside the lock, then takes it once for all its lines. With requests that carry more work
-//! per wake-up (ping, 16 KiB messages) the second core makes up for it and chat-async is on par
-//! with or ahead of chat-epoll. With tiny fan-out messages on 2 cores, where the load generator holds
-//! the other core, it cannot: there is no idle core for the second thread to use.
+//! ## What the convenience costs
+//! A broadcast to a room of 10 wakes 10 writer tasks, each of which is scheduled, polled and
+//! makes its own `writev`, where chat-epoll appends to 10 queues and flushes each once per loop
+//! turn; and the runtime threads wake each other (`futex`) to share the work. Two measures keep
+//! that in check: a writer yields once before writing, so frames queued by the tasks that run
+//! meanwhile leave in the same `writev` (the async counterpart of a loop's per-turn flush), and
+//! a reader parses a whole read outside the lock, then takes it once for all its lines. With
+//! requests that carry more work per wake-up (ping, large messages) the second core makes up for
+//! it; with tiny fan-out messages on 2 cores, where the load generator holds the other core,
+//! there is no idle core for the second thread to use. Lesson 07 measures it against chat-epoll
+//! and chat-reactor.
 //!
 //! ## Run it, poke it
 //! ```text
@@ -85,20 +76,14 @@ pub mod outbound;
 pub mod shared;
 pub mod ticker;
 
-use chat_core::{net, Hub, ServerArgs};
+use chat_core::net::{self, AcceptFailed, ACCEPT_PAUSE};
+use chat_core::shutdown::STOP_GRACE;
+use chat_core::{Hub, ServerArgs};
 use shared::Shared;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// How long accepting pauses when the process is out of file descriptors (see [`run`]).
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
-/// Between the stop signal and giving up on connections that have not finished closing:
-/// enough to flush `shutting_down` to everyone, inside the spec's 2 s.
-const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 /// Serves the chat on `listener` until `stop` is cancelled, then shuts down gracefully: every
 /// client gets `shutting_down` and a close, and this returns once they are all closed (or the
@@ -122,13 +107,12 @@ pub async fn run(listener: TcpListener, args: ServerArgs, stop: CancellationToke
         match accepted {
             Ok((stream, _)) => connection::start(&tasks, &shared, stream, &args),
             // That one client's problem (it reset before we got to it, ...): next.
-            Err(e) if net::is_transient_accept_error(&e) => {}
-            Err(e) => {
+            Err(e) if net::accept_failed(&e) == AcceptFailed::Retry => {}
+            Err(_) => {
                 // Out of descriptors (or worse): the connection waits in the kernel's backlog
                 // and the listener stays "ready", so accepting again at once would fail again,
                 // forever, at 100% CPU. Pause instead; the tasks of existing clients run
                 // meanwhile, and a departing one frees a descriptor.
-                tracing::warn!("accept failed: {e}; pausing for {ACCEPT_PAUSE:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(ACCEPT_PAUSE) => {}
                     _ = stop.cancelled() => break,
@@ -139,7 +123,7 @@ pub async fn run(listener: TcpListener, args: ServerArgs, stop: CancellationToke
 
     // Stop accepting (the kernel refuses new clients from now on), tell everyone, wait.
     drop(listener);
-    shared.shut_down();
+    shared.shutdown();
     tasks.close();
     if tokio::time::timeout(STOP_GRACE, tasks.wait())
         .await

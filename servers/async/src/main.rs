@@ -24,42 +24,25 @@ struct Args {
 
     /// Runtime worker threads (tokio's scheduler spreads the tasks over them, stealing work
     /// from each other). Default: one per core.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = net::cores())]
     threads: usize,
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn main() -> ExitCode {
+    net::main(run)
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    net::init_logging();
-    match net::raise_fd_limit() {
-        Ok(limit) => tracing::debug!("open-file limit: {limit}"),
-        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+fn run(args: Args) -> io::Result<()> {
+    let fd_limit = net::raise_fd_limit()?;
+    tracing::debug!("open-file limit: {fd_limit}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .build()?;
     let result = runtime.block_on(serve(args));
     // Tasks still lingering after the grace period are dropped here, without waiting.
     runtime.shutdown_timeout(Duration::from_millis(100));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    result
 }
 
 async fn serve(args: Args) -> io::Result<()> {

@@ -1,10 +1,16 @@
 //! One connection's outbound side: a bounded queue the Hub's actions push into, and the writer
 //! task that drains it into the socket.
 //!
-//! The queue is chat-core's [`SendQueue`] (bounded in *bytes* by `--max-backlog`, short-write
-//! safe, vectored) behind a std `Mutex`, plus a [`Notify`] to wake the writer. Pushing is a few
+//! The queue is chat-core's [`SendQueue`] (bounded by `--max-backlog`, short-write safe,
+//! vectored) behind a std `Mutex`, plus a [`Notify`] to wake the writer. Pushing is a few
 //! nanoseconds of work and never waits for the socket, which is why it may happen under the Hub
 //! lock (see `shared.rs`): the lock is never held across anybody's *write*.
+//!
+//! Frames pushed before the writer task has run do not count against `--max-backlog` (the
+//! queue's rule: only what the socket refused counts). A burst queued in one go for a member
+//! that reads at full speed is therefore written when the writer runs, never mistaken for a
+//! slow reader; a member whose socket keeps refusing is cut off by the push that takes what it
+//! refused past the limit, or by the write that leaves too much behind.
 //!
 //! The writer does not copy the frames out to write them. It uses tokio's readiness API
 //! directly: `writable().await` waits until the runtime's reactor says the socket can take
@@ -13,19 +19,16 @@
 //! all, tokio clears its readiness flag and the next `writable().await` sleeps again. That is the
 //! epoll server's "write interest only while output is pending", done by the runtime.
 
+use chat_core::net::CLOSE_LINGER;
+use chat_core::sync::lock;
 use chat_core::{BacklogFull, Flush, Frame, SendQueue};
 use std::io::{self, IoSlice, Write};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// How long a closing connection may take to read its last frames before the writer gives up:
-/// a client that stopped reading must not hold its socket (and two tasks) forever.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
 
 /// What a connection's writer does once its queue is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +55,9 @@ pub struct Outbound {
 
 #[derive(Debug)]
 struct State {
+    /// Frames not yet taken by the kernel.
     queue: SendQueue,
+    /// Whether the connection ends once the queue is written.
     ending: Ending,
 }
 
@@ -82,12 +87,10 @@ impl Outbound {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
-    /// Queues a frame; `Err` when it would take the backlog over `--max-backlog`.
+    /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes.
     pub fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
         self.lock().queue.push(frame)?;
         // A permit is stored if the writer is not waiting yet: no wake-up is ever lost.
@@ -129,7 +132,11 @@ impl Outbound {
             Ok(Flush::Done) if give_up_at.is_some() => Step::Finish,
             Ok(Flush::Done) => Step::Idle,
             Ok(Flush::Pending) => Step::Blocked(give_up_at),
-            Err(_) => Step::Failed,
+            // The peer is gone, or it refused more than --max-backlog bytes (guarantee 4).
+            Err(e) => {
+                tracing::debug!("write: {e}");
+                Step::Failed
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 //! which is cheaper than any alternative. (If it were contended enough to hurt, the fix would be
 //! sharding the state or a dedicated task owning the Hub, not an async mutex.)
 //!
-//! Why the frames are pushed *under* the lock: it keeps the spec's guarantee 2. Two broadcasts
+//! Why the frames are pushed *under* the lock: it keeps guarantee 2 of `PROTOCOL.md`. Two broadcasts
 //! to a room are decided in lock order, and pushed into every member's queue before the lock is
 //! released, so every member's queue has them in the same order. What is *not* under the lock is
 //! the writing: each connection's writer task drains its own queue into its own socket, so a slow
@@ -18,8 +18,12 @@
 //! broadcast loop of writes; that is the mistake we avoid).
 
 use crate::outbound::Outbound;
-use chat_core::{Action, ConnId, Hub, Inbound, Outbox};
+use chat_core::sync::lock;
+use chat_core::{
+    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, Frame, Hub, Inbound, Outbox, Sink,
+};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -31,11 +35,39 @@ pub struct Shared {
 
 #[derive(Debug)]
 struct State {
+    /// The chat rules.
     hub: Hub,
-    /// The outbound side of every connection the Hub knows. An entry leaves when the Hub
-    /// forgets the connection (its `Close`, a disconnect, a backlog overflow), so "is it still
-    /// here?" tells whether `hub.disconnect` is still due.
-    peers: HashMap<ConnId, Arc<Outbound>>,
+    /// Where the Hub's frames go.
+    peers: Peers,
+}
+
+/// The outbound side of every connection the Hub knows: the executor's sink. An entry leaves
+/// when the Hub forgets the connection (its `Close`, a disconnect, a backlog overflow), so "is
+/// it still here?" tells whether `hub.disconnect` is still due.
+#[derive(Debug, Default)]
+struct Peers(HashMap<ConnId, Arc<Outbound>>);
+
+impl Sink for Peers {
+    /// A push into the queue and a wake-up of the writer task: no I/O here.
+    fn send(&mut self, to: ConnId, frame: Frame) -> Result<(), BacklogFull> {
+        match self.0.get(&to) {
+            Some(peer) => peer.push(frame),
+            None => Ok(()), // gone already
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, _reason: CloseReason) {
+        if let Some(peer) = self.0.remove(&conn) {
+            peer.close_after_flush();
+        }
+    }
+
+    /// Out of the table at once, so none of its later frames is queued after a gap.
+    fn cut(&mut self, conn: ConnId) {
+        if let Some(peer) = self.0.remove(&conn) {
+            peer.abort();
+        }
+    }
 }
 
 impl Shared {
@@ -43,47 +75,44 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 hub,
-                peers: HashMap::new(),
+                peers: Peers::default(),
             }),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
-    /// A connection was accepted; `outbound` is where its frames go.
-    pub fn connect(&self, outbound: Arc<Outbound>, now: Instant) -> ConnId {
+    /// A connection from `ip` was accepted; `outbound` is where its frames go.
+    pub fn connect(&self, outbound: Arc<Outbound>, ip: IpAddr, now: Instant) -> ConnId {
         let mut out = Outbox::new();
         let mut state = self.lock();
-        let id = state.hub.connect(now, &mut out);
+        let State { hub, peers } = &mut *state;
+        let id = hub.connect_from(now, ip, &mut out);
         // In the table before the actions run: a `server_full` refusal is a frame for it.
-        state.peers.insert(id, outbound);
-        state.carry_out(&mut out);
+        peers.0.insert(id, outbound);
+        carry_out(hub, &mut out, peers);
         id
     }
 
-    /// One read's worth of lines from `id`, parsed already (outside the lock).
+    /// One read's worth of lines from `id`, parsed already (outside the lock), each request's
+    /// actions carried out before the next (chat-core's rule).
     pub fn handle(&self, id: ConnId, lines: Vec<Inbound>, now: Instant) {
         let mut out = Outbox::new();
         let mut state = self.lock();
-        for line in lines {
-            state.hub.handle(id, line, now, &mut out);
-            // Carried out after each request, not after the read: a member cut off by this
-            // request's broadcast has left the room before the next request is handled.
-            state.carry_out(&mut out);
-        }
+        let State { hub, peers } = &mut *state;
+        handle_lines(hub, id, lines, now, &mut out, peers);
     }
 
     /// The peer hung up or failed. A no-op when the Hub already closed it.
     pub fn disconnect(&self, id: ConnId) {
         let mut out = Outbox::new();
         let mut state = self.lock();
-        if state.peers.remove(&id).is_some() {
-            state.hub.disconnect(id, &mut out);
-            state.carry_out(&mut out);
+        let State { hub, peers } = &mut *state;
+        if peers.0.remove(&id).is_some() {
+            hub.disconnect(id, &mut out);
+            carry_out(hub, &mut out, peers);
         }
     }
 
@@ -91,58 +120,18 @@ impl Shared {
     pub fn tick(&self, now: Instant) -> Option<Instant> {
         let mut out = Outbox::new();
         let mut state = self.lock();
-        let next = state.hub.tick(now, &mut out);
-        state.carry_out(&mut out);
+        let State { hub, peers } = &mut *state;
+        let next = hub.tick(now, &mut out);
+        carry_out(hub, &mut out, peers);
         next
     }
 
     /// Everybody gets `shutting_down`, then their connection closes.
-    pub fn shut_down(&self) {
+    pub fn shutdown(&self) {
         let mut out = Outbox::new();
         let mut state = self.lock();
-        state.hub.shutdown(&mut out);
-        state.carry_out(&mut out);
-    }
-}
-
-impl State {
-    /// Carries out the Hub's actions: queue frames, mark connections closing. No I/O happens
-    /// here, only pushes into queues and wake-ups of writer tasks.
-    fn carry_out(&mut self, out: &mut Outbox) {
-        loop {
-            let mut overflowed = Vec::new();
-            for action in out.drain() {
-                match action {
-                    Action::Send { to, frame } => {
-                        let full = match self.peers.get(&to) {
-                            Some(peer) => peer.push(frame).is_err(),
-                            None => false,
-                        };
-                        if full {
-                            // Out of the table at once, so none of its later frames is queued
-                            // after a gap.
-                            if let Some(peer) = self.peers.remove(&to) {
-                                peer.abort();
-                            }
-                            overflowed.push(to);
-                        }
-                    }
-                    Action::Close { conn, .. } => {
-                        if let Some(peer) = self.peers.remove(&conn) {
-                            peer.close_after_flush();
-                        }
-                    }
-                }
-            }
-            if overflowed.is_empty() {
-                return;
-            }
-            // Guarantee 4: a reader too slow for its room is disconnected, and its room is told
-            // it left (which queues more frames: hence the loop).
-            for id in overflowed {
-                tracing::info!("{id}: backlog over --max-backlog; disconnecting");
-                self.hub.disconnect(id, out);
-            }
-        }
+        let State { hub, peers } = &mut *state;
+        hub.shutdown(&mut out);
+        carry_out(hub, &mut out, peers);
     }
 }

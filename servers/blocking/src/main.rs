@@ -33,10 +33,12 @@
 //! need two clients at once.
 
 use chat_core::net::{
-    announce, bind_listener, configure_accepted, init_logging, is_fd_exhaustion,
-    is_transient_accept_error, raise_fd_limit,
+    self, accept_blocking, announce, bind_listener, configure_accepted, raise_fd_limit,
 };
-use chat_core::{Action, ConnId, Flush, Hub, LineDecoder, Outbox, SendQueue, ServerArgs, Shutdown};
+use chat_core::{
+    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, Flush, Frame, Hub, Inbound,
+    LineDecoder, Outbox, SendQueue, ServerArgs, Shutdown, Sink,
+};
 use clap::Parser;
 use std::io::{self, Read};
 use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
@@ -52,22 +54,12 @@ struct Args {
     server: ServerArgs,
 }
 
-/// How long to pause when `accept` fails for lack of file descriptors (see `serve`).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
 fn main() -> ExitCode {
-    let args = Args::parse();
-    init_logging();
-    match run(args.server) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("cannot serve: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    net::main(run)
 }
 
-fn run(args: ServerArgs) -> io::Result<()> {
+fn run(args: Args) -> io::Result<()> {
+    let args = args.server;
     let fd_limit = raise_fd_limit()?;
     let listener = bind_listener(args.addr, &args.socket)?;
     let addr = listener.local_addr()?;
@@ -80,7 +72,7 @@ fn run(args: ServerArgs) -> io::Result<()> {
         let current = current.clone();
         move || {
             current.interrupt();
-            let _ = TcpStream::connect_timeout(&loopback(addr), Duration::from_secs(1));
+            net::wake_acceptor(addr);
         }
     })?;
 
@@ -92,35 +84,22 @@ fn run(args: ServerArgs) -> io::Result<()> {
 }
 
 /// The accept loop: take the next client from the backlog and serve it until it leaves.
+/// (`accept_blocking` pauses instead of spinning when `accept` fails for lack of descriptors:
+/// the pending client stays in the backlog, and retrying at once would fail again.)
 fn serve(listener: &TcpListener, args: &ServerArgs, shutdown: &Shutdown, current: &CurrentClient) {
     let mut hub = Hub::new(args.hub_config());
-    while !shutdown.is_requested() {
-        let stream = match listener.accept() {
-            Ok((stream, _peer)) => stream,
-            Err(e) if is_fd_exhaustion(&e) => {
-                // Out of descriptors. The pending client stays in the backlog; retrying at once
-                // would spin. Pause, then try again.
-                tracing::warn!("accept: {e}; backing off");
-                std::thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-            Err(e) if is_transient_accept_error(&e) => continue,
-            Err(e) => {
-                tracing::error!("accept: {e}");
-                std::thread::sleep(ACCEPT_BACKOFF);
-                continue;
-            }
-        };
+    while let Some((stream, addr)) = accept_blocking(listener, shutdown) {
         if shutdown.is_requested() {
             break; // that was the watcher waking us (or a client arriving too late)
         }
-        handle_connection(stream, &mut hub, args, shutdown, current);
+        handle_connection(stream, addr, &mut hub, args, shutdown, current);
     }
 }
 
 /// One client's whole session, from `connect` to close.
 fn handle_connection(
     stream: TcpStream,
+    addr: SocketAddr,
     hub: &mut Hub,
     args: &ServerArgs,
     shutdown: &Shutdown,
@@ -130,12 +109,13 @@ fn handle_connection(
         tracing::debug!("socket options: {e}");
     }
     let mut out = Outbox::new();
-    let id = hub.connect(Instant::now(), &mut out);
+    let id = hub.connect_from(Instant::now(), addr.ip(), &mut out);
     let mut peer = Peer {
         id,
         stream,
         decoder: args.decoder(),
         queue: args.send_queue(),
+        closed: false,
     };
     tracing::debug!(%id, "connected");
     current.set(&peer.stream);
@@ -143,18 +123,18 @@ fn handle_connection(
     let _ = peer.stream.set_write_timeout(args.idle_timeout());
 
     let mut buf = vec![0u8; 64 * 1024];
-    let mut state = carry_out(&mut out, &mut peer);
+    let mut state = carry_out_and_write(hub, &mut out, &mut peer);
     while state == State::Open {
         if shutdown.is_requested() {
             hub.shutdown(&mut out);
-            carry_out(&mut out, &mut peer);
+            carry_out_and_write(hub, &mut out, &mut peer);
             break;
         }
         // The idle deadline becomes the read timeout. `tick` also closes the client if the
         // deadline has already passed.
         let now = Instant::now();
         let deadline = hub.tick(now, &mut out);
-        state = carry_out(&mut out, &mut peer);
+        state = carry_out_and_write(hub, &mut out, &mut peer);
         if state == State::Closed {
             break;
         }
@@ -185,13 +165,12 @@ fn handle_connection(
     // Dropping the stream closes the socket; the next client in the backlog is accepted.
 }
 
-/// Bytes arrived: split them into lines and let the Hub answer each one.
+/// Bytes arrived: split them into lines and let the Hub answer each one (its actions carried
+/// out before the next line, chat-core's rule), then write the replies.
 fn on_bytes(bytes: &[u8], peer: &mut Peer, hub: &mut Hub, out: &mut Outbox) -> State {
-    let now = Instant::now();
-    for inbound in peer.decoder.feed(bytes) {
-        hub.handle(peer.id, inbound, now, out);
-    }
-    carry_out(out, peer)
+    let lines: Vec<Inbound> = peer.decoder.feed(bytes).collect();
+    handle_lines(hub, peer.id, lines, Instant::now(), out, peer);
+    carry_out_and_write(hub, out, peer)
 }
 
 /// Whether the connection is still being served.
@@ -203,42 +182,53 @@ enum State {
 
 /// The one client being served.
 struct Peer {
+    /// The Hub's name for it.
     id: ConnId,
+    /// Its socket, in blocking mode.
     stream: TcpStream,
+    /// Its unfinished line between two reads.
     decoder: LineDecoder,
+    /// The replies not written yet.
     queue: SendQueue,
+    /// The Hub closed it (`quit`, `line_too_long`, `idle_timeout`...): write, then hang up.
+    closed: bool,
 }
 
-/// Does what the Hub asked. Only one connection exists in this model, so every action is for
-/// `peer` (an action for another id cannot happen and is ignored).
-fn carry_out(out: &mut Outbox, peer: &mut Peer) -> State {
-    let mut state = State::Open;
-    let mut over_backlog = false;
-    for action in out.drain() {
-        match action {
-            Action::Send { to, frame } if to == peer.id => {
-                over_backlog |= peer.queue.push(frame).is_err();
-            }
-            Action::Close { conn, reason } if conn == peer.id => {
-                tracing::debug!(id = %conn, ?reason, "closing");
-                state = State::Closed;
-            }
-            _ => {}
+/// Where the Hub's frames go. Only one connection exists in this model, so every action is for
+/// this peer (an action for another id cannot happen and is ignored).
+impl Sink for Peer {
+    fn send(&mut self, to: ConnId, frame: Frame) -> Result<(), BacklogFull> {
+        match to == self.id {
+            true => self.queue.push(frame),
+            false => Ok(()),
         }
     }
-    if over_backlog {
-        tracing::warn!(id = %peer.id, "backlog over --max-backlog; closing");
-        return State::Closed;
+
+    fn close(&mut self, conn: ConnId, reason: CloseReason) {
+        if conn == self.id {
+            tracing::debug!(id = %conn, ?reason, "closing");
+            self.closed = true;
+        }
     }
-    // A blocking write: `write_to` returns only when the kernel took everything (or the write
-    // timeout fired, or the peer is gone).
+
+    fn cut(&mut self, conn: ConnId) {
+        if conn == self.id {
+            self.closed = true;
+            self.queue = SendQueue::new(0);
+        }
+    }
+}
+
+/// Does what the Hub asked, then writes it: a blocking write returns only when the kernel took
+/// everything (or the write timeout fired, or the peer is gone).
+fn carry_out_and_write(hub: &mut Hub, out: &mut Outbox, peer: &mut Peer) -> State {
+    carry_out(hub, out, peer);
     match peer.queue.write_to(&mut peer.stream) {
-        Ok(Flush::Done) => {}
-        Ok(Flush::Pending) | Err(_) => return State::Closed,
+        Ok(Flush::Done) if !peer.closed => State::Open,
+        // On `Closed` the caller drops the stream: close(2) sends FIN after the last frame (or,
+        // with `--linger 0`, a RST: lesson 09), so the client reads everything and then EOF.
+        _ => State::Closed,
     }
-    // On `Closed` the caller drops the stream: close(2) sends FIN after the last frame (or,
-    // with `--linger 0`, a RST: lesson 09), so the client reads everything and then EOF.
-    state
 }
 
 /// A handle on the socket being served, for the signal watcher to interrupt.
@@ -247,23 +237,17 @@ struct CurrentClient(Arc<Mutex<Option<TcpStream>>>);
 
 impl CurrentClient {
     fn set(&self, stream: &TcpStream) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = stream.try_clone().ok();
-        }
+        *chat_core::sync::lock(&self.0) = stream.try_clone().ok();
     }
 
     fn clear(&self) {
-        if let Ok(mut slot) = self.0.lock() {
-            *slot = None;
-        }
+        *chat_core::sync::lock(&self.0) = None;
     }
 
     /// Makes a blocked `read` on the current client return 0.
     fn interrupt(&self) {
-        if let Ok(slot) = self.0.lock() {
-            if let Some(stream) = slot.as_ref() {
-                let _ = stream.shutdown(Direction::Read);
-            }
+        if let Some(stream) = chat_core::sync::lock(&self.0).as_ref() {
+            let _ = stream.shutdown(Direction::Read);
         }
     }
 }
@@ -274,15 +258,4 @@ fn is_timeout(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
-}
-
-/// The address to connect to in order to reach our own listener (0.0.0.0 is not connectable).
-fn loopback(mut addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        addr.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    addr
 }

@@ -1,4 +1,4 @@
-//! chat-blocking over real sockets: the spec (one client at a time), and the model's lesson —
+//! chat-blocking over real sockets: the protocol (one client at a time), and the model's lesson —
 //! a second client waits in the listen backlog until the first leaves or goes idle.
 
 use loadgen::server_process::ServerProcess;

@@ -1,6 +1,6 @@
 //! # chat: an interactive client for the c10k-lab chat servers
 //!
-//! Every server in this workspace speaks the same protocol (`shared/spec/protocol.md`), so this
+//! Every server in this workspace speaks the same protocol (`PROTOCOL.md` at the root of the repository), so this
 //! one client talks to all of them. Start a server, then a client or two:
 //!
 //! ```text

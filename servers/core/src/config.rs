@@ -1,5 +1,5 @@
-//! The flags every server takes (the spec's limits plus socket options), with the spec's
-//! defaults. Each server flattens [`ServerArgs`] into its own clap parser and adds only the
+//! The flags every server takes (the limits of `PROTOCOL.md` plus socket options), with the
+//! protocol's defaults. Each server flattens [`ServerArgs`] into its own clap parser and adds only the
 //! flags of its I/O model (`--workers`, `--backend`, `--trigger`...).
 
 use crate::decoder::{LineDecoder, DEFAULT_MAX_LINE};
@@ -18,6 +18,11 @@ pub struct ServerArgs {
     /// Connections beyond this many get `server_full` and are closed.
     #[arg(long, default_value_t = 100_000)]
     pub max_conns: usize,
+
+    /// Connections at once from one IP address; one more gets `server_full` and is closed
+    /// (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_conns_per_ip: usize,
 
     /// Longest line in bytes, newline included; longer gets `line_too_long` and a close.
     #[arg(long, default_value_t = DEFAULT_MAX_LINE)]
@@ -100,6 +105,7 @@ impl ServerArgs {
             max_conns: self.max_conns,
             idle_timeout: self.idle_timeout(),
             rate_limit: self.rate_limit,
+            max_conns_per_ip: self.max_conns_per_ip,
         }
     }
 

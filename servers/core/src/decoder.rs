@@ -16,7 +16,7 @@
 
 use crate::protocol::{parse_request, ErrorCode, Inbound, Rejection};
 
-/// The spec's default `--max-line`.
+/// The default `--max-line` (`PROTOCOL.md`, section 7).
 pub const DEFAULT_MAX_LINE: usize = 65536;
 
 /// Incremental decoder for one connection.

@@ -1,16 +1,18 @@
 //! # chat-core: everything the seven servers share
 //!
-//! The chat protocol of `shared/spec/protocol.md`, implemented once, with no I/O, so that the
-//! servers of this workspace differ *only* in how they move bytes. A server's job is:
+//! The chat protocol of `PROTOCOL.md` (at the root of the repository), implemented once, with no
+//! I/O, so that the servers of this workspace differ *only* in how they move bytes. A server's
+//! job is:
 //!
-//! 1. accept a socket and call [`Hub::connect`];
+//! 1. accept a socket and call [`Hub::connect_from`] with the peer's address;
 //! 2. feed what it reads to that connection's [`LineDecoder`] and pass each line to
 //!    [`Hub::handle`];
-//! 3. carry out the [`Action`]s the Hub put in the [`Outbox`]: push frames into each
-//!    connection's [`SendQueue`] (bounded by `--max-backlog`) and write them out, close
-//!    connections when told;
+//! 3. after each request, carry out the [`Action`]s the Hub put in the [`Outbox`] with
+//!    [`carry_out`] (or [`handle_lines`], which does both steps for one read): frames go into
+//!    each connection's [`SendQueue`] through the server's [`Sink`], closes are passed on, a
+//!    connection over `--max-backlog` is cut off; then write the queues out;
 //! 4. call [`Hub::disconnect`] when a peer goes away, [`Hub::tick`] when time passes, and
-//!    [`Hub::shutdown`] on SIGINT/SIGTERM.
+//!    [`Hub::shutdown`] on SIGINT/SIGTERM, each followed by [`carry_out`].
 //!
 //! | module | concept |
 //! |---|---|
@@ -19,13 +21,21 @@
 //! | [`decoder`] | splitting a byte stream into lines, with the `--max-line` limit |
 //! | [`hub`] | the chat rules: rooms, nicknames, broadcast, idle timeout, rate limit |
 //! | [`outbox`] | what the Hub asks the I/O layer to do |
+//! | [`executor`] | doing it: the [`Sink`] trait, [`carry_out`], and the rule (after each request) |
 //! | [`send_queue`] | one connection's unsent frames: short writes and the backlog bound |
 //! | [`rate`] | the token bucket behind `--rate-limit` |
 //! | [`config`] | the flags every server takes |
-//! | [`net`], [`shutdown`] | listener setup, socket options, fd limit, signals (the OS side) |
+//! | [`net`], [`shutdown`] | listener setup, socket options, fd limit, accept errors, signals (the OS side) |
+//! | [`time`], [`sync`] | small helpers: a loop's next timeout, locks that survive a panic |
+//!
+//! What is *not* here: waiting for sockets. chat-core never reads or writes a socket of its own
+//! accord (a [`SendQueue`] writes only into what its caller hands it), so each I/O model stays in
+//! its server, and the single-threaded event loop that chat-poll and chat-epoll share is a crate
+//! of its own, `chat-readiness`.
 
 pub mod config;
 pub mod decoder;
+pub mod executor;
 pub mod hub;
 pub mod names;
 pub mod net;
@@ -34,9 +44,12 @@ pub mod protocol;
 pub mod rate;
 pub mod send_queue;
 pub mod shutdown;
+pub mod sync;
+pub mod time;
 
 pub use config::{ServerArgs, SocketOptions};
 pub use decoder::LineDecoder;
+pub use executor::{carry_out, handle_lines, Sink};
 pub use hub::{encode, error_frame, Hub, HubConfig, DEFAULT_ROOM};
 pub use outbox::{Action, CloseReason, ConnId, Frame, Outbox};
 pub use protocol::{parse_request, ErrorCode, Event, Id, Inbound, Rejection, Request, RoomInfo};

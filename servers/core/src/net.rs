@@ -1,14 +1,18 @@
 //! The operating-system side that every server shares: the listening socket, socket options,
-//! the open-file limit, the `listening on` line and logging.
+//! the open-file limit, the accept-error ladder, the `listening on` line, logging, and the shape
+//! of every server's `main`.
 //!
 //! This module and [`shutdown`](crate::shutdown) are the only parts of `chat-core` that talk to
-//! the OS; the protocol, decoder and Hub do no I/O.
+//! the OS, and only about sockets a server hands them; the protocol, decoder, Hub and executor
+//! do no I/O. Waiting for sockets, the heart of each I/O model, stays in the servers.
 
 use crate::config::SocketOptions;
+use crate::shutdown::Shutdown;
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io::{self, IsTerminal, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Creates the listening socket with socket2, because std's `TcpListener::bind` fixes the
@@ -68,7 +72,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// Prints the one line the spec asks for, `listening on ADDR`, with the real address, and
+/// Prints the one line `PROTOCOL.md` asks for, `listening on ADDR`, with the real address, and
 /// flushes it: scripts and tests start a server on port 0 and read the port from this line.
 pub fn announce(addr: SocketAddr) {
     let mut stdout = io::stdout().lock();
@@ -91,13 +95,46 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Whether an `accept` error means "out of file descriptors" (EMFILE: this process, ENFILE: the
-/// whole system). A server must not treat it as fatal, and must not retry in a tight loop either:
-/// the pending connection stays in the backlog, so the listener stays readable and a naive event
-/// loop spins a core at 100%.
-///
-/// ENOBUFS and ENOMEM (the kernel is out of socket memory) are treated the same way: they last
-/// until something is freed, so retrying at once would spin just as well.
+/// How long accepting pauses after an `accept` error that retrying at once would only repeat
+/// (see [`accept_failed`]). The clients already connected are served meanwhile, and one of them
+/// leaving frees the descriptor the next try needs.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How long a connection being closed may take to read its last frames (`bye`, an error) and hang
+/// up before the server drops it anyway: a client that stopped reading must not hold its
+/// descriptor forever.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// What a server does after `accept` failed: the accept-error ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptFailed {
+    /// Only the connection being accepted failed (the client reset it before we took it,
+    /// EPROTO, EPERM from a firewall, EINTR): go on with the next one at once.
+    Retry,
+    /// Out of descriptors (EMFILE: this process, ENFILE: the whole system) or of socket memory
+    /// (ENOBUFS, ENOMEM), or something unexpected: pause accepting for [`ACCEPT_PAUSE`]. The
+    /// pending connection stays in the listen backlog, so the listener stays readable, and a
+    /// loop that retried at once would spin a core at 100% without serving anyone.
+    Pause,
+}
+
+/// Climbs the accept-error ladder for `err` (logging what deserves it). `WouldBlock` is not an
+/// error for a non-blocking listener: callers treat it as "nothing left to accept" first.
+pub fn accept_failed(err: &io::Error) -> AcceptFailed {
+    if is_transient_accept_error(err) {
+        return AcceptFailed::Retry;
+    }
+    if is_fd_exhaustion(err) {
+        tracing::warn!("accept: {err}; pausing accept for {ACCEPT_PAUSE:?}");
+    } else {
+        tracing::error!("accept: {err}; pausing accept for {ACCEPT_PAUSE:?}");
+    }
+    AcceptFailed::Pause
+}
+
+/// Whether an `accept` error means "out of file descriptors" (EMFILE, ENFILE) or out of socket
+/// memory (ENOBUFS, ENOMEM): they last until something is freed. The event loops meet it with a
+/// spare descriptor before pausing (see chat-readiness' `SpareFd`).
 pub fn is_fd_exhaustion(err: &io::Error) -> bool {
     matches!(
         err.raw_os_error(),
@@ -105,8 +142,8 @@ pub fn is_fd_exhaustion(err: &io::Error) -> bool {
     )
 }
 
-/// Whether an `accept` error concerns only the connection being accepted (the client reset it
-/// before we got to it, ...), so the server just moves on to the next one.
+/// Whether an `accept` error concerns only the connection being accepted (the first rung of
+/// [`accept_failed`]), so the server just moves on to the next one.
 pub fn is_transient_accept_error(err: &io::Error) -> bool {
     matches!(
         err.kind(),
@@ -115,4 +152,67 @@ pub fn is_transient_accept_error(err: &io::Error) -> bool {
             | io::ErrorKind::Interrupted
             | io::ErrorKind::WouldBlock
     ) || matches!(err.raw_os_error(), Some(libc::EPROTO) | Some(libc::EPERM))
+}
+
+/// The accept loop's step for the blocking servers: waits for the next connection, climbing
+/// the ladder of [`accept_failed`] on errors. `None` once a stop was requested (the signal
+/// watcher wakes a blocked `accept` by connecting to [`loopback`] of the listener).
+pub fn accept_blocking(
+    listener: &TcpListener,
+    shutdown: &Shutdown,
+) -> Option<(TcpStream, SocketAddr)> {
+    while !shutdown.is_requested() {
+        match listener.accept() {
+            Ok(accepted) => return Some(accepted),
+            Err(e) => {
+                if accept_failed(&e) == AcceptFailed::Pause {
+                    std::thread::sleep(ACCEPT_PAUSE);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The address to connect to in order to reach our own listener: `addr` itself, unless it is
+/// the unspecified address (`0.0.0.0`, `::`), which can be bound but not connected to.
+pub fn loopback(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+/// Wakes a thread blocked in `accept` on our own listener at `addr`, by connecting to it (the
+/// signal watcher of the blocking servers calls it).
+pub fn wake_acceptor(addr: SocketAddr) {
+    let _ = TcpStream::connect_timeout(&loopback(addr), Duration::from_secs(1));
+}
+
+/// Every server's `main`: parses its flags `A` (`--help` and a bad flag exit here, with clap's
+/// message), starts logging, runs `serve`, and turns its outcome into the exit status.
+pub fn main<A: clap::Parser>(serve: impl FnOnce(A) -> io::Result<()>) -> ExitCode {
+    let args = A::parse();
+    init_logging();
+    exit_status(serve(args))
+}
+
+/// How many cores this process may use (the default of the flags that size thread pools).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The end of every server's `main`: exit status 0 when `served` is `Ok`, else the error on
+/// stderr and status 1.
+pub fn exit_status(served: io::Result<()>) -> ExitCode {
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("cannot serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

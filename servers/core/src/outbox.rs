@@ -53,7 +53,7 @@ pub enum Action {
 /// The actions produced by Hub calls, in the order they must be carried out.
 ///
 /// Order matters: frames for one connection must be written in the order they appear here
-/// (guarantees 1 and 2 of the spec), and a `Close` comes after that connection's last frame.
+/// (`PROTOCOL.md`, guarantees 1 and 2), and a `Close` comes after that connection's last frame.
 #[derive(Debug, Default)]
 pub struct Outbox {
     actions: Vec<Action>,

@@ -1,8 +1,8 @@
-//! The wire protocol of `shared/spec/protocol.md`: the requests a client sends, the events a
+//! The wire protocol of `PROTOCOL.md`: the requests a client sends, the events a
 //! server sends back, and the error codes.
 //!
 //! Requests are *parsed by hand* from a JSON object rather than with a derived `Deserialize`,
-//! because the spec distinguishes failures that serde would lump together: a missing or
+//! because the protocol distinguishes failures that serde would lump together: a missing or
 //! mistyped field is `bad_request`, an unknown `type` is `unknown_type`, and unknown fields are
 //! ignored. [`parse_request`] is the one place those rules live.
 
@@ -12,7 +12,7 @@ use std::fmt;
 
 /// A client-chosen correlation id, echoed verbatim in `broadcast`, `private` and `pong`.
 ///
-/// The spec allows a string of at most 64 bytes or a signed 64-bit integer. The load generator
+/// `PROTOCOL.md` allows a string of at most 64 bytes or a signed 64-bit integer. The load generator
 /// puts `sender:sequence` here to detect lost, duplicated and reordered deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -21,7 +21,7 @@ pub enum Id {
     Str(String),
 }
 
-/// The longest string `id` the spec allows, in bytes.
+/// The longest string `id` `PROTOCOL.md` allows, in bytes.
 pub const MAX_ID_BYTES: usize = 64;
 
 impl fmt::Display for Id {
@@ -159,7 +159,7 @@ pub enum Event {
     },
 }
 
-/// The error codes of the spec. The last four close the connection after being sent.
+/// The error codes of `PROTOCOL.md` (section 5). The last four close the connection after being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -179,7 +179,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the spec's order (tests iterate over it).
+    /// Every code, in the order of `PROTOCOL.md` (tests iterate over it).
     pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownType,
@@ -259,7 +259,7 @@ pub type Inbound = Result<Request, Rejection>;
 
 /// Parses one line (without its `\n`, and without a final `\r`) into a request.
 ///
-/// Order of checks, as the spec settles it: UTF-8, then JSON, then "is an object", then `type`
+/// Order of checks, as `PROTOCOL.md` settles it: UTF-8, then JSON, then "is an object", then `type`
 /// (missing or not a string: `bad_request`; unknown: `unknown_type`), then that type's fields.
 pub fn parse_request(line: &[u8]) -> Inbound {
     let text = std::str::from_utf8(line)
@@ -311,7 +311,7 @@ pub fn parse_request(line: &[u8]) -> Inbound {
     Ok(request)
 }
 
-/// Typed access to a request's fields, producing the spec's `bad_request` messages.
+/// Typed access to a request's fields, producing the `bad_request` messages of `PROTOCOL.md`.
 struct Fields<'a>(&'a Map<String, Value>);
 
 impl Fields<'_> {

@@ -6,9 +6,26 @@
 //!   rest must be written later, starting exactly where the kernel stopped. The queue remembers
 //!   the position inside the first frame.
 //! - A peer that stops reading makes its socket's kernel buffer fill up; from then on everything
-//!   sent to it piles up here. Guarantee 4 of the spec says that pile is bounded: `push` refuses
-//!   a frame that would take the backlog over the limit, and the server then closes that
-//!   connection, so a stalled reader costs at most `max_backlog` bytes and never slows anyone.
+//!   sent to it piles up here. Guarantee 4 of `PROTOCOL.md` (at the root of the repository) says
+//!   that pile is bounded, and guarantee 3 says a peer that keeps reading loses nothing. Both hold because of one rule.
+//!
+//! ## The rule: only bytes the socket refused count
+//!
+//! `--max-backlog` bounds the bytes the socket has *refused* (PROTOCOL.md, guarantee 4):
+//! - a write attempt that leaves bytes behind (the kernel said `WouldBlock`) makes the queue
+//!   *blocked*: every byte still queued, and every frame pushed while it stays blocked, counts;
+//!   past the limit [`push`](SendQueue::push) refuses the frame and
+//!   [`write_to`](SendQueue::write_to) fails, and the server closes that connection;
+//! - a write attempt that empties the queue unblocks it: frames pushed from then on do not count
+//!   until a write attempt has been made, however many there are.
+//!
+//! So a burst that the kernel takes at once never closes anybody, whatever its size: a member
+//! that keeps reading is never cut off because its server queued a room's worth of frames before
+//! its next write pass (an edge-triggered loop reading 16 frames, a writer task that has not run
+//! yet). A member that has stopped reading is cut off once it has refused `max_backlog` bytes.
+//! Between two write attempts the queue holds at most what the server produces in that time
+//! (one request's, or one loop turn's frames), which is why every server attempts a write after
+//! each request or turn (see [`executor`](crate::executor)).
 //!
 //! Everything queued is written with one vectored write (`writev`) when the socket allows it, so
 //! the ten frames a busy room produced during one turn of an event loop leave in one system call.
@@ -18,23 +35,37 @@ use bytes::Buf;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-/// The spec's default `--max-backlog`: 1 MiB.
+/// The default `--max-backlog` (PROTOCOL.md, section 7): 1 MiB.
 pub const DEFAULT_MAX_BACKLOG: usize = 1 << 20;
 
 /// At most this many frames go into one `writev` (Linux accepts up to 1024 slices).
 const MAX_SLICES: usize = 64;
 
-/// The backlog limit was reached: the connection must be closed.
+/// The socket refused more than `--max-backlog` bytes: the connection must be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BacklogFull;
 
+impl BacklogFull {
+    /// Whether an error returned by [`SendQueue::write_to`] is this overflow rather than a
+    /// failed socket (for logs: both end the connection).
+    pub fn is_cause_of(err: &io::Error) -> bool {
+        err.get_ref().is_some_and(|inner| inner.is::<BacklogFull>())
+    }
+}
+
 impl std::fmt::Display for BacklogFull {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("outbound backlog over --max-backlog")
+        f.write_str("the socket refused more than --max-backlog bytes")
     }
 }
 
 impl std::error::Error for BacklogFull {}
+
+impl From<BacklogFull> for io::Error {
+    fn from(full: BacklogFull) -> io::Error {
+        io::Error::other(full)
+    }
+}
 
 /// How far [`SendQueue::write_to`] got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +82,12 @@ pub struct SendQueue {
     /// Frames in send order. The first one may be partly written already (`Bytes::advance`
     /// moved its start past what the kernel took).
     frames: VecDeque<Frame>,
-    /// Sum of the lengths of `frames`: the connection's unsent backlog.
+    /// Sum of the lengths of `frames`: the connection's unsent bytes, tried or not.
     queued: usize,
-    /// The limit on `queued`.
+    /// The last write attempt left bytes behind: the socket is refusing, so every queued byte
+    /// counts against `max_backlog` until a write empties the queue (see the module docs).
+    blocked: bool,
+    /// `--max-backlog`: the most bytes the socket may refuse.
     max_backlog: usize,
 }
 
@@ -62,13 +96,16 @@ impl SendQueue {
         SendQueue {
             frames: VecDeque::new(),
             queued: 0,
+            blocked: false,
             max_backlog,
         }
     }
 
-    /// Queues a frame, unless that would take the backlog over the limit.
+    /// Queues a frame after the others. Refused ([`BacklogFull`]) only while the socket is
+    /// refusing and the frame would take what it refused past `--max-backlog`: then the caller
+    /// closes the connection.
     pub fn push(&mut self, frame: Frame) -> Result<(), BacklogFull> {
-        if self.queued + frame.len() > self.max_backlog {
+        if self.blocked && self.queued + frame.len() > self.max_backlog {
             return Err(BacklogFull);
         }
         self.queued += frame.len();
@@ -80,15 +117,27 @@ impl SendQueue {
         self.frames.is_empty()
     }
 
-    /// Unsent bytes.
+    /// Unsent bytes, whether a write was attempted or not.
     pub fn len_bytes(&self) -> usize {
         self.queued
     }
 
+    /// The bytes that count against `--max-backlog`: everything queued while the socket is
+    /// refusing, nothing while it is not (the rule of the module docs).
+    pub fn refused_bytes(&self) -> usize {
+        if self.blocked {
+            self.queued
+        } else {
+            0
+        }
+    }
+
     /// Writes as much as `writer` takes, in as few calls as possible.
     ///
-    /// Returns [`Flush::Pending`] when the writer answers `WouldBlock` (non-blocking sockets),
-    /// retries on `Interrupted`, and returns any other error (the peer is gone).
+    /// Returns [`Flush::Pending`] when the writer answers `WouldBlock` (non-blocking sockets, or
+    /// a blocking one whose write timeout expired), retries on `Interrupted`, and returns any
+    /// other error (the peer is gone). When the writer refuses more than `--max-backlog` bytes,
+    /// it returns an error whose cause is [`BacklogFull`]: close the connection either way.
     pub fn write_to<W: Write>(&mut self, writer: &mut W) -> io::Result<Flush> {
         while !self.frames.is_empty() {
             // A fixed array on the stack: no allocation per write on this hot path.
@@ -101,12 +150,19 @@ impl SendQueue {
             let written = match writer.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Pending),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    if self.queued > self.max_backlog {
+                        return Err(BacklogFull.into());
+                    }
+                    return Ok(Flush::Pending);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
             self.consume(written);
         }
+        self.blocked = false;
         Ok(Flush::Done)
     }
 
@@ -140,6 +196,16 @@ mod tests {
         budget: usize,
     }
 
+    impl Trickle {
+        fn new(chunk: usize, budget: usize) -> Self {
+            Trickle {
+                taken: vec![],
+                chunk,
+                budget,
+            }
+        }
+    }
+
     impl Write for Trickle {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if self.budget == 0 {
@@ -155,6 +221,10 @@ mod tests {
         }
     }
 
+    fn frame(len: usize) -> Frame {
+        Bytes::from(vec![b'x'; len])
+    }
+
     #[test]
     fn short_writes_resume_mid_frame_and_keep_order() {
         let mut q = SendQueue::new(1024);
@@ -164,11 +234,7 @@ mod tests {
         let expected: Vec<u8> = (0..10)
             .flat_map(|i| format!("frame number {i}\n").into_bytes())
             .collect();
-        let mut w = Trickle {
-            taken: vec![],
-            chunk: 7,
-            budget: 50,
-        };
+        let mut w = Trickle::new(7, 50);
         assert_eq!(q.write_to(&mut w).unwrap(), Flush::Pending);
         assert_eq!(q.len_bytes(), expected.len() - 50);
         w.budget = usize::MAX;
@@ -178,12 +244,61 @@ mod tests {
         assert_eq!(q.len_bytes(), 0);
     }
 
+    /// Frames queued before any write attempt do not count, however many: a burst ten times the
+    /// limit is accepted, and written whole by a socket that takes it.
     #[test]
-    fn refuses_frames_past_the_backlog_limit() {
-        let mut q = SendQueue::new(10);
-        q.push(Bytes::from_static(b"123456")).unwrap();
-        assert_eq!(q.push(Bytes::from_static(b"12345")), Err(BacklogFull));
-        q.push(Bytes::from_static(b"1234")).unwrap();
-        assert_eq!(q.len_bytes(), 10);
+    fn untried_bytes_do_not_count() {
+        let mut q = SendQueue::new(100);
+        for _ in 0..10 {
+            q.push(frame(100)).unwrap();
+        }
+        assert_eq!((q.len_bytes(), q.refused_bytes()), (1000, 0));
+        let mut w = Trickle::new(usize::MAX, usize::MAX);
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Done);
+        assert_eq!(w.taken.len(), 1000);
+    }
+
+    /// Once the socket refused bytes, those and every frame queued behind them count: the frame
+    /// that would take them past the limit is refused.
+    #[test]
+    fn refused_bytes_and_those_behind_them_count() {
+        let mut q = SendQueue::new(100);
+        q.push(frame(80)).unwrap();
+        let mut w = Trickle::new(usize::MAX, 20);
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Pending);
+        assert_eq!(q.refused_bytes(), 60);
+        q.push(frame(40)).unwrap();
+        assert_eq!(q.push(frame(1)), Err(BacklogFull));
+        assert_eq!(q.refused_bytes(), 100);
+    }
+
+    /// A write attempt that leaves more than the limit behind fails with `BacklogFull`.
+    #[test]
+    fn a_write_that_leaves_too_much_behind_overflows() {
+        let mut q = SendQueue::new(100);
+        for _ in 0..3 {
+            q.push(frame(50)).unwrap();
+        }
+        let mut w = Trickle::new(usize::MAX, 40);
+        let err = q.write_to(&mut w).unwrap_err();
+        assert!(BacklogFull::is_cause_of(&err), "{err}");
+        let gone = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert!(!BacklogFull::is_cause_of(&gone));
+    }
+
+    /// A write that empties the queue unblocks it: what comes next does not count until tried.
+    #[test]
+    fn emptying_the_queue_unblocks_it() {
+        let mut q = SendQueue::new(100);
+        q.push(frame(90)).unwrap();
+        let mut w = Trickle::new(usize::MAX, 0);
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Pending);
+        assert_eq!(q.push(frame(20)), Err(BacklogFull));
+        w.budget = usize::MAX;
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Done);
+        for _ in 0..5 {
+            q.push(frame(90)).unwrap();
+        }
+        assert_eq!(q.refused_bytes(), 0);
     }
 }

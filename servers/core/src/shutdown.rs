@@ -18,8 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a server has between the signal and its exit, per the spec.
+/// How long a server has between the signal and its exit (PROTOCOL.md, guarantee 9).
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a stopping server keeps flushing `shutting_down` to its clients before it gives up
+/// on the ones that do not read it: the rest of [`SHUTDOWN_DEADLINE`] is margin for the process
+/// to exit.
+pub const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 /// Whether a stop was requested. Cheap to clone and to check on every loop turn.
 #[derive(Debug, Clone, Default)]

@@ -1,4 +1,4 @@
-//! The chat rules, driven without a network: every request, event and error code of the spec.
+//! The chat rules, driven without a network: every request, event and error code of `PROTOCOL.md`.
 
 use chat_core::ErrorCode;
 use chat_core::{parse_request, Action, CloseReason, ConnId, Hub, HubConfig, Outbox, Rejection};
@@ -340,6 +340,38 @@ fn server_full() {
     h.expect_error(third, "server_full");
     assert_eq!(h.closed.get(&third), Some(&CloseReason::ServerFull));
     assert_eq!(h.hub.len(), 2);
+}
+
+/// `--max-conns-per-ip`: the (N+1)-th connection from one address gets `server_full` and is
+/// closed, another address is still served, and a departure frees a place. Connections whose
+/// address the server did not give are not counted.
+#[test]
+fn server_full_per_ip() {
+    let mut h = Harness::with(HubConfig {
+        max_conns_per_ip: 2,
+        ..HubConfig::default()
+    });
+    let one: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let two: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let from = |h: &mut Harness, ip| {
+        let mut out = Outbox::new();
+        let id = h.hub.connect_from(h.now, ip, &mut out);
+        h.collect(out);
+        id
+    };
+    let first = from(&mut h, one);
+    from(&mut h, one);
+    let third = from(&mut h, one);
+    h.expect_error(third, "server_full");
+    assert_eq!(h.closed.get(&third), Some(&CloseReason::ServerFull));
+    let elsewhere = from(&mut h, two);
+    assert!(h.hub.contains(elsewhere));
+    h.connect(); // no address: not counted
+    let mut out = Outbox::new();
+    h.hub.disconnect(first, &mut out);
+    let again = from(&mut h, one);
+    assert!(h.hub.contains(again), "a departure frees a place");
+    assert_eq!(h.hub.len(), 4);
 }
 
 /// `line_too_long` (from the decoder) is sent, then the connection closes and its room hears

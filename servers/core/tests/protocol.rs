@@ -146,7 +146,7 @@ fn rejects_invalid_utf8() {
     assert!(rejection.message.contains("UTF-8"), "{}", rejection.message);
 }
 
-/// Events serialize exactly as the spec writes them: `id` absent (not null) when there is none.
+/// Events serialize exactly as `PROTOCOL.md` writes them: `id` absent (not null) when there is none.
 #[test]
 fn events_serialize_per_spec() {
     let line = chat_core::encode(&Event::Broadcast {

@@ -5,6 +5,7 @@
 //! and each socket, when it becomes ready, puts itself on the instance's ready list. So
 //! `epoll_wait` only copies out that list: O(ready), however many sockets are watched.
 
+use chat_core::time::millis;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
@@ -85,17 +86,5 @@ impl Epoll {
         // SAFETY: the kernel initialised the first `n` entries.
         unsafe { events.set_len(n as usize) };
         Ok(())
-    }
-}
-
-/// A timeout in whole milliseconds, rounded *up*: rounding down would wake the loop just before
-/// the deadline, find nothing due, and go round again with a zero timeout (a busy loop).
-fn millis(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(t) => {
-            let ms = t.as_nanos().div_ceil(1_000_000);
-            ms.min(libc::c_int::MAX as u128) as libc::c_int
-        }
     }
 }

@@ -4,6 +4,7 @@
 //! written into it, so the caller rebuilds it every turn and then scans all of it. That is
 //! their cost model: O(registered descriptors) per call, however few are ready.
 
+use chat_core::time::millis;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -81,18 +82,6 @@ pub fn select(
         )
     };
     interrupted_is_zero(n)
-}
-
-/// A timeout in whole milliseconds, rounded *up*: rounding down would wake the loop just before
-/// the deadline, find nothing due, and go round again with a zero timeout (a busy loop).
-fn millis(timeout: Option<Duration>) -> libc::c_int {
-    match timeout {
-        None => -1,
-        Some(t) => {
-            let ms = t.as_nanos().div_ceil(1_000_000);
-            ms.min(libc::c_int::MAX as u128) as libc::c_int
-        }
-    }
 }
 
 fn interrupted_is_zero(n: libc::c_int) -> io::Result<usize> {

@@ -6,13 +6,18 @@
 //! fixed pool, and why the room is bounded: past `--queue` waiting, a client is better off with
 //! an immediate `server_full` than with silence.
 
-use crate::outbound::lock;
+use chat_core::sync::{lock, wait};
 use std::collections::VecDeque;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex};
 
+/// A connection that no worker has taken yet, and its client's address.
+pub type Waiting = (TcpStream, SocketAddr);
+
+/// The connections waiting for a worker, shared by the accept loop and the workers.
 #[derive(Debug)]
 pub struct WaitingRoom {
+    /// The queue and whether the room is closed.
     state: Mutex<State>,
     /// Signalled when a connection arrives or the room closes; idle workers wait on it.
     arrived: Condvar,
@@ -23,7 +28,7 @@ pub struct WaitingRoom {
 #[derive(Debug)]
 struct State {
     /// Oldest first: workers serve connections in the order they came.
-    streams: VecDeque<TcpStream>,
+    streams: VecDeque<Waiting>,
     /// Workers waiting in [`WaitingRoom::take`]. A connection pushed while a worker is idle is
     /// about to be taken, not waiting, so it does not count against the capacity.
     idle_workers: usize,
@@ -46,26 +51,23 @@ impl WaitingRoom {
 
     /// Lets a new connection in, or hands it back when `--queue` connections already wait (the
     /// caller answers it `server_full`).
-    pub fn enter(&self, stream: TcpStream) -> Result<(), TcpStream> {
+    pub fn enter(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), Waiting> {
         let mut state = lock(&self.state);
         if state.closed || state.streams.len() >= self.capacity + state.idle_workers {
-            return Err(stream);
+            return Err((stream, peer));
         }
-        state.streams.push_back(stream);
+        state.streams.push_back((stream, peer));
         self.arrived.notify_one();
         Ok(())
     }
 
     /// A free worker takes the oldest waiting connection, sleeping until there is one. `None`
     /// once the room is closed.
-    pub fn take(&self) -> Option<TcpStream> {
+    pub fn take(&self) -> Option<Waiting> {
         let mut state = lock(&self.state);
         state.idle_workers += 1;
         while state.streams.is_empty() && !state.closed {
-            state = self
-                .arrived
-                .wait(state)
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            state = wait(&self.arrived, state);
         }
         state.idle_workers -= 1;
         if state.closed {
@@ -76,7 +78,7 @@ impl WaitingRoom {
 
     /// Shutdown: idle workers stop waiting, and the connections still waiting are returned (to
     /// be told `shutting_down`).
-    pub fn close(&self) -> Vec<TcpStream> {
+    pub fn close(&self) -> Vec<Waiting> {
         let mut state = lock(&self.state);
         state.closed = true;
         self.arrived.notify_all();

@@ -1,31 +1,18 @@
-//! chat-pool over real sockets: the spec (with enough workers), and the model's lesson — at most
+//! chat-pool over real sockets: the protocol (with enough workers), and the model's lesson — at most
 //! `--workers` clients are served at once; the next ones wait until a worker frees up (a client
 //! leaves, or the idle timeout drops a silent one), and past `--queue` they get `server_full`.
 
 use loadgen::server_process::ServerProcess;
 use loadgen::testkit::TestClient;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-pool");
 
-/// Every conformance scenario passes, multi-client ones included, when the pool has more workers
-/// than the checker has clients at once.
-#[test]
-fn conformance_with_enough_workers() {
-    loadgen::check::assert_conformance(Path::new(BIN), &["--workers", "64"], false);
-}
-
-/// SIGTERM: every connected client gets `shutting_down`, the process exits 0 within 2 s.
-#[test]
-fn graceful_shutdown() {
-    loadgen::check::assert_graceful_shutdown(Path::new(BIN), &["--workers", "16"], 8);
-}
-
-/// Out of file descriptors: the server backs off instead of spinning or crashing.
-#[test]
-fn survives_fd_exhaustion() {
-    loadgen::check::assert_survives_fd_exhaustion(Path::new(BIN), &["--workers", "64"]);
+// The conformance suite, graceful shutdown, fd exhaustion and the burst scenario (see
+// `loadgen::model_tests!`), with more workers than the checker has clients at once.
+loadgen::model_tests! {
+    program: env!("CARGO_BIN_EXE_chat-pool"), clients: 8;
+    enough_workers: ["--workers", "64"];
 }
 
 /// The lesson: with two workers, a third client is connected but not answered while the first

@@ -19,14 +19,14 @@
 //!             write_out: one writev per peer per turn
 //! ```
 //!
-//! ## The spec's guarantees, across threads (the details are in `shared.rs`)
+//! ## The guarantees of `PROTOCOL.md`, across threads (the details are in `shared.rs`)
 //! 1. *Replies in request order*: one batch per connection in flight at a time. The peer's
 //!    `LineDecoder` travels with the batch, so there is none to give a second worker.
 //! 2. *One order per room*: orders are routed and posted *under the Hub lock* into FIFO
 //!    mailboxes, so every reactor receives them in the order the Hub decided them.
 //! 3. *Nothing lost*: a connection's route exists from `connect` until the Hub forgets it.
-//! 4. *Bounded backlog*: the bytes routed to a connection and not yet written are counted under
-//!    the lock; past `--max-backlog` it is cut, and its room hears `left` before the next request.
+//! 4. *Bounded backlog*: the reactor that owns a socket knows what it refused; past
+//!    `--max-backlog` it cuts the connection and tells the Hub, and its room hears `left`.
 //!
 //! ## mio is edge-triggered
 //! An event says a socket *became* ready. So: read until `WouldBlock`, or remember that we
@@ -40,49 +40,26 @@
 //! connections over them ([`bind_listeners`] says why rather than one acceptor). A room's
 //! members may live on different loops: a broadcast then costs a wake-up of each loop involved.
 //!
-//! ## What the hand-off costs, and when it pays: measured
-//! On the development machine: 2 cores, the server and `loadgen run` side by side (so the
-//! generator takes about one core), release builds, closed loop (each client sends its next
-//! message when the previous one came back), median of 3 runs of 4 s after 1 s of warm-up.
-//! Messages per second, and the server's CPU time per message:
-//!
-//! | server | chat: 1,000 conns, rooms of 10 | ping: 1,000 conns | 16 KiB `private`: 200 conns |
-//! |---|---|---|---|
-//! | chat-epoll | 65,400/s (654,000 deliveries/s), 13.8 µs | 108,700/s, 7.9 µs | 24,500/s, 40.6 µs |
-//! | `--io-threads 1 --workers 0` | 65,700/s, 13.6 µs | 111,200/s, 8.1 µs | 29,500/s, 33.1 µs |
-//! | `--io-threads 2 --workers 0` | 59,200/s, 16.5 µs | 113,700/s, 8.4 µs | 31,400/s, 33.1 µs |
-//! | `--io-threads 1 --workers 2 --offload-min-bytes 0` | 63,200/s, 14.4 µs | 104,300/s, 8.7 µs | 28,400/s, 37.3 µs |
-//! | `--io-threads 2 --workers 2 --offload-min-bytes 16384` | 56,000/s, 17.6 µs | 114,400/s, 8.4 µs | 27,700/s, 42.3 µs |
-//! | chat-async `--threads 2` | 53,700/s, 18.4 µs | 111,900/s, 8.8 µs | 27,000/s, 44.0 µs |
-//!
-//! And at a fixed offered load (open loop), one loop, `perf stat` on the server:
-//!
-//! | workload | handled by the loop | always handed off (`--offload-min-bytes 0`) |
-//! |---|---|---|
-//! | chat, 1,000 conns × 10 msg/s | 27 µs per message, 0.2 context switches | 50 µs, 4.3 context switches, 4.6 `sched_yield` |
-//! | 16 KiB `private`, 200 conns × 10 msg/s | 56 µs, 0.8 context switches | 145 µs, 12 context switches, 27 `sched_yield` |
-//!
-//! What they say:
+//! ## What the hand-off costs, and when it pays
 //! - **The cost.** A hand-off wakes a sleeping worker (a `futex` call, a context switch), and
 //!   the replies come back through a channel and an eventfd write that wakes the loop. Worse,
 //!   rayon's workers *spin* (`sched_yield`) for a while before sleeping: built for bursts of
 //!   data-parallel work, they burn a core between a server's sporadic jobs. At light load that
-//!   is 20 to 90 µs of CPU per message. Under load, one hand-off per *loop turn* carries
-//!   hundreds of requests, and the cost per message shrinks to about 1 µs (63,200 vs 65,700/s).
+//!   is paid per message; under load, one hand-off per *loop turn* carries hundreds of
+//!   requests and its cost per message nearly vanishes.
 //! - **When it pays.** When a loop thread is the bottleneck and other cores are idle, the work
 //!   that grows with the requests (splitting and parsing large lines) moves off the loop and
 //!   runs in parallel. Hence `--offload-min-bytes` (default 64 KiB): a turn that read less is
 //!   handled by the loop itself; only a turn with that much input, which is what falling behind
 //!   looks like, is worth a hand-off.
-//! - **When it loses: tiny requests on 2 cores.** Here there is no idle core (the generator has
-//!   one), so every thread we add only adds synchronisation: 3 to 15% fewer chat messages than
-//!   one loop alone, which matches chat-epoll. A second loop helps small requests without
-//!   fan-out (ping, +2%) and large ones (16 KiB, +6%), and costs 10% on the fan-out workload,
-//!   where a broadcast must wake both loops. The defaults (a loop and a worker per core) are
-//!   for a machine with cores to spare; on this one, `--io-threads 1 --workers 0` is the
-//!   fastest, and no configuration beats chat-epoll on the fan-out workload by more than noise.
-//!   (In a later round, the defaults measured 51,500 chat / 107,500 ping / 24,600 16 KiB
-//!   messages per second, against chat-epoll's 62,400 / 91,200 / 19,900 in the same round.)
+//! - **When it loses: tiny requests on few cores.** With no idle core (on a 2-core machine the
+//!   load generator takes one), every thread we add only adds synchronisation, and a broadcast
+//!   to members on two loops wakes both. The defaults (a loop and a worker per core) are for a
+//!   machine with cores to spare.
+//!
+//! Lesson 06 measures all of this (throughput and CPU per message against chat-epoll and
+//! chat-async, and the context switches a hand-off costs, counted with `perf stat`); the
+//! C10K comparison in `benches/results/` has the figures at 100 to 10,000 connections.
 //!
 //! ## Run it, poke it
 //! ```text
@@ -129,12 +106,12 @@ struct Args {
 
     /// Event loops (threads doing socket I/O), each with its own SO_REUSEPORT listener; 1 to 64.
     /// Default: one per core.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = net::cores())]
     io_threads: usize,
 
     /// Worker threads running the CPU side (parsing, chat rules); 0 = the event loops do it
     /// themselves, without a hand-off. Default: one per core.
-    #[arg(long, default_value_t = cores())]
+    #[arg(long, default_value_t = net::cores())]
     workers: usize,
 
     /// A loop turn that read fewer bytes than this handles them itself instead of handing them
@@ -144,35 +121,18 @@ struct Args {
     offload_min_bytes: usize,
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn main() -> ExitCode {
+    net::main(run)
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    net::init_logging();
+fn run(args: Args) -> io::Result<()> {
     if !(1..=64).contains(&args.io_threads) {
-        tracing::error!("--io-threads must be between 1 and 64");
-        return ExitCode::from(2);
+        return Err(io::Error::other("--io-threads must be between 1 and 64"));
     }
-    match net::raise_fd_limit() {
-        Ok(limit) => tracing::debug!("open-file limit: {limit}"),
-        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
-    }
-    let listeners = match bind_listeners(&args) {
-        Ok(listeners) => listeners,
-        Err(e) => {
-            tracing::error!("cannot listen on {}: {e}", args.server.addr);
-            return ExitCode::FAILURE;
-        }
-    };
-    match serve(args, listeners) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            ExitCode::FAILURE
-        }
-    }
+    let fd_limit = net::raise_fd_limit()?;
+    let listeners = bind_listeners(&args)?;
+    tracing::debug!("open-file limit: {fd_limit}");
+    serve(args, listeners)
 }
 
 /// One listening socket per event loop, all on the same port (SO_REUSEPORT): the kernel spreads
@@ -226,7 +186,7 @@ fn serve(args: Args, listeners: Vec<std::net::TcpListener>) -> io::Result<()> {
         mailboxes.push(mailbox);
     }
     let hub = Hub::new(args.server.hub_config());
-    let shared = Arc::new(Shared::new(hub, args.server.max_backlog, mailboxes, pool));
+    let shared = Arc::new(Shared::new(hub, mailboxes, pool));
 
     // The signal thread only sets a flag and wakes every loop; each loop then stops itself.
     let shutdown = Shutdown::on_signal({

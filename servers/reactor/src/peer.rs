@@ -1,14 +1,11 @@
 //! One connection as a reactor sees it: the same `Peer` as in chat-epoll (a socket, its
 //! `LineDecoder` and its `SendQueue`), plus what the hand-off to workers adds: a buffer of bytes
-//! read while the previous batch is still on a worker, a decoder that is sometimes away, and
-//! the `unsent` counter the Hub's side uses to enforce `--max-backlog`.
+//! read while the previous batch is still on a worker, and a decoder that is sometimes away.
 
 use chat_core::{ConnId, Flush, LineDecoder, SendQueue};
 use mio::net::TcpStream;
 use std::io::{self, Read};
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// The most input buffered for one peer while its previous batch is on a worker. Past it, the
 /// reactor stops reading that socket: the kernel's receive buffer fills, TCP's window closes,
@@ -30,11 +27,9 @@ pub struct Peer {
     pub decoder: Option<LineDecoder>,
     /// Bytes read but not yet handed to a worker.
     pub inbound: Vec<u8>,
-    /// Frames not yet taken by the kernel.
+    /// Frames not yet taken by the kernel (at most `--max-backlog` refused bytes: the queue
+    /// refuses more, and the reactor then cuts the peer).
     pub queue: SendQueue,
-    /// Bytes routed to this peer and not yet written (in the mailbox or in `queue`). The router
-    /// adds under the Hub lock and cuts the peer past `--max-backlog`; we subtract what we write.
-    pub unsent: Arc<AtomicUsize>,
     /// We stopped reading before the socket said `WouldBlock` (the inbound buffer was full).
     /// mio is edge-triggered: it will not report the socket readable again until *new* data
     /// arrives, so we must come back on our own when the batch returns.
@@ -52,20 +47,13 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(
-        id: ConnId,
-        socket: TcpStream,
-        decoder: LineDecoder,
-        queue: SendQueue,
-        unsent: Arc<AtomicUsize>,
-    ) -> Self {
+    pub fn new(id: ConnId, socket: TcpStream, decoder: LineDecoder, queue: SendQueue) -> Self {
         Peer {
             id,
             socket,
             decoder: Some(decoder),
             inbound: Vec::new(),
             queue,
-            unsent,
             unread: false,
             hung_up: false,
             closing: false,
@@ -100,14 +88,11 @@ impl Peer {
         }
     }
 
-    /// Writes as much queued output as the socket takes (one `writev` for many frames).
+    /// Writes as much queued output as the socket takes (one `writev` for many frames). `Err`
+    /// when the socket failed or refused more than `--max-backlog` bytes.
     pub fn send(&mut self) -> io::Result<Flush> {
-        let before = self.queue.len_bytes();
         // `&TcpStream` implements `Write`: a short write leaves the rest queued, mid-frame.
-        let flushed = self.queue.write_to(&mut &self.socket);
-        let written = before - self.queue.len_bytes();
-        self.unsent.fetch_sub(written, Ordering::SeqCst);
-        flushed
+        self.queue.write_to(&mut &self.socket)
     }
 
     /// Closes the connection after its output was flushed.

@@ -1,8 +1,9 @@
 //! One event loop: a mio `Poll` (epoll underneath), its own listening socket, and the peers it
-//! accepted. The callbacks have the names they have in chat-epoll (`on_listener_ready`,
-//! `on_peer_connected`, `on_peer_ready_recv`, `on_peer_ready_send`, `carry_out`, `write_out`,
-//! `on_tick`), so the two diff into the lesson: what changes when the chat rules move to a
-//! worker pool and the sockets to several loops.
+//! accepted. The callbacks have the names they have in chat-readiness, the loop of chat-poll and
+//! chat-epoll (`on_listener_ready`, `on_peer_connected`, `on_peer_ready_recv`,
+//! `on_peer_hung_up`, `on_peer_ready_send`, `carry_out`, `write_out`, `on_tick`), so the two
+//! read side by side into the lesson: what changes when the chat rules move to a worker pool and
+//! the sockets to several loops.
 //!
 //! One turn of the loop:
 //! 1. `poll` sleeps until a socket is ready, the waker fires (mail arrived, or a signal), or a
@@ -24,7 +25,9 @@ mod callbacks;
 use crate::peer::Peer;
 use crate::shared::{Mail, Mailbox, Shared};
 use crate::worker::Batch;
-use chat_core::{ConnId, ServerArgs, Shutdown};
+use chat_core::net::CLOSE_LINGER;
+use chat_core::shutdown::STOP_GRACE;
+use chat_core::{time, ConnId, ServerArgs, Shutdown};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -39,21 +42,8 @@ const LISTENER: Token = Token(usize::MAX - 1);
 /// Token of the waker: another thread posted mail, or a signal arrived.
 const WAKER: Token = Token(usize::MAX);
 
-/// How long accepting pauses when the process is out of file descriptors. The connection that
-/// could not be accepted waits in the kernel's backlog; retrying at once would fail again and
-/// spin a core, so we stop listening for a moment (the listener is deregistered) and go on
-/// serving the peers we have. When a peer leaves, a descriptor frees up and the retry succeeds.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
-
 /// Mails handled per turn, so a flood of mail cannot starve the sockets.
 const MAIL_PER_TURN: usize = 1024;
-
-/// How long a closing peer may take to read its last frames before it is dropped anyway: a
-/// client that stopped reading must not hold its descriptor forever.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
-
-/// Between SIGTERM and exit: enough to flush `shutting_down` to everyone, inside the spec's 2 s.
-const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 /// A reactor's parts that must exist before the shared state (which holds every reactor's
 /// waker), so that they can be created first.
@@ -223,16 +213,13 @@ impl Reactor {
             return Some(Duration::ZERO);
         }
         let first_close = self.closing.front().map(|&(deadline, _, _)| deadline);
-        let next = [
+        let timers = [
             self.next_tick,
             self.accept_paused_until,
             first_close,
             stop_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()?;
-        Some(next.saturating_duration_since(Instant::now()))
+        ];
+        time::until_earliest(Instant::now(), timers)
     }
 }
 

@@ -1,7 +1,7 @@
 //! What every thread shares: the Hub (behind one lock), the routing table that says which
 //! reactor owns which connection, and one mailbox per reactor.
 //!
-//! This file is where the spec's guarantees survive the jump to many threads:
+//! This file is where the guarantees of `PROTOCOL.md` survive the jump to many threads:
 //!
 //! - **One order per room** (2). Every Hub call happens under the `chat` lock, and its actions
 //!   are *routed and posted under that same lock*. A mailbox is a FIFO channel, so each reactor
@@ -12,18 +12,27 @@
 //!   in the order they were read, and their replies are posted in that order.
 //! - **Nothing lost** (3). A frame is addressed by connection id and routed to the reactor that
 //!   owns the socket; the route exists from `connect` until the Hub forgets the connection.
-//! - **Bounded backlog** (4). Each route counts the bytes routed to its connection and not yet
-//!   written (`unsent`: in the mailbox or in the `SendQueue`); the reactor subtracts what it
-//!   writes. The limit is checked here, under the lock, when the frame is routed: the connection
-//!   is cut and the Hub told *before the next request is handled*, exactly as a single-threaded
-//!   loop would, so its room hears `left` at a deterministic point.
+//! - **Bounded backlog** (4). `--max-backlog` bounds the bytes a socket *refused*, and only the
+//!   reactor that owns the socket knows what it refused: its peer's `SendQueue` refuses a frame,
+//!   or a write leaves too much behind, and the reactor cuts the connection and tells the Hub
+//!   ([`Shared::disconnect`]). The router does not count: bytes still on their way to the
+//!   reactor have not been tried yet, and counting them cut off members that read at full speed
+//!   whenever a burst was in flight.
+//!
+//! The Hub's actions go through chat-core's executor, with the [`Router`] as its sink: after
+//! each request, under the lock.
 
-use chat_core::{Action, ConnId, Frame, Hub, Inbound, LineDecoder, Outbox};
+use chat_core::sync::lock;
+use chat_core::{
+    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, Frame, Hub, Inbound, LineDecoder,
+    Outbox, Sink,
+};
 use mio::{Token, Waker};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 /// Everything the reactors and the workers share (behind an `Arc`).
@@ -42,32 +51,29 @@ pub struct Shared {
 
 /// The state behind the lock.
 struct Chat {
+    /// The chat rules.
     hub: Hub,
     /// Which reactor owns each connection the Hub knows.
     routes: HashMap<ConnId, Route>,
-    /// `--max-backlog`.
-    max_backlog: usize,
     /// Set by the first reactor that saw SIGINT/SIGTERM. A connection accepted by another
     /// reactor a moment later must still be told `shutting_down`.
     stopped: bool,
 }
 
-/// Where a connection lives, and how much output it has not taken yet.
+/// Where a connection lives.
 struct Route {
+    /// The reactor that owns its socket.
     reactor: usize,
+    /// Its slot in that reactor's slab.
     token: Token,
-    /// Bytes routed to it and not yet written; shared with its reactor's `Peer`.
-    unsent: Arc<AtomicUsize>,
 }
 
 /// What a reactor is asked to do to one of its peers.
 pub enum Order {
-    /// Queue this frame (its bytes are already counted in `unsent`).
+    /// Queue this frame.
     Send(Frame),
     /// Write what is queued, then close (the Hub's `Close`: quit, idle timeout, ...).
     Close,
-    /// Close at once, dropping what is queued: its backlog went over `--max-backlog`.
-    Cut,
 }
 
 /// What a reactor finds in its mailbox.
@@ -110,21 +116,45 @@ impl Mailbox {
 
 /// Orders gathered under the lock, one list per reactor, posted in one go.
 struct Posting {
+    /// Indexed like the reactors.
     per_reactor: Vec<Vec<(Token, ConnId, Order)>>,
 }
 
+/// The executor's sink here: turns the Hub's actions into orders for the reactors that own
+/// their connections, in the Hub's order.
+struct Router<'a> {
+    routes: &'a mut HashMap<ConnId, Route>,
+    posting: &'a mut Posting,
+}
+
+impl Sink for Router<'_> {
+    fn send(&mut self, to: ConnId, frame: Frame) -> Result<(), BacklogFull> {
+        if let Some(route) = self.routes.get(&to) {
+            let orders = &mut self.posting.per_reactor[route.reactor];
+            orders.push((route.token, to, Order::Send(frame)));
+        } // else: a connection we already dropped
+        Ok(()) // never full here: the owning reactor judges the backlog
+    }
+
+    fn close(&mut self, conn: ConnId, _reason: CloseReason) {
+        // The Hub has forgotten it; so do we.
+        if let Some(route) = self.routes.remove(&conn) {
+            let orders = &mut self.posting.per_reactor[route.reactor];
+            orders.push((route.token, conn, Order::Close));
+        }
+    }
+
+    fn cut(&mut self, conn: ConnId) {
+        self.routes.remove(&conn); // (never called: `send` never refuses)
+    }
+}
+
 impl Shared {
-    pub fn new(
-        hub: Hub,
-        max_backlog: usize,
-        mailboxes: Vec<Mailbox>,
-        pool: Option<rayon::ThreadPool>,
-    ) -> Self {
+    pub fn new(hub: Hub, mailboxes: Vec<Mailbox>, pool: Option<rayon::ThreadPool>) -> Self {
         Shared {
             chat: Mutex::new(Chat {
                 hub,
                 routes: HashMap::new(),
-                max_backlog,
                 stopped: false,
             }),
             mailboxes,
@@ -132,33 +162,21 @@ impl Shared {
         }
     }
 
-    /// A reactor accepted a socket and put it in slot `token`. Returns the Hub's id for it and
-    /// its `unsent` counter.
-    pub fn connect(
-        &self,
-        reactor: usize,
-        token: Token,
-        now: Instant,
-    ) -> (ConnId, Arc<AtomicUsize>) {
-        let unsent = Arc::new(AtomicUsize::new(0));
-        let route = Route {
-            reactor,
-            token,
-            unsent: Arc::clone(&unsent),
-        };
-        let id = self.call(|chat, out| {
-            let id = chat.hub.connect(now, out);
+    /// A reactor accepted a socket from `ip` and put it in slot `token`. Returns the Hub's id
+    /// for it.
+    pub fn connect(&self, reactor: usize, token: Token, ip: IpAddr, now: Instant) -> ConnId {
+        self.call(|chat, out| {
+            let id = chat.hub.connect_from(now, ip, out);
             // The route goes in before the actions are routed: a `server_full` refusal is a
             // frame for this very connection.
-            chat.routes.insert(id, route);
+            chat.routes.insert(id, Route { reactor, token });
             if chat.stopped {
                 // Shutdown already ran: this one (the only connection the Hub still knows) is
                 // told `shutting_down` like everybody else.
                 chat.hub.shutdown(out);
             }
             id
-        });
-        (id, unsent)
+        })
     }
 
     /// The lines of several peers, parsed already: the chat rules run under the lock, all in
@@ -167,13 +185,14 @@ impl Shared {
         let mut out = Outbox::new();
         let mut posting = self.posting();
         let mut chat = self.lock();
+        let Chat { hub, routes, .. } = &mut *chat;
+        let mut router = Router {
+            routes,
+            posting: &mut posting,
+        };
         for (id, lines) in parsed {
-            for line in lines {
-                chat.hub.handle(id, line, now, &mut out);
-                // Routed after each request, not after the batch: a member cut off by this
-                // request's broadcast has left the room before the next request is handled.
-                chat.route(&mut out, &mut posting);
-            }
+            // Each request's actions are routed before the next request (chat-core's rule).
+            handle_lines(hub, id, lines, now, &mut out, &mut router);
         }
         self.post(posting);
         drop(chat);
@@ -196,7 +215,7 @@ impl Shared {
 
     /// SIGINT/SIGTERM: every connection gets `shutting_down` and a close. Every reactor calls
     /// it; the first one does it.
-    pub fn shut_down(&self) {
+    pub fn shutdown(&self) {
         self.call(|chat, out| {
             if !chat.stopped {
                 chat.stopped = true;
@@ -231,12 +250,9 @@ impl Shared {
 
     // ---- under the lock -------------------------------------------------------------------
 
-    /// Takes the chat lock. A thread that panicked while holding it left the Hub in some state;
-    /// we keep serving rather than take every other connection down with it.
+    /// Takes the chat lock (even after a panic: chat-core's `sync::lock`).
     fn lock(&self) -> MutexGuard<'_, Chat> {
-        self.chat
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.chat)
     }
 
     /// One Hub call under the lock, its actions routed and posted before the lock is released.
@@ -245,7 +261,12 @@ impl Shared {
         let mut posting = self.posting();
         let mut chat = self.lock();
         let result = hub_call(&mut chat, &mut out);
-        chat.route(&mut out, &mut posting);
+        let Chat { hub, routes, .. } = &mut *chat;
+        let mut router = Router {
+            routes,
+            posting: &mut posting,
+        };
+        carry_out(hub, &mut out, &mut router);
         self.post(posting);
         drop(chat);
         result
@@ -266,52 +287,6 @@ impl Shared {
                 // An error means the reactor has exited (we are stopping).
                 let _ = self.mailboxes[reactor].sender.send(Mail::Orders(orders));
                 self.mailboxes[reactor].wake();
-            }
-        }
-    }
-}
-
-impl Chat {
-    /// Turns the Hub's actions into orders for the reactors that own their connections, and
-    /// enforces `--max-backlog` on the way. Cutting a connection makes the Hub tell its room
-    /// `left`, which adds actions: hence the loop.
-    fn route(&mut self, out: &mut Outbox, posting: &mut Posting) {
-        while !out.is_empty() {
-            let mut batch = std::mem::take(out);
-            for action in batch.drain() {
-                match action {
-                    Action::Send { to, frame } => {
-                        let Some(route) = self.routes.get(&to) else {
-                            continue; // a connection we already dropped
-                        };
-                        let unsent = route.unsent.fetch_add(frame.len(), Ordering::SeqCst);
-                        if unsent + frame.len() <= self.max_backlog {
-                            posting.per_reactor[route.reactor].push((
-                                route.token,
-                                to,
-                                Order::Send(frame),
-                            ));
-                            continue;
-                        }
-                        // Guarantee 4: a reader too slow for its room is cut off, unsent output
-                        // and all, and nobody waits for it.
-                        tracing::info!("{to}: backlog over --max-backlog; disconnecting");
-                        if let Some(route) = self.routes.remove(&to) {
-                            posting.per_reactor[route.reactor].push((route.token, to, Order::Cut));
-                        }
-                        self.hub.disconnect(to, out);
-                    }
-                    Action::Close { conn, .. } => {
-                        // The Hub has forgotten it; so do we.
-                        if let Some(route) = self.routes.remove(&conn) {
-                            posting.per_reactor[route.reactor].push((
-                                route.token,
-                                conn,
-                                Order::Close,
-                            ));
-                        }
-                    }
-                }
             }
         }
     }

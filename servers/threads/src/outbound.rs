@@ -2,7 +2,7 @@
 //! thread that filled it *without blocking*, and by a writer thread of its own only while the
 //! client lags behind.
 //!
-//! The rule (guarantee 4 of the spec): a sender's thread must never block on a recipient's
+//! The rule (guarantee 4 of `PROTOCOL.md`): a sender's thread must never block on a recipient's
 //! socket. If it wrote each recipient's socket with a blocking `write`, one member that stops
 //! reading would fill its socket's kernel buffer, the next `write` to it would never return, and
 //! the sender would stop serving its own client, and with it everyone it was about to broadcast
@@ -10,60 +10,64 @@
 //!
 //! So delivering a frame takes two steps, sometimes three:
 //! 1. Under the Hub lock, the frame is *queued* (a pointer copy) at the end of the recipient's
-//!    queue, in Hub order ([`Outbound::push`]). The queue is bounded by `--max-backlog`: past
-//!    it the connection is closed ([`Outbound::abort`]); a stalled reader costs at most that.
+//!    [`SendQueue`], in Hub order ([`Outbound::push`]).
 //! 2. After the lock is released, the same thread *flushes* the queues it touched
 //!    ([`Outbound::flush`]): `send(2)` with `MSG_DONTWAIT`, which copies into the kernel's socket
 //!    buffer and never waits. That buffer holds hundreds of KiB, so this nearly always sends
 //!    everything, with no other thread involved.
-//! 3. Only when the buffer is full (the client reads slower than the room talks) does the rest
-//!    go to a *writer thread* started for that connection ([`writer_loop`]). It is the only
-//!    thread that ever blocks on that socket; it exits when the queue is empty again.
+//! 3. Only when the buffer is full (the client reads slower than the room talks) does the
+//!    connection get a *writer thread* ([`writer_loop`]). It is the only thread that ever waits
+//!    for that socket: it sleeps until the socket can take more (`poll(2)` on its one
+//!    descriptor), writes what it can without waiting, and exits once the queue is empty.
+//!
+//! `--max-backlog` bounds what the socket *refused* (the rule of [`SendQueue`]): a queue whose
+//! last write left bytes behind accepts frames only up to the limit, and past it the connection
+//! is cut off; frames queued while the socket still takes everything do not count, so a burst to
+//! a member that reads at full speed never cuts it off.
 //!
 //! Why not a writer thread for every connection, always? Threads are the scarce resource of
 //! this model: a Rust thread costs four of the 65,530 memory mappings a process may have (see
-//! `spawn.rs`), and with two threads per connection the server died at 8,000 connections. It
+//! `spawn.rs`), and two threads per connection would halve the number of clients it can hold. It
 //! would also cost a context switch per recipient for every broadcast.
 //!
-//! At most one thread writes a connection at a time (`busy`), always from the front of its queue,
-//! so frames leave in queue order. Lock order: the Hub lock (in `chat.rs`) may be held while
-//! taking an [`Outbound`]'s lock, never the other way round; no lock is held while writing.
-//!
-//! chat-pool uses this file unchanged (see `servers/pool/src/main.rs`).
+//! The queue's lock is held only to push, or for one non-blocking `writev`: at most one thread
+//! writes a connection at a time, from the front of its queue, so frames leave in queue order.
+//! Lock order: the Hub lock (in `chat.rs`) may be held while taking an [`Outbound`]'s lock,
+//! never the other way round.
 
+use chat_core::sync::{lock, wait_timeout};
 use chat_core::{BacklogFull, Flush, Frame, SendQueue};
 use socket2::SockRef;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// The outbound side of one connection.
 #[derive(Debug)]
 pub struct Outbound {
     /// The socket, shared with the reader thread (one descriptor per connection: `&TcpStream`
     /// can read and write). Kept here to write, and to hang up with `shutdown(2)`, which also
-    /// wakes a thread blocked in `read` or `write` on it.
+    /// wakes a thread blocked in `read` or waiting for it to be writable.
     stream: Arc<TcpStream>,
+    /// The queue and where the connection is in its life.
     state: Mutex<State>,
     /// Signalled when the connection is hung up (for [`Outbound::wait_finished`]).
     hung_up: Condvar,
     /// Stack size for a writer thread, in bytes (`--stack-size`).
     stack_size: usize,
+    /// How long a writer thread waits for the socket to take more before giving the client up
+    /// (`--idle-timeout`: a client that reads nothing for that long is as gone as a silent one).
+    patience: Option<Duration>,
 }
 
 #[derive(Debug)]
 struct State {
-    /// Frames not yet taken by a writer.
+    /// Frames not yet taken by the kernel (bounded by `--max-backlog` refused bytes).
     queue: SendQueue,
-    /// Bytes a writer took out of `queue` and has not written yet: they count against
-    /// `--max-backlog` too.
-    in_flight: usize,
-    /// `--max-backlog`: the bound on `queue` + `in_flight`.
-    max_backlog: usize,
-    /// A thread is writing this connection (a flush, or the writer thread): the others only
-    /// queue, so frames never overtake each other.
-    busy: bool,
+    /// A writer thread is waiting for this socket: the others only queue, and it writes.
+    lagging: bool,
     /// No more frames will come: once the queue is sent, hang up.
     closed: bool,
     /// `shutdown(2)` was called: the connection is over.
@@ -71,32 +75,33 @@ struct State {
 }
 
 impl Outbound {
-    pub fn new(stream: Arc<TcpStream>, max_backlog: usize, stack_size: usize) -> Self {
+    pub fn new(
+        stream: Arc<TcpStream>,
+        max_backlog: usize,
+        stack_size: usize,
+        patience: Option<Duration>,
+    ) -> Self {
         Outbound {
             stream,
             state: Mutex::new(State {
                 queue: SendQueue::new(max_backlog),
-                in_flight: 0,
-                max_backlog,
-                busy: false,
+                lagging: false,
                 closed: false,
                 finished: false,
             }),
             hung_up: Condvar::new(),
             stack_size,
+            patience,
         }
     }
 
-    /// Step 1: queues a frame (memory only; called under the Hub lock), unless the connection's
-    /// unsent bytes would exceed `--max-backlog`: then the caller must [`abort`](Self::abort) it.
-    /// Frames for a closed connection are dropped.
+    /// Step 1: queues a frame (memory only; called under the Hub lock). `Err` when the socket
+    /// has refused more than `--max-backlog` bytes: the caller cuts the connection off. Frames
+    /// for a closed connection are dropped.
     pub fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
         let mut state = lock(&self.state);
         if state.closed {
             return Ok(());
-        }
-        if state.in_flight + state.queue.len_bytes() + frame.len() > state.max_backlog {
-            return Err(BacklogFull);
         }
         state.queue.push(frame)
     }
@@ -107,16 +112,12 @@ impl Outbound {
         lock(&self.state).closed = true;
     }
 
-    /// Hangs up now, dropping what is queued (a client over `--max-backlog`). `shutdown(2)` makes
-    /// a writer's blocked `write` fail and the reader's blocked `read` return 0, so both end.
+    /// Hangs up now, dropping what is queued (a client over `--max-backlog`). `shutdown(2)` wakes
+    /// a writer thread waiting for the socket, and makes the reader's blocked `read` return 0.
     pub fn abort(&self) {
         let mut state = lock(&self.state);
         state.closed = true;
-        state.queue = SendQueue::new(state.max_backlog);
-        let _ = self.stream.shutdown(Shutdown::Both);
-        if !state.busy {
-            self.finish(&mut state);
-        } // else the busy writer's next write fails, and it finishes
+        self.finish(&mut state);
     }
 
     /// Whether the connection is closed (by the Hub, an overflow, or a failed write): its reader
@@ -126,20 +127,23 @@ impl Outbound {
     }
 
     /// Step 2, after the Hub lock is released: sends what is queued without blocking. If the
-    /// socket's kernel buffer fills up, the rest goes to a writer thread (step 3). Does nothing
-    /// if another thread is writing this connection already (it will send our frames too).
+    /// socket's kernel buffer fills up, a writer thread takes over (step 3). Does nothing while
+    /// a writer thread is waiting for this socket (it will send our frames too).
     pub fn flush(self: &Arc<Self>) {
-        let Some(mut batch) = self.next_batch(None) else {
+        let mut state = lock(&self.state);
+        if state.lagging || state.finished {
             return;
-        };
-        loop {
-            match batch.write_to(&mut DontWait(&self.stream)) {
-                Ok(Flush::Done) => match self.next_batch(Some(batch)) {
-                    Some(next) => batch = next,
-                    None => return,
-                },
-                Ok(Flush::Pending) => return self.start_writer(batch),
-                Err(_) => return self.gone(),
+        }
+        match self.write_some(&mut state) {
+            Ok(Flush::Done) => {}
+            Ok(Flush::Pending) => {
+                state.lagging = true;
+                drop(state);
+                self.start_writer();
+            }
+            Err(e) => {
+                tracing::debug!("write: {e}");
+                self.finish(&mut state);
             }
         }
     }
@@ -152,63 +156,31 @@ impl Outbound {
             let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                 return false;
             };
-            state = self
-                .hung_up
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = wait_timeout(&self.hung_up, state, left);
         }
         true
     }
 
-    /// Takes the whole queue to write it (swapping in the empty `done` batch, so no frame is
-    /// copied and no lock is held while writing). `None` when there is nothing to write, or
-    /// another thread is writing; a writer that finds the queue empty stops being the writer,
-    /// and hangs up if the connection is closed.
-    fn next_batch(&self, done: Option<SendQueue>) -> Option<SendQueue> {
-        let mut state = lock(&self.state);
-        let finishing_a_batch = done.is_some();
-        if !finishing_a_batch && (state.busy || state.finished) {
-            return None;
+    /// One non-blocking write of what is queued, under the queue's lock; hangs up a closed
+    /// connection whose queue is empty.
+    fn write_some(&self, state: &mut State) -> io::Result<Flush> {
+        let flushed = state.queue.write_to(&mut DontWait(&self.stream))?;
+        if flushed == Flush::Done && state.closed {
+            self.finish(state);
         }
-        if state.queue.is_empty() {
-            state.busy = false;
-            state.in_flight = 0;
-            if state.closed && !state.finished {
-                self.finish(&mut state);
-            }
-            return None;
-        }
-        state.busy = true;
-        let mut batch = done.unwrap_or_else(|| SendQueue::new(state.max_backlog));
-        std::mem::swap(&mut state.queue, &mut batch);
-        state.in_flight = batch.len_bytes();
-        Some(batch)
+        Ok(flushed)
     }
 
     /// Step 3: the client is not keeping up; a thread of its own will wait for it.
-    fn start_writer(self: &Arc<Self>, batch: SendQueue) {
-        lock(&self.state).in_flight = batch.len_bytes();
+    fn start_writer(self: &Arc<Self>) {
         let outbound = Arc::clone(self);
         let port = self.stream.peer_addr().map_or(0, |addr| addr.port());
         let spawned = crate::spawn::spawn(format!("writer-{port}"), self.stack_size, move || {
-            writer_loop(&outbound, batch);
+            writer_loop(&outbound);
         });
         if let Err(e) = spawned {
             tracing::warn!("cannot start a writer thread ({e}); dropping a lagging client");
-            self.gone();
-        }
-    }
-
-    /// The client is gone, or cannot be written: drop what is left and hang up.
-    fn gone(&self) {
-        let mut state = lock(&self.state);
-        state.closed = true;
-        state.busy = false;
-        state.queue = SendQueue::new(state.max_backlog);
-        state.in_flight = 0;
-        if !state.finished {
-            self.finish(&mut state);
+            self.abort();
         }
     }
 
@@ -216,24 +188,63 @@ impl Outbound {
     /// reader if it is blocked in `read` (the Hub closed this connection from another thread:
     /// idle timeout, server shutdown), so it ends too.
     fn finish(&self, state: &mut State) {
-        let _ = self.stream.shutdown(Shutdown::Both);
-        state.finished = true;
-        self.hung_up.notify_all();
+        state.closed = true;
+        state.lagging = false;
+        state.queue = SendQueue::new(0);
+        if !state.finished {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            state.finished = true;
+            self.hung_up.notify_all();
+        }
     }
 }
 
-/// The writer thread of a lagging connection: writes with blocking `write`s (bounded by the
-/// socket's write timeout, `--idle-timeout`: a client that reads nothing for that long is gone)
-/// until the queue is empty, then exits. It is the only thread that waits on this client.
-fn writer_loop(outbound: &Outbound, mut batch: SendQueue) {
+/// The writer thread of a lagging connection: sleeps until its socket can take more, writes
+/// what it can without waiting, until the queue is empty; then exits. A client that takes
+/// nothing for `--idle-timeout` is hung up.
+fn writer_loop(outbound: &Outbound) {
     loop {
-        match batch.write_to(&mut &*outbound.stream) {
-            Ok(Flush::Done) => match outbound.next_batch(Some(batch)) {
-                Some(next) => batch = next,
-                None => return,
-            },
-            // `Pending` on a blocking socket: the write timeout expired.
-            Ok(Flush::Pending) | Err(_) => return outbound.gone(),
+        let writable = wait_writable(&outbound.stream, outbound.patience);
+        let mut state = lock(&outbound.state);
+        if state.finished {
+            return; // cut off, or hung up, while we waited
+        }
+        if !writable {
+            tracing::debug!("a lagging client took nothing for --idle-timeout: hanging up");
+            return outbound.finish(&mut state);
+        }
+        match outbound.write_some(&mut state) {
+            Ok(Flush::Done) => {
+                state.lagging = false; // caught up: the senders' threads write again
+                return;
+            }
+            Ok(Flush::Pending) => continue,
+            Err(e) => {
+                tracing::debug!("write: {e}");
+                return outbound.finish(&mut state);
+            }
+        }
+    }
+}
+
+/// Sleeps until `stream` can take more bytes (or is hung up, or failed: the next write tells),
+/// or `patience` passes. Returns false on timeout.
+fn wait_writable(stream: &TcpStream, patience: Option<Duration>) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let deadline = patience.map(|p| Instant::now() + p);
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, chat_core::time::millis(left)) };
+        match ready {
+            0 => return false,
+            n if n > 0 => return true,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+            _ => return true, // let the write report the error
         }
     }
 }
@@ -264,10 +275,4 @@ pub fn flush_all(outbounds: &[Arc<Outbound>]) {
     for outbound in outbounds {
         outbound.flush();
     }
-}
-
-/// Locks a mutex even if a thread panicked while holding it: a bug in one connection's thread
-/// must not take every other connection down with it (guarantee 5).
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

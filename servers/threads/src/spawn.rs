@@ -7,7 +7,7 @@
 //! takes four memory mappings (its stack and the alternate signal stack std uses to report a
 //! stack overflow, each with a guard page), and a process may have `vm.max_map_count` of them
 //! (65,530 by default). Past that, the new thread's stack is created but its signal stack cannot
-//! be, and std *aborts the whole process* (we saw it at 16,300 connections). So every thread is
+//! be, and std *aborts the whole process* (it happened to this server before the count existed). So every thread is
 //! counted here, and a spawn that would pass `--max-threads` fails like EAGAIN would.
 
 use std::io;

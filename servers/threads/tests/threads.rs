@@ -1,31 +1,19 @@
-//! chat-threads over real sockets: the spec, shutdown, fd exhaustion, and the model's promise —
+//! chat-threads over real sockets: the protocol, shutdown, fd exhaustion, and the model's promise —
 //! 10,000 clients at once on this 2-core machine (20,000 threads), every broadcast delivered to
 //! every member of its room, in order.
 
 use loadgen::fanout::{run_rooms, FanoutSpec};
 use loadgen::server_process::ServerProcess;
 use loadgen::testkit::TestClient;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-threads");
 
-/// Every conformance scenario passes, multi-client ones included.
-#[test]
-fn conformance() {
-    loadgen::check::assert_conformance(Path::new(BIN), &[], false);
-}
-
-/// SIGTERM: every connected client gets `shutting_down`, the process exits 0 within 2 s.
-#[test]
-fn graceful_shutdown() {
-    loadgen::check::assert_graceful_shutdown(Path::new(BIN), &[], 8);
-}
-
-/// Out of file descriptors: the server backs off instead of spinning or crashing.
-#[test]
-fn survives_fd_exhaustion() {
-    loadgen::check::assert_survives_fd_exhaustion(Path::new(BIN), &[]);
+// The conformance suite, graceful shutdown, fd exhaustion and the burst scenario: see
+// `loadgen::model_tests!`.
+loadgen::model_tests! {
+    program: env!("CARGO_BIN_EXE_chat-threads"), clients: 8;
+    defaults: [];
 }
 
 /// The default stack is big enough for the deepest thing a reader does — parsing JSON nested as

@@ -2,7 +2,7 @@
 //!
 //! At the end of a piped script the client must not just exit: the server may not have
 //! answered (and we may not have printed) the last lines yet. So it sends one more `ping` with
-//! a unique id. Replies come in request order (guarantee 1 of the spec), so when its `pong`
+//! a unique id. Replies come in request order (`PROTOCOL.md`, guarantee 1), so when its `pong`
 //! arrives, everything sent before has been answered. Then it sends `quit` and exits 0 at the
 //! server's `bye`.
 

@@ -4,18 +4,19 @@
 //!
 //! | call | when the server makes it |
 //! |---|---|
-//! | [`Hub::connect`] | a socket was accepted |
+//! | [`Hub::connect_from`] | a socket was accepted (with the peer's address, for `--max-conns-per-ip`) |
 //! | [`Hub::handle`] | the decoder produced a line (a request or a rejection) |
 //! | [`Hub::disconnect`] | the peer hung up, errored, or overflowed its backlog |
 //! | [`Hub::tick`] | time passed (to enforce the idle timeout) |
 //! | [`Hub::shutdown`] | SIGINT/SIGTERM |
 //!
 //! Each call appends [`Action`](crate::Action)s to an [`Outbox`]: frames addressed to
-//! connections, and close directives. It never blocks, never reads a socket and never sleeps, so
+//! connections, and close directives, which the server carries out with chat-core's
+//! [`executor`](crate::executor). It never blocks, never reads a socket and never sleeps, so
 //! the same Hub serves a blocking server, an epoll loop and a tokio runtime unchanged, and it can
 //! be tested without a network.
 //!
-//! It keeps the spec's ordering guarantees by construction: every call's actions come out in
+//! It keeps the ordering guarantees of `PROTOCOL.md` (1 and 2) by construction: every call's actions come out in
 //! the order they must be sent, and a broadcast is appended for all members in one go, so a
 //! server that carries out Outboxes in the order they were filled (one Hub call at a time, under
 //! a lock if it has threads) gives every member of a room the same order.
@@ -29,6 +30,7 @@ use crate::rate::TokenBucket;
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The room a `join` without `room` enters.
@@ -44,15 +46,20 @@ pub struct HubConfig {
     pub idle_timeout: Option<Duration>,
     /// Requests per second per connection (token bucket, burst of the same size); 0 = off.
     pub rate_limit: u32,
+    /// Connections at once from one IP address (`--max-conns-per-ip`); the next one is answered
+    /// `server_full` and closed. 0 = off. Counted only for connections made with
+    /// [`Hub::connect_from`].
+    pub max_conns_per_ip: usize,
 }
 
 impl Default for HubConfig {
-    /// The spec's defaults.
+    /// The defaults of `PROTOCOL.md`.
     fn default() -> Self {
         HubConfig {
             max_conns: 100_000,
             idle_timeout: Some(Duration::from_secs(120)),
             rate_limit: 0,
+            max_conns_per_ip: 0,
         }
     }
 }
@@ -62,10 +69,14 @@ impl Default for HubConfig {
 struct Conn {
     /// The registered nickname and room, once `join` succeeded.
     member: Option<Member>,
-    /// The last time a line arrived: the idle timeout counts from here.
+    /// The last time a complete line arrived: the idle timeout counts from here. Bytes of an
+    /// unfinished line never reach the Hub, so they are not activity (PROTOCOL.md, guarantee 6).
     last_active: Instant,
     /// The rate limiter, when `--rate-limit` is set.
     bucket: Option<TokenBucket>,
+    /// The peer's address, when the server gave it ([`Hub::connect_from`]): what
+    /// `--max-conns-per-ip` counts.
+    ip: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -95,6 +106,10 @@ pub struct Hub {
     /// it again if needed. Activity therefore costs nothing, and each connection costs about one
     /// heap operation per idle-timeout period.
     deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Open connections per peer address, for `--max-conns-per-ip` (only addresses with one or
+    /// more connections are kept).
+    per_ip: HashMap<IpAddr, usize>,
+    /// The id the next connection gets: ids are never reused.
     next_id: u64,
 }
 
@@ -106,6 +121,7 @@ impl Hub {
             nicknames: HashMap::new(),
             rooms: BTreeMap::new(),
             deadlines: BinaryHeap::new(),
+            per_ip: HashMap::new(),
             next_id: 1,
         }
     }
@@ -131,23 +147,41 @@ impl Hub {
     /// A new connection was accepted. Returns its id.
     ///
     /// When `--max-conns` connections are already open, the outbox gets `server_full` and a
-    /// `Close` for the returned id, and the Hub does not keep it.
+    /// `Close` for the returned id, and the Hub does not keep it. The peer's address is not
+    /// known here, so `--max-conns-per-ip` does not apply: servers call
+    /// [`Hub::connect_from`].
     pub fn connect(&mut self, now: Instant, out: &mut Outbox) -> ConnId {
+        self.admit(now, None, out)
+    }
+
+    /// A new connection from `ip` was accepted. Returns its id.
+    ///
+    /// Like [`Hub::connect`], and also refused with `server_full` when `--max-conns-per-ip`
+    /// connections from `ip` are already open (PROTOCOL.md, guarantee 8).
+    pub fn connect_from(&mut self, now: Instant, ip: IpAddr, out: &mut Outbox) -> ConnId {
+        self.admit(now, Some(ip), out)
+    }
+
+    fn admit(&mut self, now: Instant, ip: Option<IpAddr>, out: &mut Outbox) -> ConnId {
         let id = ConnId(self.next_id);
         self.next_id += 1;
-        if self.conns.len() >= self.config.max_conns {
-            out.send(
-                id,
-                error_frame(
-                    ErrorCode::ServerFull,
-                    &format!(
-                        "the server already has {} connections",
-                        self.config.max_conns
-                    ),
-                ),
-            );
+        let per_ip = self.config.max_conns_per_ip;
+        let refusal = if self.conns.len() >= self.config.max_conns {
+            Some(format!(
+                "the server already has {} connections",
+                self.config.max_conns
+            ))
+        } else {
+            ip.filter(|ip| per_ip > 0 && self.per_ip.get(ip).copied().unwrap_or(0) >= per_ip)
+                .map(|ip| format!("already {per_ip} connections from {ip}"))
+        };
+        if let Some(message) = refusal {
+            out.send(id, error_frame(ErrorCode::ServerFull, &message));
             out.close(id, CloseReason::ServerFull);
             return id;
+        }
+        if let Some(ip) = ip {
+            *self.per_ip.entry(ip).or_default() += 1;
         }
         let bucket =
             (self.config.rate_limit > 0).then(|| TokenBucket::new(self.config.rate_limit, now));
@@ -157,6 +191,7 @@ impl Hub {
                 member: None,
                 last_active: now,
                 bucket,
+                ip,
             },
         );
         if let Some(timeout) = self.config.idle_timeout {
@@ -280,6 +315,7 @@ impl Hub {
         self.nicknames.clear();
         self.rooms.clear();
         self.deadlines.clear();
+        self.per_ip.clear();
     }
 
     // ---- helpers ---------------------------------------------------------------------------
@@ -331,6 +367,14 @@ impl Hub {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
+        if let Some(ip) = conn.ip {
+            if let Some(count) = self.per_ip.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+        }
         if let Some(member) = conn.member {
             self.nicknames.remove(&fold(&member.nickname));
             self.leave_room(&member.nickname, &member.room, out);

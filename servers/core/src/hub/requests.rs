@@ -1,4 +1,4 @@
-//! The request handlers: one method per request type, each applying the spec's rules and
+//! The request handlers: one method per request type, each applying the rules of `PROTOCOL.md` and
 //! appending the replies and notifications to the Outbox.
 
 use super::{

@@ -1,17 +1,20 @@
-//! The callbacks of one event loop, with the names they have in chat-epoll: what happens when
-//! the listener is readable (`on_listener_ready`, `on_peer_connected`), when a peer's socket is
-//! readable (`on_peer_ready_recv`), when a turn's input goes to the workers (`hand_off`), when
-//! the Hub's orders arrive (`carry_out`), and when queued frames are written (`write_out`,
-//! `on_peer_ready_send`).
+//! The callbacks of one event loop, with the names they have in chat-readiness (chat-poll and
+//! chat-epoll): what happens when the listener is readable (`on_listener_ready`,
+//! `on_peer_connected`), when a peer's socket is readable (`on_peer_ready_recv`), when a peer
+//! hung up (`on_peer_hung_up`), when a turn's input goes to the workers (`hand_off`, the one
+//! callback chat-epoll has no need for), when the Hub's orders arrive (`carry_out`), and when
+//! queued frames are written (`write_out`, `on_peer_ready_send`).
 
-use super::{mark_dirty, Reactor, ACCEPT_PAUSE, CLOSE_LINGER, LISTENER, MAIL_PER_TURN};
+use super::{mark_dirty, Reactor, LISTENER, MAIL_PER_TURN};
 use crate::peer::Peer;
 use crate::shared::{Mail, Order};
 use crate::worker::{self, Batch};
-use chat_core::{net, ConnId, Flush, LineDecoder};
+use chat_core::net::{self, AcceptFailed, ACCEPT_PAUSE, CLOSE_LINGER};
+use chat_core::{ConnId, Flush, LineDecoder};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 impl Reactor {
@@ -29,25 +32,20 @@ impl Reactor {
                 None => return,
             };
             match accepted {
-                Ok((socket, _)) => self.on_peer_connected(socket),
+                Ok((socket, addr)) => self.on_peer_connected(socket, addr),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if net::is_fd_exhaustion(&e) => {
-                    tracing::warn!(
-                        "reactor {}: {e}; pausing accept for {ACCEPT_PAUSE:?}",
-                        self.index
-                    );
-                    return self.pause_accepting();
-                }
-                Err(e) if net::is_transient_accept_error(&e) => continue,
                 Err(e) => {
-                    tracing::error!("reactor {}: accept failed: {e}", self.index);
-                    return self.pause_accepting();
+                    // Out of descriptors (or worse): the listener leaves the registry for
+                    // ACCEPT_PAUSE rather than wake us again at once, forever.
+                    if net::accept_failed(&e) == AcceptFailed::Pause {
+                        return self.pause_accepting();
+                    }
                 }
             }
         }
     }
 
-    fn on_peer_connected(&mut self, mut socket: TcpStream) {
+    fn on_peer_connected(&mut self, mut socket: TcpStream, addr: SocketAddr) {
         if let Err(e) = net::configure_accepted(&socket, &self.args.socket) {
             tracing::debug!("socket options: {e}");
         }
@@ -61,9 +59,11 @@ impl Reactor {
             tracing::warn!("cannot register a new connection: {e}");
             return;
         }
-        let (id, unsent) = self.shared.connect(self.index, token, Instant::now());
+        let id = self
+            .shared
+            .connect(self.index, token, addr.ip(), Instant::now());
         let (decoder, queue) = (self.args.decoder(), self.args.send_queue());
-        entry.insert(Peer::new(id, socket, decoder, queue, unsent));
+        entry.insert(Peer::new(id, socket, decoder, queue));
         tracing::debug!("{id} connected on reactor {}", self.index);
     }
 
@@ -93,7 +93,7 @@ impl Reactor {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.accept_paused_until = None;
-        self.shared.shut_down();
+        self.shared.shutdown();
     }
 
     // ---- input: socket -> worker ----------------------------------------------------------
@@ -120,10 +120,7 @@ impl Reactor {
         }
         if peer.inbound.is_empty() {
             if peer.hung_up {
-                // Its last lines are answered: now its room may hear it left.
-                let id = peer.id;
-                self.shared.disconnect(id);
-                self.begin_close(token, id);
+                self.on_peer_hung_up(token);
             }
             return;
         }
@@ -135,6 +132,18 @@ impl Reactor {
                 bytes: std::mem::take(&mut peer.inbound),
             });
         }
+    }
+
+    /// The client sent its FIN (or its socket failed), and every line it sent before is
+    /// answered: now its room may hear it left, and it gets what is still queued for it
+    /// (PROTOCOL.md, guarantee 7) before we close.
+    fn on_peer_hung_up(&mut self, token: Token) {
+        let Some(peer) = self.peers.get(token.0) else {
+            return;
+        };
+        let id = peer.id;
+        self.shared.disconnect(id);
+        self.begin_close(token, id);
     }
 
     /// Hands this turn's input to the workers, or handles it here when it is too little to be
@@ -202,9 +211,10 @@ impl Reactor {
             };
             match order {
                 Order::Send(frame) => {
-                    // Cannot fail: the router never lets `unsent`, which counts these bytes and
-                    // more, past the same limit. Cut the peer anyway if it ever does.
                     if peer.queue.push(frame).is_err() {
+                        // Guarantee 4: its socket refused more than --max-backlog bytes. It is
+                        // dropped with what it had not taken, and its room is told it left.
+                        tracing::info!("{id}: over --max-backlog; disconnecting");
                         self.peers.remove(token.0);
                         self.shared.disconnect(id);
                         continue;
@@ -212,9 +222,6 @@ impl Reactor {
                     mark_dirty(&mut self.dirty, peer, token);
                 }
                 Order::Close => self.begin_close(token, id),
-                // Over its backlog: dropped with whatever it had not taken yet (the Hub has
-                // already told its room it left).
-                Order::Cut => drop(self.peers.remove(token.0)),
             }
         }
     }
@@ -260,7 +267,8 @@ impl Reactor {
             // The kernel's send buffer is full: ask to hear when it has room again.
             Ok(Flush::Pending) => self.set_write_interest(token, true),
             Err(e) => {
-                // The peer is gone. If the Hub still knows it, its room is told.
+                // The peer is gone, or refused more than --max-backlog bytes. If the Hub still
+                // knows it, its room is told.
                 let peer = self.peers.remove(token.0);
                 tracing::debug!("{} write error: {e}", peer.id);
                 self.shared.disconnect(peer.id);

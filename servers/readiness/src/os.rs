@@ -1,6 +1,5 @@
-//! Two small operating-system tricks every single-threaded event loop needs. They are not the
-//! lesson of this server, so they live here; chat-epoll compiles this very
-//! file (`#[path]` in its `main.rs`).
+//! Two small operating-system tricks every single-threaded event loop needs (they are not the
+//! lesson of any one server).
 //!
 //! - [`WakePipe`], the *self-pipe trick*: the loop sleeps in poll/select/epoll_wait, and only a
 //!   file descriptor becoming ready wakes it. To wake it from elsewhere (the signal thread on
