@@ -1,0 +1,508 @@
+//! The bus on Redis: two connections per node, and the Lua scripts of `scripts.rs`.
+//!
+//! - A **multiplexed command connection** (`MultiplexedConnection`): every task of the node
+//!   sends its commands on this one socket without waiting for the others' replies. That is
+//!   *pipelining*: with 10,000 clients chatting, hundreds of `PUBLISH`es are in flight on one
+//!   connection, and each costs a fraction of a round trip.
+//! - A **pub/sub connection**, split into a sink (`SUBSCRIBE`/`UNSUBSCRIBE`, each awaited
+//!   until Redis confirms it) and a stream of messages. A connection in subscribed mode can do
+//!   nothing else in RESP2, hence the second socket.
+//!
+//! [`RedisBus::maintain`] owns the connecting: it connects both, reports `Up`, forwards every
+//! message, and when either connection fails (the stream ends, or a command reports a broken
+//! connection) it reports `Down` and reconnects with exponential backoff (50 ms doubling up to
+//! 2 s). Nothing here remembers subscriptions or members across a reconnection: the node
+//! re-asserts them on `Up`, because a restarted Redis has forgotten them too.
+
+use super::{scripts, Bus, BusEvent, BusResult, Record, Renamed, Unavailable};
+use crate::keys::{owner_prefix, Keys, Owner};
+use bytes::Bytes;
+use chat_core::names::fold;
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use redis::{AsyncConnectionConfig, RedisError, RedisResult, Script};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// How long connecting, and then each command, may take before Redis counts as unreachable.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The first wait before reconnecting, doubled after each failure...
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// ...up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How long a reaped node's tombstone lasts: longer than any outage it could come back from.
+const TOMBSTONE: Duration = Duration::from_secs(3600);
+
+/// Members re-asserted per script call: keeps each script short, so Redis stays responsive to
+/// the other nodes while a big node re-registers.
+const CHUNK: usize = 500;
+
+/// The Redis bus of one node.
+pub struct RedisBus {
+    /// Where Redis is (`--redis`).
+    client: redis::Client,
+    /// Key and channel names under `--redis-prefix`.
+    keys: Keys,
+    /// This node's id: in claims, records and the heartbeat.
+    node: String,
+    /// The live connections, `None` while down.
+    link: Mutex<Link>,
+    /// Whether `link` holds live connections (read without the lock by `/health`).
+    up: AtomicBool,
+    /// Tells [`RedisBus::maintain`] that a command saw the connection fail.
+    lost: Notify,
+    scripts: Scripts,
+}
+
+#[derive(Default)]
+struct Link {
+    commands: Option<MultiplexedConnection>,
+    subscriptions: Option<PubSubSink>,
+}
+
+/// The scripts, compiled once (each knows its SHA).
+struct Scripts {
+    join: Script,
+    leave: Script,
+    rename: Script,
+    moving: Script,
+    private: Script,
+    rooms: Script,
+    reap: Script,
+    release_stale: Script,
+    assert: Script,
+}
+
+impl RedisBus {
+    /// A bus for `node` on the Redis at `url`. Nothing connects until [`RedisBus::maintain`]
+    /// runs.
+    pub fn new(url: &str, keys: Keys, node: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|e| anyhow::anyhow!("--redis {url}: not a Redis URL ({e})"))?;
+        Ok(RedisBus {
+            client,
+            keys,
+            node: node.to_string(),
+            link: Mutex::new(Link::default()),
+            up: AtomicBool::new(false),
+            lost: Notify::new(),
+            scripts: Scripts {
+                join: Script::new(scripts::JOIN),
+                leave: Script::new(scripts::LEAVE),
+                rename: Script::new(scripts::RENAME),
+                moving: Script::new(scripts::MOVE),
+                private: Script::new(scripts::PRIVATE),
+                rooms: Script::new(scripts::ROOMS),
+                reap: Script::new(&scripts::reap()),
+                release_stale: Script::new(&scripts::release_stale()),
+                assert: Script::new(scripts::ASSERT),
+            },
+        })
+    }
+
+    /// Connects, reports `Up`, forwards messages, and reconnects after a failure, until
+    /// `stop`. Run it as a task.
+    pub async fn maintain(&self, events: mpsc::Sender<BusEvent>, stop: CancellationToken) {
+        let mut backoff = BACKOFF_MIN;
+        let mut outage_logged = false;
+        loop {
+            match self.connect().await {
+                Ok(stream) => {
+                    tracing::info!("connected to Redis");
+                    outage_logged = false;
+                    backoff = BACKOFF_MIN;
+                    if !self.forward(stream, &events, &stop).await {
+                        return;
+                    }
+                    tracing::warn!("lost the connection to Redis; reconnecting");
+                }
+                Err(e) if !outage_logged => {
+                    tracing::warn!("cannot reach Redis ({e}); retrying with backoff");
+                    outage_logged = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Opens both connections; on success the command side is live and the message stream is
+    /// returned.
+    async fn connect(&self) -> RedisResult<redis::aio::PubSubStream> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT));
+        let commands = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let pubsub = tokio::time::timeout(TIMEOUT, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+        let (sink, stream) = pubsub.split();
+        let mut link = self.lock();
+        link.commands = Some(commands);
+        link.subscriptions = Some(sink);
+        Ok(stream)
+    }
+
+    /// Reports `Up`, then forwards messages until the connection fails (returns `true`: go
+    /// reconnect) or `stop` (returns `false`). Reports `Down` on the way out.
+    async fn forward(
+        &self,
+        mut stream: redis::aio::PubSubStream,
+        events: &mpsc::Sender<BusEvent>,
+        stop: &CancellationToken,
+    ) -> bool {
+        self.up.store(true, Ordering::SeqCst);
+        metrics::gauge!("chat_redis_up").set(1.0);
+        let mut carry_on = events.send(BusEvent::Up).await.is_ok();
+        while carry_on {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => {
+                        let event = BusEvent::Message {
+                            channel: message.get_channel_name().to_string(),
+                            payload: Bytes::copy_from_slice(message.get_payload_bytes()),
+                        };
+                        carry_on = events.send(event).await.is_ok();
+                    }
+                    None => break, // the connection is gone
+                },
+                _ = self.lost.notified() => break,
+                _ = stop.cancelled() => carry_on = false,
+            }
+        }
+        self.up.store(false, Ordering::SeqCst);
+        metrics::gauge!("chat_redis_up").set(0.0);
+        *self.lock() = Link::default();
+        let _ = events.send(BusEvent::Down).await;
+        carry_on
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Link> {
+        self.link.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The command connection (a cheap clone: a handle on the shared socket).
+    fn commands(&self) -> BusResult<MultiplexedConnection> {
+        self.lock().commands.clone().ok_or(Unavailable)
+    }
+
+    fn subscriptions(&self) -> BusResult<PubSubSink> {
+        self.lock().subscriptions.clone().ok_or(Unavailable)
+    }
+
+    /// Turns a Redis result into ours: a broken connection wakes [`RedisBus::maintain`] to
+    /// reconnect; anything else (a script error: a bug) is logged. Either way the client
+    /// hears `unavailable`.
+    fn settle<T>(&self, started: Instant, result: RedisResult<T>) -> BusResult<T> {
+        metrics::histogram!("chat_redis_round_trip_seconds").record(started.elapsed());
+        result.map_err(|e| {
+            if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                tracing::debug!("Redis: {e}");
+                self.lost.notify_one();
+            } else {
+                tracing::error!("Redis refused a command: {e}");
+            }
+            Unavailable
+        })
+    }
+
+    /// The JSON record kept in `P node:<id>` for a member (see `scripts.rs`).
+    fn record_json(&self, record: &Record) -> String {
+        serde_json::json!({
+            "fold": fold(&record.nickname),
+            "nickname": record.nickname,
+            "room": record.room,
+            "owner": owner_prefix(&self.node, record.conn),
+            "left": String::from_utf8_lossy(&record.left),
+        })
+        .to_string()
+    }
+
+    fn owner(&self, record: &Record) -> Owner {
+        Owner {
+            node: self.node.clone(),
+            conn: record.conn,
+            nickname: record.nickname.clone(),
+        }
+    }
+}
+
+impl Bus for RedisBus {
+    fn is_up(&self) -> bool {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    async fn join(&self, record: &Record, joined: Bytes) -> BusResult<Option<Vec<String>>> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result = self
+            .scripts
+            .join
+            .key(self.keys.nick(&fold(&record.nickname)))
+            .key(self.keys.room(&record.room))
+            .key(self.keys.rooms())
+            .key(self.keys.node(&self.node))
+            .arg(self.owner(record).encode())
+            .arg(record.conn)
+            .arg(&record.nickname)
+            .arg(&record.room)
+            .arg(self.record_json(record))
+            .arg(self.keys.room_channel(&record.room))
+            .arg(&joined[..])
+            .invoke_async(&mut con)
+            .await;
+        self.settle(started, result)
+    }
+
+    async fn leave(&self, record: &Record) -> BusResult<()> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result: RedisResult<i64> = self
+            .scripts
+            .leave
+            .key(self.keys.nick(&fold(&record.nickname)))
+            .key(self.keys.room(&record.room))
+            .key(self.keys.rooms())
+            .key(self.keys.node(&self.node))
+            .arg(owner_prefix(&self.node, record.conn))
+            .arg(record.conn)
+            .arg(&record.nickname)
+            .arg(&record.room)
+            .arg(self.keys.room_channel(&record.room))
+            .arg(&record.left[..])
+            .invoke_async(&mut con)
+            .await;
+        self.settle(started, result).map(drop)
+    }
+
+    async fn rename(&self, old: &Record, new: &Record, renamed: Bytes) -> BusResult<Renamed> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result: RedisResult<i64> = self
+            .scripts
+            .rename
+            .key(self.keys.nick(&fold(&old.nickname)))
+            .key(self.keys.nick(&fold(&new.nickname)))
+            .key(self.keys.room(&old.room))
+            .key(self.keys.node(&self.node))
+            .arg(owner_prefix(&self.node, old.conn))
+            .arg(self.owner(new).encode())
+            .arg(&old.nickname)
+            .arg(&new.nickname)
+            .arg(new.conn)
+            .arg(self.record_json(new))
+            .arg(self.keys.room_channel(&old.room))
+            .arg(&renamed[..])
+            .invoke_async(&mut con)
+            .await;
+        Ok(match self.settle(started, result)? {
+            0 => Renamed::Done,
+            1 => Renamed::Taken,
+            _ => Renamed::Lost,
+        })
+    }
+
+    async fn change_room(
+        &self,
+        old: &Record,
+        new: &Record,
+        joined: Bytes,
+    ) -> BusResult<Option<Vec<String>>> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result = self
+            .scripts
+            .moving
+            .key(self.keys.nick(&fold(&old.nickname)))
+            .key(self.keys.room(&old.room))
+            .key(self.keys.room(&new.room))
+            .key(self.keys.rooms())
+            .key(self.keys.node(&self.node))
+            .arg(owner_prefix(&self.node, old.conn))
+            .arg(&old.nickname)
+            .arg(&old.room)
+            .arg(&new.room)
+            .arg(new.conn)
+            .arg(self.record_json(new))
+            .arg(self.keys.room_channel(&old.room))
+            .arg(&old.left[..])
+            .arg(self.keys.room_channel(&new.room))
+            .arg(&joined[..])
+            .invoke_async(&mut con)
+            .await;
+        self.settle(started, result)
+    }
+
+    async fn publish(&self, room: &str, payload: Bytes) -> BusResult<()> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result: RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(self.keys.room_channel(room))
+            .arg(&payload[..])
+            .query_async(&mut con)
+            .await;
+        self.settle(started, result).map(drop)
+    }
+
+    async fn lookup(&self, folded: &str) -> BusResult<Option<Owner>> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result: RedisResult<Option<String>> = redis::cmd("GET")
+            .arg(self.keys.nick(folded))
+            .query_async(&mut con)
+            .await;
+        Ok(self
+            .settle(started, result)?
+            .and_then(|value| Owner::decode(&value)))
+    }
+
+    async fn send_private(&self, folded: &str, owner: &Owner, payload: Bytes) -> BusResult<bool> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result: RedisResult<i64> = self
+            .scripts
+            .private
+            .key(self.keys.nick(folded))
+            .arg(owner.encode())
+            .arg(self.keys.node_channel(&owner.node))
+            .arg(&payload[..])
+            .invoke_async(&mut con)
+            .await;
+        Ok(self.settle(started, result)? == 1)
+    }
+
+    async fn users(&self, room: &str) -> BusResult<Vec<String>> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result = redis::cmd("SMEMBERS")
+            .arg(self.keys.room(room))
+            .query_async(&mut con)
+            .await;
+        self.settle(started, result)
+    }
+
+    async fn rooms(&self) -> BusResult<Vec<(String, usize)>> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result = self
+            .scripts
+            .rooms
+            .key(self.keys.rooms())
+            .arg(self.keys.room(""))
+            .invoke_async(&mut con)
+            .await;
+        self.settle(started, result)
+    }
+
+    async fn subscribe(&self, channel: &str) -> BusResult<()> {
+        let mut sink = self.subscriptions()?;
+        let started = Instant::now();
+        let result = sink.subscribe(channel).await;
+        self.settle(started, result)
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> BusResult<()> {
+        let mut sink = self.subscriptions()?;
+        let started = Instant::now();
+        let result = sink.unsubscribe(channel).await;
+        self.settle(started, result)
+    }
+
+    async fn heartbeat(&self, ttl: Duration) -> BusResult<()> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        // One pipeline: both commands leave in one write, their replies come back together.
+        let result: RedisResult<()> = redis::pipe()
+            .cmd("SET")
+            .arg(self.keys.alive(&self.node))
+            .arg(1)
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .ignore()
+            .cmd("SADD")
+            .arg(self.keys.nodes())
+            .arg(&self.node)
+            .ignore()
+            .query_async(&mut con)
+            .await;
+        self.settle(started, result)
+    }
+
+    async fn reap(&self) -> BusResult<Vec<String>> {
+        let mut con = self.commands()?;
+        let started = Instant::now();
+        let result = self
+            .scripts
+            .reap
+            .key(self.keys.nodes())
+            .arg(self.keys.prefix())
+            .arg(TOMBSTONE.as_millis() as u64)
+            .invoke_async(&mut con)
+            .await;
+        self.settle(started, result)
+    }
+
+    async fn reregister(&self, members: &[(Record, Bytes)]) -> BusResult<Vec<u64>> {
+        let mut con = self.commands()?;
+        let hash = self.keys.node(&self.node);
+        // 1. Records of connections that are gone (this node's previous life, or leaves that
+        //    never reached a Redis that went away): release them.
+        let started = Instant::now();
+        let recorded: RedisResult<Vec<u64>> =
+            redis::cmd("HKEYS").arg(&hash).query_async(&mut con).await;
+        let live: std::collections::HashSet<u64> = members.iter().map(|(r, _)| r.conn).collect();
+        let stale: Vec<u64> = self
+            .settle(started, recorded)?
+            .into_iter()
+            .filter(|conn| !live.contains(conn))
+            .collect();
+        for chunk in stale.chunks(CHUNK) {
+            let started = Instant::now();
+            let mut call = self.scripts.release_stale.key(&hash);
+            call.arg(self.keys.prefix());
+            for conn in chunk {
+                call.arg(conn);
+            }
+            let result: RedisResult<i64> = call.invoke_async(&mut con).await;
+            self.settle(started, result)?;
+        }
+        // 2. Every current member, claimed and placed again.
+        let tombstone = self.keys.reaped(&self.node);
+        let mut conflicts = Vec::new();
+        for chunk in members.chunks(CHUNK) {
+            let started = Instant::now();
+            let mut call = self.scripts.assert.key(&hash);
+            call.arg(self.keys.prefix()).arg(&tombstone);
+            for (record, joined) in chunk {
+                call.arg(record.conn)
+                    .arg(fold(&record.nickname))
+                    .arg(&record.nickname)
+                    .arg(&record.room)
+                    .arg(self.owner(record).encode())
+                    .arg(self.record_json(record))
+                    .arg(&joined[..]);
+            }
+            let result: RedisResult<Vec<u64>> = call.invoke_async(&mut con).await;
+            conflicts.extend(self.settle(started, result)?);
+        }
+        let started = Instant::now();
+        let result: RedisResult<()> = redis::cmd("DEL")
+            .arg(&tombstone)
+            .query_async(&mut con)
+            .await;
+        self.settle(started, result)?;
+        Ok(conflicts)
+    }
+}

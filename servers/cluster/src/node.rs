@@ -1,0 +1,493 @@
+//! The node: what every connection of this process shares, and the tasks that keep it in step
+//! with the bus.
+//!
+//! Like chat-async's `shared.rs`, the state sits behind one *std* `Mutex`, held for
+//! microseconds and never across an `.await`: the [`Relay`] (who receives what), each
+//! connection's outbound queue, and the requests waiting for their echo. Frames are pushed into
+//! queues under the lock, so two envelopes of one room reach every local member in the order
+//! Redis delivered them; writing happens in each connection's writer task, outside it.
+//!
+//! Three tasks run beside the connections:
+//! - [`Node::pump`]: every [`BusEvent`], in order: envelopes into the Relay, `Up` and `Down`;
+//! - [`Node::subscriber`]: `SUBSCRIBE`/`UNSUBSCRIBE` one at a time, in the order the Relay
+//!   asked, so an unsubscribe never overtakes the subscribe that followed it;
+//! - [`Node::liveness`]: the heartbeat, and the reaper of dead nodes.
+
+use crate::bus::{Bus, BusEvent, Record, Unavailable};
+use crate::envelope::{self, Header, Kind};
+use crate::keys::Keys;
+use crate::relay::{Action, Member, Outcome, Relay, Reply};
+use bytes::Bytes;
+use chat_async::outbound::Outbound;
+use chat_core::{encode, error_frame, ConnId, ErrorCode, Event, Frame};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How often a node refreshes its heartbeat and looks for dead nodes.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// A heartbeat not refreshed for this long means the node is dead. With the reaper running
+/// every second on every node, a killed node's members leave within about 6 s.
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
+
+/// What the subscriber task is asked to do.
+#[derive(Debug)]
+enum Subscription {
+    /// Make sure this channel is subscribed, then answer (a joiner waits for it).
+    Ensure(String, Option<oneshot::Sender<Result<(), Unavailable>>>),
+    /// Nobody here needs this channel any more.
+    Release(String),
+    /// The connection is new (or gone): nothing is subscribed on it.
+    Reset,
+}
+
+/// The state every connection of the node shares. See the module docs.
+pub struct Node<B> {
+    /// This node's id (`--node-id`).
+    pub id: String,
+    pub bus: Arc<B>,
+    pub keys: Keys,
+    state: Mutex<State>,
+    /// Requests for the subscriber task, sent under the state lock so they keep the Relay's
+    /// order.
+    subscriptions: mpsc::UnboundedSender<Subscription>,
+    /// The bus is up *and* this node has re-registered on it: requests that need the cluster
+    /// are served. Until then they are answered `unavailable`.
+    available: AtomicBool,
+    /// Connection ids: never reused in this process's life.
+    next_conn: AtomicU64,
+}
+
+struct State {
+    relay: Relay,
+    /// Every open connection's outbound side.
+    peers: HashMap<ConnId, Arc<Outbound>>,
+    /// The request each connection is waiting on, if any.
+    waiters: HashMap<ConnId, oneshot::Sender<Outcome>>,
+}
+
+impl<B: Bus> Node<B> {
+    /// A node and the receiving end of its subscription requests (for [`Node::subscriber`]).
+    pub fn new(id: &str, bus: Arc<B>, keys: Keys) -> (Arc<Self>, SubscriptionQueue) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let node = Node {
+            id: id.to_string(),
+            bus,
+            keys,
+            state: Mutex::new(State {
+                relay: Relay::new(id),
+                peers: HashMap::new(),
+                waiters: HashMap::new(),
+            }),
+            subscriptions: tx,
+            available: AtomicBool::new(false),
+            next_conn: AtomicU64::new(1),
+        };
+        (Arc::new(node), SubscriptionQueue(rx))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.available.load(Ordering::SeqCst)
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.lock().peers.len()
+    }
+
+    // ---- connections ----------------------------------------------------------------------
+
+    /// Registers an accepted connection.
+    pub fn connect(&self, outbound: Arc<Outbound>) -> ConnId {
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let mut state = self.lock();
+        state.relay.connect(id);
+        state.peers.insert(id, outbound);
+        metrics::gauge!("chat_connections").set(state.peers.len() as f64);
+        id
+    }
+
+    /// The connection is gone: forget it, and release its place in the cluster (nickname,
+    /// room, a `left` for the others) in the background.
+    pub fn disconnect(self: &Arc<Self>, conn: ConnId) {
+        let mut out = Vec::new();
+        let mut state = self.lock();
+        if state.peers.remove(&conn).is_none() {
+            return;
+        }
+        metrics::gauge!("chat_connections").set(state.peers.len() as f64);
+        state.waiters.remove(&conn);
+        let member = state.relay.remove(conn, &mut out);
+        self.carry_out(&mut state, out);
+        drop(state);
+        if let Some(member) = member {
+            self.release(conn, member);
+        }
+    }
+
+    /// Runs the `leave` script for a member that is gone. If Redis is down it fails, and the
+    /// stale record is released when this node re-registers.
+    fn release(self: &Arc<Self>, conn: ConnId, member: Member) {
+        let record = self.record(conn, &member, 0);
+        let bus = Arc::clone(&self.bus);
+        tokio::spawn(async move {
+            let _ = bus.leave(&record).await;
+        });
+    }
+
+    /// Queues a reply for `conn` (a frame that is not a room's: pong, users, an error...).
+    pub fn reply(&self, conn: ConnId, frame: Frame) {
+        let mut state = self.lock();
+        self.push(&mut state, conn, frame);
+    }
+
+    /// The member `conn` is, once joined.
+    pub fn member(&self, conn: ConnId) -> Option<Member> {
+        self.lock().relay.member(conn).cloned()
+    }
+
+    // ---- what requests wait for -------------------------------------------------------------
+
+    /// `conn` starts entering `room` (`join` or `join_room`). Returns what to wait on: the
+    /// subscription to the room's channel (before the script may run), then the handshake.
+    pub fn begin_enter(
+        &self,
+        conn: ConnId,
+        room: &str,
+        seq: u64,
+        reply: Reply,
+    ) -> (oneshot::Receiver<Result<(), Unavailable>>, oneshot::Receiver<Outcome>) {
+        let (sub_tx, sub_rx) = oneshot::channel();
+        let (wake_tx, wake_rx) = oneshot::channel();
+        let mut out = Vec::new();
+        let mut state = self.lock();
+        state.waiters.insert(conn, wake_tx);
+        state.relay.begin_enter(conn, room, seq, reply, &mut out);
+        // Every joiner asks (not only the first): the answer comes once the subscription the
+        // first one triggered is confirmed, since the subscriber works in order.
+        let channel = self.keys.room_channel(room);
+        let _ = self
+            .subscriptions
+            .send(Subscription::Ensure(channel, Some(sub_tx)));
+        self.carry_out(&mut state, out);
+        (sub_rx, wake_rx)
+    }
+
+    /// The handshake's script returned the room's members.
+    pub fn entered(&self, conn: ConnId, users: Vec<String>) {
+        let mut out = Vec::new();
+        let mut state = self.lock();
+        state.relay.entered(conn, users, &mut out);
+        self.carry_out(&mut state, out);
+    }
+
+    /// The handshake failed: `conn` stays where it was.
+    pub fn abort_enter(&self, conn: ConnId) {
+        let mut out = Vec::new();
+        let mut state = self.lock();
+        state.waiters.remove(&conn);
+        state.relay.abort_enter(conn, &mut out);
+        self.carry_out(&mut state, out);
+    }
+
+    /// `conn` publishes envelope `seq` and waits for it to come back.
+    pub fn expect_echo(&self, conn: ConnId, seq: u64) -> oneshot::Receiver<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.lock();
+        state.waiters.insert(conn, tx);
+        state.relay.expect_echo(conn, seq);
+        rx
+    }
+
+    /// The publication failed: stop waiting.
+    pub fn forget_echo(&self, conn: ConnId) {
+        let mut state = self.lock();
+        state.waiters.remove(&conn);
+        state.relay.forget_echo(conn);
+    }
+
+    pub fn renamed(&self, conn: ConnId, nickname: &str) {
+        self.lock().relay.renamed(conn, nickname);
+    }
+
+    // ---- envelopes --------------------------------------------------------------------------
+
+    /// An envelope about `conn` of this node.
+    pub fn envelope(&self, kind: Kind, conn: ConnId, seq: u64, event: &Event) -> (Frame, Bytes) {
+        let frame = encode(event);
+        let header = Header {
+            kind,
+            node: self.id.clone(),
+            conn: conn.0,
+            seq,
+        };
+        let payload = envelope::seal(&header, &frame);
+        (frame, payload)
+    }
+
+    /// The shared-state record of a member, with the `left` envelope that releases it
+    /// (carrying `seq`, for a `join_room` that waits for it).
+    pub fn record(&self, conn: ConnId, member: &Member, seq: u64) -> Record {
+        let left = Event::Left {
+            nickname: member.nickname.clone(),
+            room: member.room.clone(),
+        };
+        Record {
+            conn: conn.0,
+            nickname: member.nickname.clone(),
+            room: member.room.clone(),
+            left: self.envelope(Kind::Left, conn, seq, &left).1,
+        }
+    }
+
+    // ---- carrying out -----------------------------------------------------------------------
+
+    /// Pushes a frame into `conn`'s queue; a queue over `--max-backlog` cuts the connection off
+    /// (guarantee 4), which the Relay hears at once.
+    fn push(&self, state: &mut State, conn: ConnId, frame: Frame) {
+        let mut out = Vec::new();
+        let Some(peer) = state.peers.get(&conn) else {
+            return;
+        };
+        let len = frame.len();
+        if peer.push(frame).is_ok() {
+            metrics::counter!("chat_frames_out_total").increment(1);
+            metrics::counter!("chat_bytes_out_total").increment(len as u64);
+            return;
+        }
+        metrics::counter!("chat_backlog_overflows_total").increment(1);
+        tracing::info!("{conn}: backlog over --max-backlog; disconnecting");
+        if let Some(peer) = state.peers.remove(&conn) {
+            peer.abort();
+        }
+        metrics::gauge!("chat_connections").set(state.peers.len() as f64);
+        state.waiters.remove(&conn);
+        if let Some(member) = state.relay.remove(conn, &mut out) {
+            let record = self.record(conn, &member, 0);
+            let bus = Arc::clone(&self.bus);
+            tokio::spawn(async move {
+                let _ = bus.leave(&record).await;
+            });
+        }
+        self.carry_out(state, out);
+    }
+
+    /// Carries out the Relay's actions, under the lock.
+    fn carry_out(&self, state: &mut State, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send { to, frame } => self.push(state, to, frame),
+                Action::Wake { conn, outcome } => {
+                    if let Some(waiter) = state.waiters.remove(&conn) {
+                        let _ = waiter.send(outcome);
+                    }
+                }
+                // `begin_enter` asks for every joiner; nothing more to do here.
+                Action::Subscribe(_) => {}
+                Action::Unsubscribe(room) => {
+                    let channel = self.keys.room_channel(&room);
+                    let _ = self.subscriptions.send(Subscription::Release(channel));
+                }
+            }
+        }
+    }
+
+    // ---- the tasks --------------------------------------------------------------------------
+
+    /// Handles every bus event, in order, until the bus stops.
+    pub async fn pump(self: Arc<Self>, mut events: mpsc::Receiver<BusEvent>) {
+        let node_channel = self.keys.node_channel(&self.id);
+        while let Some(event) = events.recv().await {
+            match event {
+                BusEvent::Message { channel, payload } => {
+                    metrics::counter!("chat_bus_messages_total").increment(1);
+                    let Some((header, frame)) = envelope::open(payload) else {
+                        tracing::warn!("ignored a message on {channel} that is not an envelope");
+                        continue;
+                    };
+                    let mut out = Vec::new();
+                    let mut state = self.lock();
+                    if channel == node_channel {
+                        state.relay.on_node_frame(&header, frame, &mut out);
+                    } else if let Some(room) = self.keys.room_of_channel(&channel) {
+                        state.relay.on_room_frame(room, &header, frame, &mut out);
+                    }
+                    self.carry_out(&mut state, out);
+                }
+                BusEvent::Up => {
+                    tokio::spawn(Arc::clone(&self).recover());
+                }
+                BusEvent::Down => {
+                    self.available.store(false, Ordering::SeqCst);
+                    let _ = self.subscriptions.send(Subscription::Reset);
+                    let mut out = Vec::new();
+                    let mut state = self.lock();
+                    state.relay.bus_down(&mut out);
+                    self.carry_out(&mut state, out);
+                }
+            }
+        }
+    }
+
+    /// After (re)connecting: heartbeat first (so nobody reaps us meanwhile), subscribe this
+    /// node's channels again, and make the shared state agree with our members. Then serve.
+    async fn recover(self: Arc<Self>) {
+        match self.reregister().await {
+            Ok(()) => {
+                self.available.store(true, Ordering::SeqCst);
+                tracing::info!("registered with the cluster as {}", self.id);
+            }
+            Err(Unavailable) => tracing::debug!("re-registration interrupted"),
+        }
+    }
+
+    async fn reregister(&self) -> Result<(), Unavailable> {
+        self.bus.heartbeat(HEARTBEAT_TTL).await?;
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let members: Vec<(Record, Bytes)> = {
+            let state = self.lock();
+            let _ = self.subscriptions.send(Subscription::Reset);
+            for room in state.relay.rooms() {
+                let channel = self.keys.room_channel(room);
+                let _ = self.subscriptions.send(Subscription::Ensure(channel, None));
+            }
+            let channel = self.keys.node_channel(&self.id);
+            let _ = self
+                .subscriptions
+                .send(Subscription::Ensure(channel, Some(ack_tx)));
+            state
+                .relay
+                .members()
+                .map(|(conn, member)| {
+                    let joined = Event::Joined {
+                        nickname: member.nickname.clone(),
+                        room: member.room.clone(),
+                    };
+                    let payload = self.envelope(Kind::Joined, conn, 0, &joined).1;
+                    (self.record(conn, member, 0), payload)
+                })
+                .collect()
+        };
+        ack_rx.await.map_err(|_| Unavailable)??;
+        let conflicts = self.bus.reregister(&members).await?;
+        for conn in conflicts {
+            self.evict(ConnId(conn));
+        }
+        Ok(())
+    }
+
+    /// Someone else holds this member's nickname now (this node was cut off long enough to be
+    /// declared dead, and the name was claimed again): the newer claim wins, and this
+    /// connection is told so and closed.
+    fn evict(&self, conn: ConnId) {
+        let mut out = Vec::new();
+        let mut state = self.lock();
+        let frame = error_frame(
+            ErrorCode::NicknameTaken,
+            "this node lost touch with the cluster and your nickname was taken meanwhile; \
+             reconnect and join again",
+        );
+        self.push(&mut state, conn, frame);
+        if let Some(peer) = state.peers.remove(&conn) {
+            peer.close_after_flush();
+        }
+        state.waiters.remove(&conn);
+        state.relay.remove(conn, &mut out);
+        self.carry_out(&mut state, out);
+    }
+
+    /// Subscribes and unsubscribes, one request at a time, in order.
+    pub async fn subscriber(self: Arc<Self>, mut queue: SubscriptionQueue) {
+        let mut subscribed: HashSet<String> = HashSet::new();
+        while let Some(request) = queue.0.recv().await {
+            match request {
+                Subscription::Ensure(channel, ack) => {
+                    let result = if subscribed.contains(&channel) {
+                        Ok(())
+                    } else {
+                        self.bus.subscribe(&channel).await
+                    };
+                    if result.is_ok() {
+                        subscribed.insert(channel);
+                    }
+                    if let Some(ack) = ack {
+                        let _ = ack.send(result);
+                    }
+                }
+                Subscription::Release(channel) => {
+                    if subscribed.remove(&channel) {
+                        let _ = self.bus.unsubscribe(&channel).await;
+                    }
+                }
+                Subscription::Reset => subscribed.clear(),
+            }
+        }
+    }
+
+    /// The heartbeat and the reaper, every [`HEARTBEAT_EVERY`], until `stop`.
+    pub async fn liveness(self: Arc<Self>, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            if !self.bus.is_up() {
+                continue;
+            }
+            if self.bus.heartbeat(HEARTBEAT_TTL).await.is_err() {
+                continue;
+            }
+            match self.bus.reap().await {
+                Ok(reaped) if !reaped.is_empty() => {
+                    tracing::info!("reaped dead nodes: {}", reaped.join(", "));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Shutting down: every client gets `shutting_down`, and the node leaves the cluster at
+    /// once (its members' `left` are published now, not by a reaper in 6 s).
+    pub async fn shut_down(&self) {
+        let frame = error_frame(ErrorCode::ShuttingDown, "the server is shutting down");
+        let members: Vec<Record> = {
+            let mut state = self.lock();
+            let mut ids: Vec<ConnId> = state.peers.keys().copied().collect();
+            ids.sort_unstable();
+            for &id in &ids {
+                if let Some(peer) = state.peers.get(&id) {
+                    let _ = peer.push(frame.clone());
+                    peer.close_after_flush();
+                }
+            }
+            let members = state
+                .relay
+                .members()
+                .map(|(conn, member)| self.record(conn, member, 0))
+                .collect();
+            state.peers.clear();
+            state.waiters.clear();
+            members
+        };
+        self.available.store(false, Ordering::SeqCst);
+        let leaves = members.iter().map(|record| self.bus.leave(record));
+        let _ = tokio::time::timeout(
+            Duration::from_millis(500),
+            futures_util::future::join_all(leaves),
+        )
+        .await;
+    }
+}
+
+/// The receiving end of a node's subscription requests.
+pub struct SubscriptionQueue(mpsc::UnboundedReceiver<Subscription>);
