@@ -91,6 +91,10 @@ const STOP_GRACE: Duration = Duration::from_millis(1200);
 /// Envelopes buffered between the bus and the node's pump.
 const EVENT_QUEUE: usize = 4096;
 
+/// At start, how long the node waits to register with the cluster before it announces its
+/// address anyway (and answers `unavailable` until Redis can be reached).
+const START_WAIT: Duration = Duration::from_secs(5);
+
 /// Everything a node needs to run, besides its listeners.
 pub struct NodeConfig {
     pub server: ServerArgs,
@@ -101,6 +105,9 @@ pub struct NodeConfig {
     pub worker: Option<usize>,
     /// Renders `/metrics`; `None` serves no HTTP.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Called once the node has registered with the cluster (or gave up waiting): prints
+    /// `listening on`, so that a client that read it is served.
+    pub announce: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// Runs a node on Redis until `stop`: serves `listener` (and `http`), then shuts down
@@ -133,7 +140,7 @@ pub async fn serve<B: Bus>(
     keys: Keys,
     listener: TcpListener,
     http: Option<TcpListener>,
-    config: NodeConfig,
+    mut config: NodeConfig,
     stop: CancellationToken,
 ) {
     let (node, queue) = Node::new(&config.node_id, bus, keys);
@@ -150,6 +157,12 @@ pub async fn serve<B: Bus>(
             worker: config.worker,
         };
         background.spawn(http::serve(listener, state, stop.clone()));
+    }
+    if !node.wait_available(START_WAIT).await {
+        tracing::warn!("not registered with the cluster yet; serving, `unavailable` until then");
+    }
+    if let Some(announce) = config.announce.take() {
+        announce();
     }
 
     loop {

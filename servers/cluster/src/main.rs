@@ -86,12 +86,16 @@ async fn serve(args: ClusterArgs) -> anyhow::Result<()> {
         });
     }
 
-    net::announce(listener.local_addr()?);
-    if let Some(http) = &http {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "http on {}", http.local_addr()?);
-        let _ = stdout.flush();
-    }
+    let chat_addr = listener.local_addr()?;
+    let http_addr = http.as_ref().map(|h| h.local_addr()).transpose()?;
+    let announce = move || {
+        net::announce(chat_addr);
+        if let Some(http) = http_addr {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(stdout, "http on {http}");
+            let _ = stdout.flush();
+        }
+    };
     let config = NodeConfig {
         server: args.server,
         node_id,
@@ -99,6 +103,7 @@ async fn serve(args: ClusterArgs) -> anyhow::Result<()> {
         redis_prefix: args.redis_prefix,
         worker: args.worker,
         metrics,
+        announce: Some(Box::new(announce)),
     };
     chat_cluster::run(listener, http, config, stop).await?;
     tracing::info!("stopped");

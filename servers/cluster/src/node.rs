@@ -60,6 +60,8 @@ pub struct Node<B> {
     available: AtomicBool,
     /// Connection ids: never reused in this process's life.
     next_conn: AtomicU64,
+    /// Signalled each time the node becomes available (for the start-up wait).
+    registered: tokio::sync::Notify,
 }
 
 struct State {
@@ -86,6 +88,7 @@ impl<B: Bus> Node<B> {
             subscriptions: tx,
             available: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
+            registered: tokio::sync::Notify::new(),
         };
         (Arc::new(node), SubscriptionQueue(rx))
     }
@@ -96,6 +99,16 @@ impl<B: Bus> Node<B> {
 
     pub fn is_available(&self) -> bool {
         self.available.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the node is available, for at most `limit`; whether it is.
+    pub async fn wait_available(&self, limit: Duration) -> bool {
+        let registered = self.registered.notified();
+        if self.is_available() {
+            return true;
+        }
+        let _ = tokio::time::timeout(limit, registered).await;
+        self.is_available()
     }
 
     /// Open connections.
@@ -343,6 +356,7 @@ impl<B: Bus> Node<B> {
         match self.reregister().await {
             Ok(()) => {
                 self.available.store(true, Ordering::SeqCst);
+                self.registered.notify_waiters();
                 tracing::info!("registered with the cluster as {}", self.id);
             }
             Err(Unavailable) => tracing::debug!("re-registration interrupted"),
