@@ -24,6 +24,10 @@ const NODE_DEATH_BOUND: Duration = Duration::from_secs(10);
 /// How long Redis stays down in the restart scenario.
 const REDIS_DOWN_FOR: Duration = Duration::from_millis(1500);
 
+/// A client waiting this long sends a `ping`, so that an `--idle-timeout` (the conformance
+/// runs use 2 s) does not close it.
+const KEEPALIVE: Duration = Duration::from_millis(500);
+
 /// How long a cluster may take to heal once Redis is back (reconnect backoff plus
 /// re-registration).
 const HEAL_BOUND: Duration = Duration::from_secs(15);
@@ -117,7 +121,7 @@ fn redis_restarted(ctx: &Ctx) -> Result<(), String> {
 
     // The same connections chat again, once their nodes have reconnected and re-registered.
     let deadline = Instant::now() + HEAL_BOUND;
-    send_until_served(&mut group[0], "healed", deadline)?;
+    send_until_served(&mut group, "healed", deadline)?;
     group[1].expect(&json!({"type": "broadcast", "from": names[0], "content": "healed"}))?;
     exchange(&mut group, 1, "after")?;
     // Their claims and places were asserted again: the room lists both, the names are taken.
@@ -163,17 +167,25 @@ fn while_redis_is_down(ctx: &Ctx, group: &mut [Client], room: &str) -> Result<()
     late.expect_error("unavailable")?;
     group[1].send(&json!({"type": "list_users"}))?;
     group[1].expect_error("unavailable")?;
-    std::thread::sleep(REDIS_DOWN_FOR);
-    for client in group.iter_mut() {
-        client.still_works()?;
+    let until = Instant::now() + REDIS_DOWN_FOR;
+    while Instant::now() < until {
+        std::thread::sleep(KEEPALIVE);
+        for client in group.iter_mut() {
+            client.still_works()?;
+        }
+        late.still_works()?;
     }
-    late.still_works()
+    Ok(())
 }
 
-/// Sends a message with content `what` until it is served (its broadcast comes back) rather
-/// than answered `unavailable`.
-fn send_until_served(client: &mut Client, what: &str, deadline: Instant) -> Result<(), String> {
+/// The first member sends a message with content `what` until it is served (its broadcast
+/// comes back) rather than answered `unavailable`. The others ping meanwhile (idle timeouts).
+fn send_until_served(group: &mut [Client], what: &str, deadline: Instant) -> Result<(), String> {
     loop {
+        for other in group[1..].iter_mut() {
+            other.still_works()?;
+        }
+        let client = &mut group[0];
         client.send(&json!({"type": "message", "content": what}))?;
         let reply = client.recv()?;
         if reply["type"] == "broadcast" && reply["content"] == what {
@@ -229,9 +241,16 @@ fn node_killed(ctx: &Ctx) -> Result<(), String> {
     let killed_at = Instant::now();
     // Every member of the dead node leaves the room, within the bound.
     let mut gone = HashSet::new();
+    let deadline = killed_at + NODE_DEATH_BOUND;
     while gone != names {
-        let frame = match watcher.next(killed_at + NODE_DEATH_BOUND)? {
+        // The watcher pings while it waits, so a server's idle timeout leaves it alone.
+        let frame = match watcher.next(deadline.min(Instant::now() + KEEPALIVE))? {
+            Next::Frame(frame) if frame["type"] == "pong" => continue,
             Next::Frame(frame) => frame,
+            Next::Timeout if Instant::now() < deadline => {
+                watcher.send(&json!({"type": "ping"}))?;
+                continue;
+            }
             Next::Timeout => {
                 return Err(format!(
                     "{} s after SIGKILL of the node at {victim}, the room has had `left` for \
