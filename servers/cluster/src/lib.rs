@@ -28,7 +28,7 @@
 //!   `joined`, held until its `welcome` is out ([`relay`]).
 //! - **Unique nicknames**: a claim key per lowercase nickname, taken with the join script's
 //!   `EXISTS`/`SET` inside Redis's one-script-at-a-time execution ([`bus`]).
-//! - **A dead node's members leave**: each node refreshes a heartbeat key (TTL 5 s) every
+//! - **A dead node's members leave**: each node refreshes a heartbeat key (TTL 7 s) every
 //!   second and reaps nodes whose key expired, in one atomic script ([`node`]).
 //! - **Redis goes away**: clients stay connected; requests that need the cluster are answered
 //!   `unavailable` (nothing happened, retry later); the bus reconnects with backoff and the

@@ -31,8 +31,13 @@ use tokio_util::sync::CancellationToken;
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// A heartbeat not refreshed for this long means the node is dead. With the reaper running
-/// every second on every node, a killed node's members leave within about 6 s.
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
+/// every second on every node, a killed node's members leave within about 8 s (the spec asks
+/// for 10). Shorter would notice deaths sooner, and reap nodes that are merely slow (a node
+/// or a Redis starved of CPU for a few seconds).
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(7);
+
+/// Subscription requests the subscriber takes in one batch, at most.
+const SUBSCRIPTION_BATCH: usize = 1024;
 
 /// What the subscriber task is asked to do.
 #[derive(Debug)]
@@ -194,12 +199,17 @@ impl<B: Bus> Node<B> {
         (sub_rx, wake_rx)
     }
 
-    /// The handshake's script returned the room's members.
-    pub fn entered(&self, conn: ConnId, users: Vec<String>) {
+    /// The handshake's script returned the room's members. `false` if the connection left
+    /// meanwhile: then nobody will release what the script registered, and the caller must.
+    pub fn entered(&self, conn: ConnId, users: Vec<String>) -> bool {
         let mut out = Vec::new();
         let mut state = self.lock();
+        if !state.peers.contains_key(&conn) {
+            return false;
+        }
         state.relay.entered(conn, users, &mut out);
         self.carry_out(&mut state, out);
+        true
     }
 
     /// The handshake failed: `conn` stays where it was.
@@ -418,30 +428,62 @@ impl<B: Bus> Node<B> {
         self.carry_out(&mut state, out);
     }
 
-    /// Subscribes and unsubscribes, one request at a time, in order.
+    /// Subscribes and unsubscribes, in the order asked. Requests that queued up while the
+    /// previous batch was out are taken together: for each channel only the last wish counts,
+    /// and one `UNSUBSCRIBE` and one `SUBSCRIBE` carry the whole batch (a thousand clients
+    /// joining a thousand rooms cost a few round trips, not a thousand).
     pub async fn subscriber(self: Arc<Self>, mut queue: SubscriptionQueue) {
         let mut subscribed: HashSet<String> = HashSet::new();
-        while let Some(request) = queue.0.recv().await {
-            match request {
-                Subscription::Ensure(channel, ack) => {
-                    let result = if subscribed.contains(&channel) {
-                        Ok(())
-                    } else {
-                        self.bus.subscribe(&channel).await
-                    };
-                    if result.is_ok() {
-                        subscribed.insert(channel);
-                    }
-                    if let Some(ack) = ack {
-                        let _ = ack.send(result);
-                    }
+        while let Some(first) = queue.0.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < SUBSCRIPTION_BATCH {
+                match queue.0.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
                 }
-                Subscription::Release(channel) => {
-                    if subscribed.remove(&channel) {
-                        let _ = self.bus.unsubscribe(&channel).await;
+            }
+            // The last wish per channel, in order; `Reset` forgets what the old connection had.
+            let mut wanted: HashMap<String, bool> = HashMap::new();
+            let mut acks = Vec::new();
+            for request in batch {
+                match request {
+                    Subscription::Ensure(channel, ack) => {
+                        wanted.insert(channel, true);
+                        acks.extend(ack);
                     }
+                    Subscription::Release(channel) => {
+                        wanted.insert(channel, false);
+                    }
+                    Subscription::Reset => subscribed.clear(),
                 }
-                Subscription::Reset => subscribed.clear(),
+            }
+            let (on, off): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(_, want)| *want);
+            let off: Vec<String> = off
+                .into_iter()
+                .map(|(channel, _)| channel)
+                .filter(|channel| subscribed.contains(channel))
+                .collect();
+            let on: Vec<String> = on
+                .into_iter()
+                .map(|(channel, _)| channel)
+                .filter(|channel| !subscribed.contains(channel))
+                .collect();
+            if !off.is_empty() {
+                for channel in &off {
+                    subscribed.remove(channel);
+                }
+                let _ = self.bus.unsubscribe(&off).await;
+            }
+            let result = if on.is_empty() {
+                Ok(())
+            } else {
+                self.bus.subscribe(&on).await
+            };
+            if result.is_ok() {
+                subscribed.extend(on);
+            }
+            for ack in acks {
+                let _ = ack.send(result);
             }
         }
     }
@@ -458,8 +500,21 @@ impl<B: Bus> Node<B> {
             if !self.bus.is_up() {
                 continue;
             }
-            if self.bus.heartbeat(HEARTBEAT_TTL).await.is_err() {
-                continue;
+            let started = std::time::Instant::now();
+            let reaped = match self.bus.heartbeat(HEARTBEAT_TTL).await {
+                Ok(reaped) => reaped,
+                Err(_) => continue,
+            };
+            if started.elapsed() > HEARTBEAT_TTL / 4 {
+                // An overloaded node or Redis: a little more and the others reap us.
+                tracing::warn!("the heartbeat took {:?}", started.elapsed());
+            }
+            if reaped && self.is_available() {
+                // We were declared dead while alive (stalled past the TTL): our members got
+                // `left` and lost their claims. Claim them again, with a `joined` each.
+                tracing::warn!("this node was reaped while alive; registering again");
+                self.available.store(false, Ordering::SeqCst);
+                tokio::spawn(Arc::clone(&self).recover());
             }
             match self.bus.reap().await {
                 Ok(reaped) if !reaped.is_empty() => {

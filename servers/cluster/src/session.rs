@@ -140,7 +140,13 @@ impl<B: Bus> Session<B> {
             return self.unavailable();
         }
         match self.node.bus.join(&record, joined).await {
-            Ok(Some(users)) => self.node.entered(self.conn, users),
+            Ok(Some(users)) => {
+                if !self.node.entered(self.conn, users) {
+                    // Gone while its script ran: release what the script registered.
+                    let _ = self.node.bus.leave(&record).await;
+                    return;
+                }
+            }
             Ok(None) => {
                 self.node.abort_enter(self.conn);
                 return self.refuse(ErrorCode::NicknameTaken, taken_frame(&member.nickname));
@@ -290,7 +296,12 @@ impl<B: Bus> Session<B> {
             return self.unavailable();
         }
         match self.node.bus.change_room(&old, &new, joined).await {
-            Ok(Some(users)) => self.node.entered(self.conn, users),
+            Ok(Some(users)) => {
+                if !self.node.entered(self.conn, users) {
+                    let _ = self.node.bus.leave(&new).await;
+                    return;
+                }
+            }
             Ok(None) | Err(_) => {
                 self.node.abort_enter(self.conn);
                 return self.unavailable();

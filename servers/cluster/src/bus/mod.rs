@@ -126,14 +126,15 @@ pub trait Bus: Send + Sync + 'static {
     /// Every room with its member count (unsorted).
     fn rooms(&self) -> impl Future<Output = BusResult<Vec<(String, usize)>>> + Send;
 
-    /// Subscribes to a channel; returns once the subscription is confirmed, so everything
+    /// Subscribes to channels; returns once every subscription is confirmed, so everything
     /// published after that is delivered.
-    fn subscribe(&self, channel: &str) -> impl Future<Output = BusResult<()>> + Send;
+    fn subscribe(&self, channels: &[String]) -> impl Future<Output = BusResult<()>> + Send;
 
-    fn unsubscribe(&self, channel: &str) -> impl Future<Output = BusResult<()>> + Send;
+    fn unsubscribe(&self, channels: &[String]) -> impl Future<Output = BusResult<()>> + Send;
 
-    /// Refreshes this node's heartbeat, which expires after `ttl` without a refresh.
-    fn heartbeat(&self, ttl: Duration) -> impl Future<Output = BusResult<()>> + Send;
+    /// Refreshes this node's heartbeat, which expires after `ttl` without a refresh. `true`:
+    /// the node was reaped meanwhile (it was too slow to refresh), and must re-register.
+    fn heartbeat(&self, ttl: Duration) -> impl Future<Output = BusResult<bool>> + Send;
 
     /// Reaps every node whose heartbeat expired: frees its nicknames, takes its members out
     /// of their rooms and publishes their `left`. Returns the reaped node ids.

@@ -20,15 +20,21 @@ use bytes::Bytes;
 use chat_core::names::fold;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink};
-use redis::{AsyncConnectionConfig, RedisError, RedisResult, Script};
+use redis::io::tcp::TcpSettings;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisError, RedisResult, Script};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// How long connecting, and then each command, may take before Redis counts as unreachable.
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting may take before Redis counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a command may wait for its reply before Redis counts as unreachable (a hung
+/// Redis, or a network that drops packets: a dead Redis on a live host resets the connection
+/// at once). Generous, because a loaded node's runtime may be slow to read replies.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The first wait before reconnecting, doubled after each failure...
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -54,8 +60,6 @@ pub struct RedisBus {
     link: Mutex<Link>,
     /// Whether `link` holds live connections (read without the lock by `/health`).
     up: AtomicBool,
-    /// Tells [`RedisBus::maintain`] that a command saw the connection fail.
-    lost: Notify,
     scripts: Scripts,
 }
 
@@ -63,10 +67,15 @@ pub struct RedisBus {
 struct Link {
     commands: Option<MultiplexedConnection>,
     subscriptions: Option<PubSubSink>,
+    /// Cancelled when a command on *these* connections saw them fail: tells
+    /// [`RedisBus::maintain`] to reconnect. (A token per connection, so that a late failure of
+    /// an old connection's command cannot break a new connection.)
+    lost: CancellationToken,
 }
 
 /// The scripts, compiled once (each knows its SHA).
 struct Scripts {
+    heartbeat: Script,
     join: Script,
     leave: Script,
     rename: Script,
@@ -82,16 +91,22 @@ impl RedisBus {
     /// A bus for `node` on the Redis at `url`. Nothing connects until [`RedisBus::maintain`]
     /// runs.
     pub fn new(url: &str, keys: Keys, node: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("--redis {url}: not a Redis URL ({e})"))?;
+        let info = url
+            .into_connection_info()
+            .map_err(|e| anyhow::anyhow!("--redis {url}: not a Redis URL ({e})"))?
+            // TCP_NODELAY: pipelined commands are small writes; with Nagle's algorithm on, a
+            // write waits for the ACK of the previous one (up to 40 ms of delayed ACK).
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)
+            .map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
         Ok(RedisBus {
             client,
             keys,
             node: node.to_string(),
             link: Mutex::new(Link::default()),
             up: AtomicBool::new(false),
-            lost: Notify::new(),
             scripts: Scripts {
+                heartbeat: Script::new(scripts::HEARTBEAT),
                 join: Script::new(scripts::JOIN),
                 leave: Script::new(scripts::LEAVE),
                 rename: Script::new(scripts::RENAME),
@@ -112,11 +127,11 @@ impl RedisBus {
         let mut outage_logged = false;
         loop {
             match self.connect().await {
-                Ok(stream) => {
+                Ok((stream, lost)) => {
                     tracing::info!("connected to Redis");
                     outage_logged = false;
                     backoff = BACKOFF_MIN;
-                    if !self.forward(stream, &events, &stop).await {
+                    if !self.forward(stream, lost, &events, &stop).await {
                         return;
                     }
                     tracing::warn!("lost the connection to Redis; reconnecting");
@@ -137,22 +152,25 @@ impl RedisBus {
 
     /// Opens both connections; on success the command side is live and the message stream is
     /// returned.
-    async fn connect(&self) -> RedisResult<redis::aio::PubSubStream> {
+    async fn connect(&self) -> RedisResult<(redis::aio::PubSubStream, CancellationToken)> {
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT));
         let commands = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let pubsub = tokio::time::timeout(TIMEOUT, self.client.get_async_pubsub())
+        let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub())
             .await
             .map_err(|_| RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
         let (sink, stream) = pubsub.split();
-        let mut link = self.lock();
-        link.commands = Some(commands);
-        link.subscriptions = Some(sink);
-        Ok(stream)
+        let lost = CancellationToken::new();
+        *self.lock() = Link {
+            commands: Some(commands),
+            subscriptions: Some(sink),
+            lost: lost.clone(),
+        };
+        Ok((stream, lost))
     }
 
     /// Reports `Up`, then forwards messages until the connection fails (returns `true`: go
@@ -160,6 +178,7 @@ impl RedisBus {
     async fn forward(
         &self,
         mut stream: redis::aio::PubSubStream,
+        lost: CancellationToken,
         events: &mpsc::Sender<BusEvent>,
         stop: &CancellationToken,
     ) -> bool {
@@ -178,7 +197,7 @@ impl RedisBus {
                     }
                     None => break, // the connection is gone
                 },
-                _ = self.lost.notified() => break,
+                _ = lost.cancelled() => break,
                 _ = stop.cancelled() => carry_on = false,
             }
         }
@@ -193,24 +212,34 @@ impl RedisBus {
         self.link.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The command connection (a cheap clone: a handle on the shared socket).
-    fn commands(&self) -> BusResult<MultiplexedConnection> {
-        self.lock().commands.clone().ok_or(Unavailable)
+    /// The command connection (a cheap clone: a handle on the shared socket), and the token
+    /// to cancel if it fails.
+    fn commands(&self) -> BusResult<(MultiplexedConnection, CancellationToken)> {
+        let link = self.lock();
+        let commands = link.commands.clone().ok_or(Unavailable)?;
+        Ok((commands, link.lost.clone()))
     }
 
-    fn subscriptions(&self) -> BusResult<PubSubSink> {
-        self.lock().subscriptions.clone().ok_or(Unavailable)
+    fn subscriptions(&self) -> BusResult<(PubSubSink, CancellationToken)> {
+        let link = self.lock();
+        let sink = link.subscriptions.clone().ok_or(Unavailable)?;
+        Ok((sink, link.lost.clone()))
     }
 
     /// Turns a Redis result into ours: a broken connection wakes [`RedisBus::maintain`] to
     /// reconnect; anything else (a script error: a bug) is logged. Either way the client
     /// hears `unavailable`.
-    fn settle<T>(&self, started: Instant, result: RedisResult<T>) -> BusResult<T> {
+    fn settle<T>(
+        &self,
+        lost: &CancellationToken,
+        started: Instant,
+        result: RedisResult<T>,
+    ) -> BusResult<T> {
         metrics::histogram!("chat_redis_round_trip_seconds").record(started.elapsed());
         result.map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
                 tracing::debug!("Redis: {e}");
-                self.lost.notify_one();
+                lost.cancel();
             } else {
                 tracing::error!("Redis refused a command: {e}");
             }
@@ -245,7 +274,7 @@ impl Bus for RedisBus {
     }
 
     async fn join(&self, record: &Record, joined: Bytes) -> BusResult<Option<Vec<String>>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = self
             .scripts
@@ -263,11 +292,11 @@ impl Bus for RedisBus {
             .arg(&joined[..])
             .invoke_async(&mut con)
             .await;
-        self.settle(started, result)
+        self.settle(&lost, started, result)
     }
 
     async fn leave(&self, record: &Record) -> BusResult<()> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result: RedisResult<i64> = self
             .scripts
@@ -284,11 +313,11 @@ impl Bus for RedisBus {
             .arg(&record.left[..])
             .invoke_async(&mut con)
             .await;
-        self.settle(started, result).map(drop)
+        self.settle(&lost, started, result).map(drop)
     }
 
     async fn rename(&self, old: &Record, new: &Record, renamed: Bytes) -> BusResult<Renamed> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result: RedisResult<i64> = self
             .scripts
@@ -307,7 +336,7 @@ impl Bus for RedisBus {
             .arg(&renamed[..])
             .invoke_async(&mut con)
             .await;
-        Ok(match self.settle(started, result)? {
+        Ok(match self.settle(&lost, started, result)? {
             0 => Renamed::Done,
             1 => Renamed::Taken,
             _ => Renamed::Lost,
@@ -320,7 +349,7 @@ impl Bus for RedisBus {
         new: &Record,
         joined: Bytes,
     ) -> BusResult<Option<Vec<String>>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = self
             .scripts
@@ -342,34 +371,34 @@ impl Bus for RedisBus {
             .arg(&joined[..])
             .invoke_async(&mut con)
             .await;
-        self.settle(started, result)
+        self.settle(&lost, started, result)
     }
 
     async fn publish(&self, room: &str, payload: Bytes) -> BusResult<()> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result: RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(self.keys.room_channel(room))
             .arg(&payload[..])
             .query_async(&mut con)
             .await;
-        self.settle(started, result).map(drop)
+        self.settle(&lost, started, result).map(drop)
     }
 
     async fn lookup(&self, folded: &str) -> BusResult<Option<Owner>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result: RedisResult<Option<String>> = redis::cmd("GET")
             .arg(self.keys.nick(folded))
             .query_async(&mut con)
             .await;
         Ok(self
-            .settle(started, result)?
+            .settle(&lost, started, result)?
             .and_then(|value| Owner::decode(&value)))
     }
 
     async fn send_private(&self, folded: &str, owner: &Owner, payload: Bytes) -> BusResult<bool> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result: RedisResult<i64> = self
             .scripts
@@ -380,21 +409,21 @@ impl Bus for RedisBus {
             .arg(&payload[..])
             .invoke_async(&mut con)
             .await;
-        Ok(self.settle(started, result)? == 1)
+        Ok(self.settle(&lost, started, result)? == 1)
     }
 
     async fn users(&self, room: &str) -> BusResult<Vec<String>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = redis::cmd("SMEMBERS")
             .arg(self.keys.room(room))
             .query_async(&mut con)
             .await;
-        self.settle(started, result)
+        self.settle(&lost, started, result)
     }
 
     async fn rooms(&self) -> BusResult<Vec<(String, usize)>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = self
             .scripts
@@ -403,45 +432,41 @@ impl Bus for RedisBus {
             .arg(self.keys.room(""))
             .invoke_async(&mut con)
             .await;
-        self.settle(started, result)
+        self.settle(&lost, started, result)
     }
 
-    async fn subscribe(&self, channel: &str) -> BusResult<()> {
-        let mut sink = self.subscriptions()?;
+    async fn subscribe(&self, channels: &[String]) -> BusResult<()> {
+        let (mut sink, lost) = self.subscriptions()?;
         let started = Instant::now();
-        let result = sink.subscribe(channel).await;
-        self.settle(started, result)
+        let result = sink.subscribe(channels).await;
+        self.settle(&lost, started, result)
     }
 
-    async fn unsubscribe(&self, channel: &str) -> BusResult<()> {
-        let mut sink = self.subscriptions()?;
+    async fn unsubscribe(&self, channels: &[String]) -> BusResult<()> {
+        let (mut sink, lost) = self.subscriptions()?;
         let started = Instant::now();
-        let result = sink.unsubscribe(channel).await;
-        self.settle(started, result)
+        let result = sink.unsubscribe(channels).await;
+        self.settle(&lost, started, result)
     }
 
-    async fn heartbeat(&self, ttl: Duration) -> BusResult<()> {
-        let mut con = self.commands()?;
+    async fn heartbeat(&self, ttl: Duration) -> BusResult<bool> {
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
-        // One pipeline: both commands leave in one write, their replies come back together.
-        let result: RedisResult<()> = redis::pipe()
-            .cmd("SET")
-            .arg(self.keys.alive(&self.node))
-            .arg(1)
-            .arg("PX")
-            .arg(ttl.as_millis() as u64)
-            .ignore()
-            .cmd("SADD")
-            .arg(self.keys.nodes())
+        let result: RedisResult<i64> = self
+            .scripts
+            .heartbeat
+            .key(self.keys.alive(&self.node))
+            .key(self.keys.nodes())
+            .key(self.keys.reaped(&self.node))
             .arg(&self.node)
-            .ignore()
-            .query_async(&mut con)
+            .arg(ttl.as_millis() as u64)
+            .invoke_async(&mut con)
             .await;
-        self.settle(started, result)
+        Ok(self.settle(&lost, started, result)? == 1)
     }
 
     async fn reap(&self) -> BusResult<Vec<String>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = self
             .scripts
@@ -451,11 +476,11 @@ impl Bus for RedisBus {
             .arg(TOMBSTONE.as_millis() as u64)
             .invoke_async(&mut con)
             .await;
-        self.settle(started, result)
+        self.settle(&lost, started, result)
     }
 
     async fn reregister(&self, members: &[(Record, Bytes)]) -> BusResult<Vec<u64>> {
-        let mut con = self.commands()?;
+        let (mut con, lost) = self.commands()?;
         let hash = self.keys.node(&self.node);
         // 1. Records of connections that are gone (this node's previous life, or leaves that
         //    never reached a Redis that went away): release them.
@@ -464,7 +489,7 @@ impl Bus for RedisBus {
             redis::cmd("HKEYS").arg(&hash).query_async(&mut con).await;
         let live: std::collections::HashSet<u64> = members.iter().map(|(r, _)| r.conn).collect();
         let stale: Vec<u64> = self
-            .settle(started, recorded)?
+            .settle(&lost, started, recorded)?
             .into_iter()
             .filter(|conn| !live.contains(conn))
             .collect();
@@ -476,7 +501,7 @@ impl Bus for RedisBus {
                 call.arg(conn);
             }
             let result: RedisResult<i64> = call.invoke_async(&mut con).await;
-            self.settle(started, result)?;
+            self.settle(&lost, started, result)?;
         }
         // 2. Every current member, claimed and placed again.
         let tombstone = self.keys.reaped(&self.node);
@@ -495,14 +520,14 @@ impl Bus for RedisBus {
                     .arg(&joined[..]);
             }
             let result: RedisResult<Vec<u64>> = call.invoke_async(&mut con).await;
-            conflicts.extend(self.settle(started, result)?);
+            conflicts.extend(self.settle(&lost, started, result)?);
         }
         let started = Instant::now();
         let result: RedisResult<()> = redis::cmd("DEL")
             .arg(&tombstone)
             .query_async(&mut con)
             .await;
-        self.settle(started, result)?;
+        self.settle(&lost, started, result)?;
         Ok(conflicts)
     }
 }

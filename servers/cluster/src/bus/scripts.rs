@@ -24,6 +24,16 @@ local function release(prefix, m)
 end
 "#;
 
+/// The heartbeat: refresh this node's key (with its TTL), make sure it is registered, and
+/// say whether a reaper declared it dead meanwhile (1: reaped, the node must re-register).
+///
+/// KEYS: alive key, nodes set, tombstone. ARGV: node id, TTL in ms.
+pub const HEARTBEAT: &str = r#"
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+return redis.call('EXISTS', KEYS[3])
+"#;
+
 /// `join`: claim the nickname, enter the room, record the member, publish `joined`, return
 /// the members. A taken nickname returns nil and changes nothing.
 ///

@@ -127,7 +127,12 @@ impl Node {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // CLUSTER_TEST_LOGS=1 shows the nodes' logs (with RUST_LOG=debug, everything).
+            .stderr(if std::env::var_os("CLUSTER_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .spawn()
             .expect("chat-cluster starts");
         let stdout = child.stdout.take().expect("piped");
