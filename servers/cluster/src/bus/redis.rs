@@ -8,6 +8,11 @@
 //!   until Redis confirms it) and a stream of messages. A connection in subscribed mode can do
 //!   nothing else in RESP2, hence the second socket.
 //!
+//! - A third, small **control connection** for the heartbeat and the reaper. Replies on one
+//!   connection come back in order, so on the busy command connection a heartbeat would wait
+//!   behind every command queued before it: a node busy with thousands of joins could miss
+//!   its own heartbeat and be declared dead. On its own connection it waits for nobody.
+//!
 //! [`RedisBus::maintain`] owns the connecting: it connects both, reports `Up`, forwards every
 //! message, and when either connection fails (the stream ends, or a command reports a broken
 //! connection) it reports `Down` and reconnects with exponential backoff (50 ms doubling up to
@@ -31,10 +36,12 @@ use tokio_util::sync::CancellationToken;
 /// How long connecting may take before Redis counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a command may wait for its reply before Redis counts as unreachable (a hung
-/// Redis, or a network that drops packets: a dead Redis on a live host resets the connection
-/// at once). Generous, because a loaded node's runtime may be slow to read replies.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the heartbeat may wait for its reply before Redis counts as unreachable. A Redis
+/// that died resets its connections at once; this catches a Redis that hangs, or a network
+/// that drops packets. Only the heartbeat decides: an ordinary command that is slow (a node
+/// or a Redis starved of CPU) just waits, since giving up on it would not undo it, and
+/// reconnecting would only add the cost of re-registering to an overloaded node.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The first wait before reconnecting, doubled after each failure...
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -66,6 +73,8 @@ pub struct RedisBus {
 #[derive(Default)]
 struct Link {
     commands: Option<MultiplexedConnection>,
+    /// The heartbeat's and the reaper's own connection.
+    control: Option<MultiplexedConnection>,
     subscriptions: Option<PubSubSink>,
     /// Cancelled when a command on *these* connections saw them fail: tells
     /// [`RedisBus::maintain`] to reconnect. (A token per connection, so that a late failure of
@@ -155,10 +164,16 @@ impl RedisBus {
     async fn connect(&self) -> RedisResult<(redis::aio::PubSubStream, CancellationToken)> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT));
+            .set_response_timeout(None);
         let commands = self
             .client
             .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let control = self
+            .client
+            .get_multiplexed_async_connection_with_config(
+                &config.set_response_timeout(Some(CONTROL_TIMEOUT)),
+            )
             .await?;
         let pubsub = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub())
             .await
@@ -167,6 +182,7 @@ impl RedisBus {
         let lost = CancellationToken::new();
         *self.lock() = Link {
             commands: Some(commands),
+            control: Some(control),
             subscriptions: Some(sink),
             lost: lost.clone(),
         };
@@ -195,7 +211,10 @@ impl RedisBus {
                         };
                         carry_on = events.send(event).await.is_ok();
                     }
-                    None => break, // the connection is gone
+                    None => {
+                        tracing::warn!("Redis closed the subscription connection");
+                        break;
+                    }
                 },
                 _ = lost.cancelled() => break,
                 _ = stop.cancelled() => carry_on = false,
@@ -220,6 +239,13 @@ impl RedisBus {
         Ok((commands, link.lost.clone()))
     }
 
+    /// The control connection, for the heartbeat and the reaper.
+    fn control(&self) -> BusResult<(MultiplexedConnection, CancellationToken)> {
+        let link = self.lock();
+        let control = link.control.clone().ok_or(Unavailable)?;
+        Ok((control, link.lost.clone()))
+    }
+
     fn subscriptions(&self) -> BusResult<(PubSubSink, CancellationToken)> {
         let link = self.lock();
         let sink = link.subscriptions.clone().ok_or(Unavailable)?;
@@ -238,7 +264,9 @@ impl RedisBus {
         metrics::histogram!("chat_redis_round_trip_seconds").record(started.elapsed());
         result.map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
-                tracing::debug!("Redis: {e}");
+                if !lost.is_cancelled() {
+                    tracing::warn!("a Redis command failed: {e}");
+                }
                 lost.cancel();
             } else {
                 tracing::error!("Redis refused a command: {e}");
@@ -450,7 +478,7 @@ impl Bus for RedisBus {
     }
 
     async fn heartbeat(&self, ttl: Duration) -> BusResult<bool> {
-        let (mut con, lost) = self.commands()?;
+        let (mut con, lost) = self.control()?;
         let started = Instant::now();
         let result: RedisResult<i64> = self
             .scripts
@@ -466,7 +494,7 @@ impl Bus for RedisBus {
     }
 
     async fn reap(&self) -> BusResult<Vec<String>> {
-        let (mut con, lost) = self.commands()?;
+        let (mut con, lost) = self.control()?;
         let started = Instant::now();
         let result = self
             .scripts

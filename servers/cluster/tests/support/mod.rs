@@ -66,7 +66,11 @@ impl Redis {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--maxclients", "1000"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(if std::env::var_os("CLUSTER_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
