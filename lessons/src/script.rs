@@ -340,7 +340,10 @@ mod tests {
     /// `redis-server` lines are servers on their `--port` (default 6379), moved to a free one.
     #[test]
     fn redis_server_is_a_server_on_its_port() {
-        assert_eq!(super::redis_port("redis-server --port 7000 --save ''"), Some(7000));
+        assert_eq!(
+            super::redis_port("redis-server --port 7000 --save ''"),
+            Some(7000)
+        );
         assert_eq!(super::redis_port("redis-server"), None);
         assert_eq!(
             super::with_redis_port("redis-server --port 6379 --save ''", 41000),

@@ -245,7 +245,8 @@ impl<'a> LessonRun<'a> {
         let deadline = std::time::Instant::now() + STARTUP;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], real));
         while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if proc.wait(Duration::from_millis(50)).is_some() || std::time::Instant::now() > deadline
+            if proc.wait(Duration::from_millis(50)).is_some()
+                || std::time::Instant::now() > deadline
             {
                 proc.stop(GRACE);
                 self.fail(command, "redis-server did not start", &proc.output());

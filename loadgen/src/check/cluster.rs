@@ -62,7 +62,11 @@ impl CommandControl {
         if status.success() {
             Ok(())
         } else {
-            Err(format!("{} {} exited with {status}", self.program, args.join(" ")))
+            Err(format!(
+                "{} {} exited with {status}",
+                self.program,
+                args.join(" ")
+            ))
         }
     }
 }
@@ -261,8 +265,7 @@ fn node_killed(ctx: &Ctx) -> Result<(), String> {
             Next::Closed(how) => return Err(format!("the watcher's connection closed ({how})")),
         };
         let nickname = frame["nickname"].as_str().unwrap_or_default().to_string();
-        if frame["type"] != "left" || frame["room"] != room.as_str() || !names.contains(&nickname)
-        {
+        if frame["type"] != "left" || frame["room"] != room.as_str() || !names.contains(&nickname) {
             return Err(format!(
                 "after the node's death the watcher expected `left` events, got {}",
                 compact(&frame)
@@ -281,7 +284,9 @@ fn node_killed(ctx: &Ctx) -> Result<(), String> {
             .as_array()
             .is_some_and(|users| users.contains(&Value::from(name.as_str())))
         {
-            return Err(format!("a new {name} joined, but not in the list: {welcome}"));
+            return Err(format!(
+                "a new {name} joined, but not in the list: {welcome}"
+            ));
         }
         watcher.expect(&json!({"type": "joined", "nickname": name, "room": room}))?;
         heirs.push(heir);

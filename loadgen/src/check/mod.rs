@@ -47,8 +47,8 @@ pub use cluster::{ClusterControl, CommandControl};
 pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
-use std::net::SocketAddr;
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};

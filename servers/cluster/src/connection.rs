@@ -23,7 +23,12 @@ use tokio_util::task::TaskTracker;
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Starts the two tasks of an accepted connection, or refuses it with `server_full`.
-pub fn start<B: Bus>(tasks: &TaskTracker, node: &Arc<Node<B>>, stream: TcpStream, args: &ServerArgs) {
+pub fn start<B: Bus>(
+    tasks: &TaskTracker,
+    node: &Arc<Node<B>>,
+    stream: TcpStream,
+    args: &ServerArgs,
+) {
     if let Err(e) = net::configure_accepted(&stream, &args.socket) {
         tracing::debug!("socket options: {e}");
     }

@@ -33,8 +33,8 @@ pub struct Http<B> {
 /// the node id. Redis round trips get real histogram buckets, from 50 µs to 1 s.
 pub fn install_metrics(node: &str) -> anyhow::Result<PrometheusHandle> {
     let buckets = [
-        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
-        0.25, 1.0,
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+        1.0,
     ];
     let handle = PrometheusBuilder::new()
         .add_global_label("node", node)
@@ -52,10 +52,21 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!("chat_connections", "open client connections");
     describe_counter!("chat_connections_accepted_total", "connections accepted");
-    describe_counter!("chat_frames_in_total", "complete lines received from clients");
+    describe_counter!(
+        "chat_frames_in_total",
+        "complete lines received from clients"
+    );
     describe_counter!("chat_frames_out_total", "frames queued for clients");
-    describe_counter!("chat_bytes_in_total", Unit::Bytes, "bytes read from clients");
-    describe_counter!("chat_bytes_out_total", Unit::Bytes, "bytes queued for clients");
+    describe_counter!(
+        "chat_bytes_in_total",
+        Unit::Bytes,
+        "bytes read from clients"
+    );
+    describe_counter!(
+        "chat_bytes_out_total",
+        Unit::Bytes,
+        "bytes queued for clients"
+    );
     describe_counter!(
         "chat_backlog_overflows_total",
         "clients cut off for exceeding --max-backlog"

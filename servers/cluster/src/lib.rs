@@ -119,7 +119,11 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let keys = Keys::new(&config.redis_prefix);
-    let bus = Arc::new(RedisBus::new(&config.redis_url, keys.clone(), &config.node_id)?);
+    let bus = Arc::new(RedisBus::new(
+        &config.redis_url,
+        keys.clone(),
+        &config.node_id,
+    )?);
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let bus_stop = CancellationToken::new();
     let maintain = {
@@ -188,7 +192,10 @@ pub async fn serve<B: Bus>(
     drop(listener);
     node.shut_down().await;
     tasks.close();
-    if tokio::time::timeout(STOP_GRACE, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(STOP_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections were still closing at the end of the grace period");
     }
 }

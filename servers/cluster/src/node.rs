@@ -182,7 +182,10 @@ impl<B: Bus> Node<B> {
         room: &str,
         seq: u64,
         reply: Reply,
-    ) -> (oneshot::Receiver<Result<(), Unavailable>>, oneshot::Receiver<Outcome>) {
+    ) -> (
+        oneshot::Receiver<Result<(), Unavailable>>,
+        oneshot::Receiver<Outcome>,
+    ) {
         let (sub_tx, sub_rx) = oneshot::channel();
         let (wake_tx, wake_rx) = oneshot::channel();
         let mut out = Vec::new();

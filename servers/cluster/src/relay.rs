@@ -232,7 +232,13 @@ impl Relay {
     }
 
     /// An envelope arrived on `room`'s channel.
-    pub fn on_room_frame(&mut self, room: &str, header: &Header, frame: Frame, out: &mut Vec<Action>) {
+    pub fn on_room_frame(
+        &mut self,
+        room: &str,
+        header: &Header,
+        frame: Frame,
+        out: &mut Vec<Action>,
+    ) {
         if !self.rooms.contains_key(room) {
             return; // a late frame of a channel we just left
         }
@@ -386,7 +392,13 @@ impl Relay {
 
     /// Queues `frame` for every receiver of `room` but `except`; a receiver still in its
     /// handshake into this room gets it held, behind its reply.
-    fn deliver(&mut self, room: &str, frame: &Frame, except: Option<ConnId>, out: &mut Vec<Action>) {
+    fn deliver(
+        &mut self,
+        room: &str,
+        frame: &Frame,
+        except: Option<ConnId>,
+        out: &mut Vec<Action>,
+    ) {
         let Some(r) = self.rooms.get(room) else {
             return;
         };

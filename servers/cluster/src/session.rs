@@ -53,7 +53,12 @@ pub struct Session<B> {
 }
 
 impl<B: Bus> Session<B> {
-    pub fn new(node: Arc<Node<B>>, conn: ConnId, rate_limit: u32, closing: CancellationToken) -> Self {
+    pub fn new(
+        node: Arc<Node<B>>,
+        conn: ConnId,
+        rate_limit: u32,
+        closing: CancellationToken,
+    ) -> Self {
         Session {
             node,
             conn,
@@ -97,9 +102,10 @@ impl<B: Bus> Session<B> {
                 self.reply(encode(&Event::Bye));
                 return Flow::Close;
             }
-            (Request::Join { .. }, Some(_)) => {
-                self.error(ErrorCode::AlreadyJoined, "this connection has already joined")
-            }
+            (Request::Join { .. }, Some(_)) => self.error(
+                ErrorCode::AlreadyJoined,
+                "this connection has already joined",
+            ),
             (Request::Join { nickname, room }, None) => self.join(nickname, room).await,
             (Request::Nick { nickname }, Some(me)) => self.rename(me, nickname).await,
             (Request::Message { content, id }, Some(me)) => self.message(me, content, id).await,
@@ -107,7 +113,9 @@ impl<B: Bus> Session<B> {
                 self.private(me, &to, content, id).await
             }
             (Request::JoinRoom { room }, Some(me)) => self.change_room(me, room).await,
-            (Request::ListUsers { room }, Some(me)) => self.list_users(room.unwrap_or(me.room)).await,
+            (Request::ListUsers { room }, Some(me)) => {
+                self.list_users(room.unwrap_or(me.room)).await
+            }
             (Request::ListRooms, Some(_)) => self.list_rooms().await,
             // Everything else needs a member, and `not_joined` was answered above.
             (_, None) => {}
@@ -118,10 +126,16 @@ impl<B: Bus> Session<B> {
     async fn join(&mut self, nickname: String, room: Option<String>) {
         let room = room.unwrap_or_else(|| DEFAULT_ROOM.to_string());
         if !is_valid_name(&nickname) {
-            return self.refuse(ErrorCode::BadNickname, bad_name_frame(ErrorCode::BadNickname, "nickname"));
+            return self.refuse(
+                ErrorCode::BadNickname,
+                bad_name_frame(ErrorCode::BadNickname, "nickname"),
+            );
         }
         if !is_valid_name(&room) {
-            return self.refuse(ErrorCode::BadRoom, bad_name_frame(ErrorCode::BadRoom, "room name"));
+            return self.refuse(
+                ErrorCode::BadRoom,
+                bad_name_frame(ErrorCode::BadRoom, "room name"),
+            );
         }
         if !self.node.is_available() {
             return self.unavailable();
@@ -163,7 +177,10 @@ impl<B: Bus> Session<B> {
 
     async fn rename(&mut self, me: Member, nickname: String) {
         if !is_valid_name(&nickname) {
-            return self.refuse(ErrorCode::BadNickname, bad_name_frame(ErrorCode::BadNickname, "nickname"));
+            return self.refuse(
+                ErrorCode::BadNickname,
+                bad_name_frame(ErrorCode::BadNickname, "nickname"),
+            );
         }
         if !self.node.is_available() {
             return self.unavailable();
@@ -267,7 +284,10 @@ impl<B: Bus> Session<B> {
 
     async fn change_room(&mut self, me: Member, room: String) {
         if !is_valid_name(&room) {
-            return self.refuse(ErrorCode::BadRoom, bad_name_frame(ErrorCode::BadRoom, "room name"));
+            return self.refuse(
+                ErrorCode::BadRoom,
+                bad_name_frame(ErrorCode::BadRoom, "room name"),
+            );
         }
         if !self.node.is_available() {
             return self.unavailable();
@@ -290,7 +310,9 @@ impl<B: Bus> Session<B> {
         };
         let new = self.node.record(self.conn, &moved, 0);
         let joined = self.joined_envelope(&moved, seq);
-        let (subscribed, done) = self.node.begin_enter(self.conn, &moved.room, seq, Reply::Room);
+        let (subscribed, done) = self
+            .node
+            .begin_enter(self.conn, &moved.room, seq, Reply::Room);
         if !matches!(subscribed.await, Ok(Ok(()))) {
             self.node.abort_enter(self.conn);
             return self.unavailable();
@@ -314,7 +336,10 @@ impl<B: Bus> Session<B> {
 
     async fn list_users(&mut self, room: String) {
         if !is_valid_name(&room) {
-            return self.refuse(ErrorCode::BadRoom, bad_name_frame(ErrorCode::BadRoom, "room name"));
+            return self.refuse(
+                ErrorCode::BadRoom,
+                bad_name_frame(ErrorCode::BadRoom, "room name"),
+            );
         }
         if !self.node.is_available() {
             return self.unavailable();

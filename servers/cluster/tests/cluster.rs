@@ -64,7 +64,13 @@ fn three_nodes_pass_the_suite_and_survive_node_death_and_a_redis_restart() {
     let Some(redis) = Redis::start() else { return };
     let prefix = unique_prefix("cluster");
     let nodes: Vec<Node> = (0..3)
-        .map(|_| Node::start(&redis, &prefix, &[&["--threads", "2"][..], &LIMITS[..]].concat()))
+        .map(|_| {
+            Node::start(
+                &redis,
+                &prefix,
+                &[&["--threads", "2"][..], &LIMITS[..]].concat(),
+            )
+        })
         .collect();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
     let control = Arc::new(Control {

@@ -14,7 +14,9 @@ fn ten_thousand_connections_over_three_nodes() {
     let Some(redis) = Redis::start() else { return };
     let prefix = unique_prefix("fanout");
     let args = ["--threads", "2", "--idle-timeout", "0"];
-    let nodes: Vec<Node> = (0..3).map(|_| Node::start(&redis, &prefix, &args)).collect();
+    let nodes: Vec<Node> = (0..3)
+        .map(|_| Node::start(&redis, &prefix, &args))
+        .collect();
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
     let spec = FanoutSpec {
         deadline: Duration::from_secs(150),

@@ -17,7 +17,9 @@ fn health(node: &Node) -> (u16, Value) {
 /// connected and get `unavailable`), and 200 again once the node has re-registered.
 #[test]
 fn health_follows_redis() {
-    let Some(mut redis) = Redis::start() else { return };
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
     let node = Node::start(&redis, &unique_prefix("health"), &["--node-id", "hn1"]);
     eventually(Duration::from_secs(10), "the node registers", || {
         health(&node).0 == 200

@@ -106,8 +106,8 @@ impl RedisBus {
             // TCP_NODELAY: pipelined commands are small writes; with Nagle's algorithm on, a
             // write waits for the ACK of the previous one (up to 40 ms of delayed ACK).
             .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)
-            .map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
+        let client =
+            redis::Client::open(info).map_err(|e| anyhow::anyhow!("--redis {url}: {e}"))?;
         Ok(RedisBus {
             client,
             keys,

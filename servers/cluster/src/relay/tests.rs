@@ -47,7 +47,12 @@ fn with_ada() -> Relay {
     };
     relay.begin_enter(ConnId(1), "lobby", 1, reply, &mut out);
     relay.entered(ConnId(1), vec!["ada".into()], &mut out);
-    relay.on_room_frame("lobby", &header(Kind::Joined, ME, 1, 1), frame("J ada"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Joined, ME, 1, 1),
+        frame("J ada"),
+        &mut out,
+    );
     assert_eq!(woken(&out, 1), Some(Outcome::Done));
     relay
 }
@@ -64,9 +69,24 @@ fn a_joiner_receives_what_follows_its_joined_and_only_after_its_welcome() {
     };
     relay.begin_enter(ConnId(2), "lobby", 1, reply, &mut out);
     assert!(out.is_empty(), "lobby is subscribed already: {out:?}");
-    relay.on_room_frame("lobby", &header(Kind::Broadcast, "n2", 9, 1), frame("before"), &mut out);
-    relay.on_room_frame("lobby", &header(Kind::Joined, ME, 2, 1), frame("J bob"), &mut out);
-    relay.on_room_frame("lobby", &header(Kind::Broadcast, "n2", 9, 2), frame("after"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Broadcast, "n2", 9, 1),
+        frame("before"),
+        &mut out,
+    );
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Joined, ME, 2, 1),
+        frame("J bob"),
+        &mut out,
+    );
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Broadcast, "n2", 9, 2),
+        frame("after"),
+        &mut out,
+    );
     assert_eq!(sent_to(&out, 1), ["before", "J bob", "after"]);
     assert!(sent_to(&out, 2).is_empty(), "held until the script replies");
     assert_eq!(woken(&out, 2), None);
@@ -102,9 +122,19 @@ fn the_welcome_waits_for_the_echo_too() {
     relay.entered(ConnId(2), vec!["ada".into(), "bob".into()], &mut out);
     assert!(sent_to(&out, 2).is_empty());
     // An echo of an older request of the same connection does not count.
-    relay.on_room_frame("lobby", &header(Kind::Joined, ME, 2, 3), frame("J old"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Joined, ME, 2, 3),
+        frame("J old"),
+        &mut out,
+    );
     assert!(sent_to(&out, 2).is_empty());
-    relay.on_room_frame("lobby", &header(Kind::Joined, ME, 2, 4), frame("J bob"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Joined, ME, 2, 4),
+        frame("J bob"),
+        &mut out,
+    );
     assert_eq!(sent_to(&out, 2).len(), 1);
     assert_eq!(woken(&out, 2), Some(Outcome::Done));
 }
@@ -115,9 +145,19 @@ fn a_broadcast_echo_completes_the_senders_request() {
     let mut relay = with_ada();
     let mut out = Vec::new();
     relay.expect_echo(ConnId(1), 2);
-    relay.on_room_frame("lobby", &header(Kind::Broadcast, "n2", 5, 1), frame("theirs"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Broadcast, "n2", 5, 1),
+        frame("theirs"),
+        &mut out,
+    );
     assert_eq!(woken(&out, 1), None);
-    relay.on_room_frame("lobby", &header(Kind::Broadcast, ME, 1, 2), frame("mine"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Broadcast, ME, 1, 2),
+        frame("mine"),
+        &mut out,
+    );
     assert_eq!(sent_to(&out, 1), ["theirs", "mine"]);
     assert_eq!(woken(&out, 1), Some(Outcome::Done));
 }
@@ -131,13 +171,38 @@ fn a_mover_changes_streams_at_its_own_left_and_joined() {
     relay.begin_enter(ConnId(1), "rust", 2, Reply::Room, &mut out);
     assert_eq!(out, [Action::Subscribe("rust".into())]);
     out.clear();
-    relay.on_room_frame("rust", &header(Kind::Joined, ME, 1, 2), frame("J ada"), &mut out);
-    relay.on_room_frame("rust", &header(Kind::Broadcast, "n2", 7, 1), frame("rust 1"), &mut out);
-    relay.on_room_frame("lobby", &header(Kind::Broadcast, "n2", 8, 1), frame("lobby 1"), &mut out);
+    relay.on_room_frame(
+        "rust",
+        &header(Kind::Joined, ME, 1, 2),
+        frame("J ada"),
+        &mut out,
+    );
+    relay.on_room_frame(
+        "rust",
+        &header(Kind::Broadcast, "n2", 7, 1),
+        frame("rust 1"),
+        &mut out,
+    );
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Broadcast, "n2", 8, 1),
+        frame("lobby 1"),
+        &mut out,
+    );
     relay.entered(ConnId(1), vec!["ada".into(), "zed".into()], &mut out);
     assert_eq!(sent_to(&out, 1), ["lobby 1"], "waits for its left in lobby");
-    relay.on_room_frame("lobby", &header(Kind::Left, ME, 1, 2), frame("L ada"), &mut out);
-    relay.on_room_frame("lobby", &header(Kind::Broadcast, "n2", 8, 2), frame("lobby 2"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Left, ME, 1, 2),
+        frame("L ada"),
+        &mut out,
+    );
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Broadcast, "n2", 8, 2),
+        frame("lobby 2"),
+        &mut out,
+    );
     assert_eq!(
         sent_to(&out, 1),
         [
@@ -148,7 +213,10 @@ fn a_mover_changes_streams_at_its_own_left_and_joined() {
     );
     assert!(out.contains(&Action::Unsubscribe("lobby".into())));
     assert_eq!(woken(&out, 1), Some(Outcome::Done));
-    assert_eq!(relay.member(ConnId(1)).map(|m| m.room.as_str()), Some("rust"));
+    assert_eq!(
+        relay.member(ConnId(1)).map(|m| m.room.as_str()),
+        Some("rust")
+    );
 }
 
 /// A private for a connection that has not had its welcome yet waits behind it.
@@ -163,7 +231,12 @@ fn a_private_waits_behind_the_welcome() {
     relay.begin_enter(ConnId(3), "lobby", 1, reply, &mut out);
     relay.on_node_frame(&header(Kind::Private, ME, 3, 0), frame("psst"), &mut out);
     relay.entered(ConnId(3), vec!["cy".into()], &mut out);
-    relay.on_room_frame("lobby", &header(Kind::Joined, ME, 3, 1), frame("J cy"), &mut out);
+    relay.on_room_frame(
+        "lobby",
+        &header(Kind::Joined, ME, 3, 1),
+        frame("J cy"),
+        &mut out,
+    );
     let sent = sent_to(&out, 3);
     assert_eq!(sent.len(), 2);
     assert!(sent[0].contains("welcome"));
@@ -207,7 +280,11 @@ fn removal_unsubscribes_and_reports_the_membership_to_release() {
     };
     relay.begin_enter(ConnId(3), "den", 1, reply, &mut out);
     relay.abort_enter(ConnId(3), &mut out);
-    assert_eq!(relay.remove(ConnId(3), &mut out), None, "its script never ran");
+    assert_eq!(
+        relay.remove(ConnId(3), &mut out),
+        None,
+        "its script never ran"
+    );
     assert_eq!(relay.rooms().count(), 0);
 }
 

@@ -25,7 +25,11 @@ impl Redis {
     /// Starts redis-server on a free port, or returns `None` when it is not installed (outside
     /// CI; in CI, which installs it, a missing Redis fails the test).
     pub fn start() -> Option<Redis> {
-        if Command::new("redis-server").arg("--version").output().is_err() {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
             let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
             assert!(!in_ci, "redis-server is missing; CI must install it");
             eprintln!("redis-server is not installed: skipping this cluster test");
@@ -77,7 +81,10 @@ impl Redis {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not accept within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not accept within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
