@@ -306,3 +306,37 @@ fn join_on(
     let welcome = client.expect_event("welcome")?;
     Ok((client, welcome))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{CheckConfig, Ctx};
+    use super::*;
+
+    /// Clients go to the nodes in turn, so two consecutive clients are on different nodes; a
+    /// node marked dead gets no more clients.
+    #[test]
+    fn clients_are_placed_on_the_live_nodes_in_turn() {
+        let addrs: Vec<SocketAddr> = (1..=3)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect();
+        let ctx = Ctx::with_addrs(&addrs, CheckConfig::default());
+        let placed: Vec<SocketAddr> = (0..6).map(|_| ctx.place()).collect();
+        assert_eq!(placed, [addrs.clone(), addrs.clone()].concat());
+        ctx.mark_dead(addrs[2]);
+        let placed: HashSet<SocketAddr> = (0..6).map(|_| ctx.place()).collect();
+        assert_eq!(placed, HashSet::from([addrs[0], addrs[1]]));
+        assert_eq!(ctx.first(), addrs[0]);
+    }
+
+    /// `--cluster-ctl PROGRAM`: a program that exits 0 did it, anything else is an error
+    /// that names the command.
+    #[test]
+    fn command_control_reports_failures() {
+        assert_eq!(CommandControl::new("true".into()).stop_redis(), Ok(()));
+        let failed =
+            CommandControl::new("false".into()).kill_node(SocketAddr::from(([127, 0, 0, 1], 9)));
+        assert!(failed.is_err_and(|e| e.contains("false kill-node 127.0.0.1:9")));
+        let missing = CommandControl::new("/nonexistent/ctl".into()).start_redis();
+        assert!(missing.is_err_and(|e| e.contains("cannot run")));
+    }
+}

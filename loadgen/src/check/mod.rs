@@ -179,7 +179,10 @@ fn run_checks_with(
 ) -> CheckReport {
     let ctx = Ctx::with_addrs(addrs, config.clone());
     let mut results = Vec::new();
-    for scenario in all_scenarios() {
+    // Against a single server, the cluster scenarios are not even listed: they only exist for
+    // the nodes of a cluster, or when the checker can kill nodes (`--cluster-ctl`).
+    let cluster = addrs.len() > 1 || config.cluster.is_some();
+    for scenario in all_scenarios(cluster) {
         if let Some(only) = &config.only {
             if !scenario.name.contains(only.as_str()) {
                 continue;
@@ -246,7 +249,7 @@ pub(crate) struct Scenario {
     pub run: fn(&Ctx) -> Result<(), String>,
 }
 
-fn all_scenarios() -> Vec<Scenario> {
+fn all_scenarios(cluster: bool) -> Vec<Scenario> {
     let mut all = Vec::new();
     all.extend(requests::scenarios());
     all.extend(rooms::scenarios());
@@ -254,8 +257,10 @@ fn all_scenarios() -> Vec<Scenario> {
     all.extend(framing::scenarios());
     all.extend(ordering::scenarios());
     all.extend(limits::scenarios());
-    // Last: a killed node stays dead for the rest of the run.
-    all.extend(cluster::scenarios());
+    if cluster {
+        // Last: a killed node stays dead for the rest of the run.
+        all.extend(cluster::scenarios());
+    }
     all
 }
 
