@@ -41,8 +41,8 @@
 //! | [`connection`] | a connection's reader task; the writer is chat-async's `outbound` |
 //! | [`session`] | one connection's requests, one at a time, each an `async fn` |
 //! | [`relay`] | the node's delivery rules, sans-I/O: envelopes in, frames out |
-//! | [`node`] | the shared state, and the pump, subscriber and liveness tasks |
-//! | [`bus`] | the [`bus::Bus`] trait, and Redis behind it (`bus/redis.rs`, `bus/scripts.rs`) |
+//! | [`node`] | the shared state; `node/tasks.rs`: the pump, subscriber, recovery and liveness tasks |
+//! | [`bus`] | the [`bus::Bus`] trait, and Redis behind it: connections and reconnecting (`bus/redis.rs`), the operations (`bus/redis/commands.rs`), the Lua scripts (`bus/scripts.rs`) |
 //! | [`envelope`], [`keys`] | what travels on channels; every key and channel name |
 //! | [`http`] | `/health` and `/metrics` |
 //! | [`prefork`] | `--processes N`: a supervisor and its workers on one port |
