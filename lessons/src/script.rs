@@ -246,13 +246,21 @@ pub fn classify(command: Command, catalog: &Catalog) -> Result<Step, String> {
     }
     let server = words
         .iter()
-        .find(|w| catalog.is_server(w))
+        .find(|w| catalog.is_server(w) || **w == REDIS)
         .map(|w| w.to_string());
     let asks_for_help = words
         .iter()
         .any(|w| matches!(*w, "--help" | "-h" | "--version" | "-V"));
     match server {
-        Some(bin) if !has_unquoted(&command.text, '|') && !asks_for_help => {
+        Some(bin) if bin == REDIS && !has_unquoted(&command.text, '|') && !asks_for_help => {
+            let lesson_port = redis_port(&command.text).unwrap_or(REDIS_PORT);
+            Ok(Step::Server {
+                command,
+                bin,
+                lesson_port,
+            })
+        }
+        Some(bin) if bin != REDIS && !has_unquoted(&command.text, '|') && !asks_for_help => {
             let lesson_port = addr_flag(&command.text)
                 .and_then(|a| a.rsplit(':').next()?.parse().ok())
                 .unwrap_or(DEFAULT_PORT);
@@ -264,6 +272,37 @@ pub fn classify(command: Command, catalog: &Catalog) -> Result<Step, String> {
         }
         _ => Ok(Step::Shell { command }),
     }
+}
+
+/// `redis-server` (lesson 10's shared state) is started like our servers: on a free port
+/// instead of its `--port`, kept running for the rest of the lesson, and its lesson port is
+/// mapped to the real one in later commands (`redis://127.0.0.1:6379`).
+pub const REDIS: &str = "redis-server";
+
+/// Redis's default port.
+pub const REDIS_PORT: u16 = 6379;
+
+/// The value of `--port N` in a `redis-server` line.
+pub fn redis_port(text: &str) -> Option<u16> {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "--port" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+/// The `redis-server` line with its `--port` replaced by `port` (appended when it had none).
+pub fn with_redis_port(text: &str, port: u16) -> String {
+    let mut words: Vec<String> = text.split(' ').map(str::to_string).collect();
+    for i in 0..words.len().saturating_sub(1) {
+        if words[i] == "--port" {
+            words[i + 1] = port.to_string();
+            return words.join(" ");
+        }
+    }
+    format!("{text} --port {port}")
 }
 
 /// The value of `--addr X` / `--addr=X` in a command line.
@@ -298,6 +337,24 @@ pub fn with_addr(text: &str, addr: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// `redis-server` lines are servers on their `--port` (default 6379), moved to a free one.
+    #[test]
+    fn redis_server_is_a_server_on_its_port() {
+        assert_eq!(
+            super::redis_port("redis-server --port 7000 --save ''"),
+            Some(7000)
+        );
+        assert_eq!(super::redis_port("redis-server"), None);
+        assert_eq!(
+            super::with_redis_port("redis-server --port 6379 --save ''", 41000),
+            "redis-server --port 41000 --save ''"
+        );
+        assert_eq!(
+            super::with_redis_port("redis-server", 41000),
+            "redis-server --port 41000"
+        );
+    }
+
     use super::*;
 
     fn catalog() -> Catalog {

@@ -184,11 +184,15 @@ impl<'a> LessonRun<'a> {
                 self.stop_server(i);
             }
         }
+        if command.text.split_whitespace().any(|w| w == script::REDIS) {
+            return self.start_redis(block, command, lesson_port);
+        }
         let bind = match self.ports.get(&lesson_port) {
             Some(real) => format!("127.0.0.1:{real}"),
             None => "127.0.0.1:0".to_string(),
         };
-        let text = script::with_addr(&command.text, &bind);
+        // Its other addresses (a Redis to use, an HTTP port) are the lesson's too.
+        let text = script::with_addr(&self.substitute_addresses(&command.text), &bind);
         let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
             Ok(p) => p,
             Err(e) => {
@@ -224,6 +228,38 @@ impl<'a> LessonRun<'a> {
                 None
             }
         }
+    }
+
+    /// `redis-server`: it cannot pick a free port itself and print it, so the test picks one
+    /// (the same one again when the lesson restarts it), and waits until it accepts.
+    fn start_redis(&mut self, block: usize, command: &Command, lesson_port: u16) -> Option<usize> {
+        let real = *self.ports.entry(lesson_port).or_insert_with(closed_port);
+        let text = script::with_redis_port(&command.text, real);
+        let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(command, &format!("cannot start: {e}"), "");
+                return None;
+            }
+        };
+        let deadline = std::time::Instant::now() + STARTUP;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], real));
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if proc.wait(Duration::from_millis(50)).is_some()
+                || std::time::Instant::now() > deadline
+            {
+                proc.stop(GRACE);
+                self.fail(command, "redis-server did not start", &proc.output());
+                return None;
+            }
+        }
+        self.servers.push(Some(RunningServer {
+            lesson_port,
+            block,
+            command: command.clone(),
+            proc,
+        }));
+        Some(self.servers.len() - 1)
     }
 
     fn stop_server(&mut self, i: usize) {
@@ -412,6 +448,8 @@ fn job_control(text: &str) -> Option<JobControl> {
                 "STOP" => JobControl::Signal(n, libc::SIGSTOP),
                 "CONT" => JobControl::Signal(n, libc::SIGCONT),
                 "HUP" => JobControl::Signal(n, libc::SIGHUP),
+                // A crash: the process gets no chance to say goodbye (lesson 10).
+                "KILL" | "9" => JobControl::Signal(n, libc::SIGKILL),
                 "USR1" => JobControl::Signal(n, libc::SIGUSR1),
                 _ => return None,
             })
@@ -442,6 +480,10 @@ mod tests {
         );
         assert_eq!(job_control("wait %3"), Some(JobControl::Wait(3)));
         assert_eq!(job_control("kill 1234"), None);
-        assert_eq!(job_control("kill -KILL %1"), None);
+        assert_eq!(
+            job_control("kill -KILL %1"),
+            Some(JobControl::Signal(1, libc::SIGKILL))
+        );
+        assert_eq!(job_control("kill -QUIT %1"), None);
     }
 }

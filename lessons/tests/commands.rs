@@ -23,6 +23,7 @@ const LESSONS: &[&str] = &[
     "07-async.md",
     "08-measuring.md",
     "09-socket-options.md",
+    "10-beyond-one-process.md",
 ];
 
 fn run(file: &str) {
@@ -152,4 +153,11 @@ fn lesson_08_measuring() {
 #[test]
 fn lesson_09_socket_options() {
     run("09-socket-options.md");
+}
+
+/// Lesson 10: chat-cluster on a real Redis: a chat across nodes, the checker over two nodes, a
+/// node killed (its members leave), Redis restarted (`unavailable`, then healed), prefork.
+#[test]
+fn lesson_10_beyond_one_process() {
+    run("10-beyond-one-process.md");
 }

@@ -87,12 +87,22 @@ impl FanoutReport {
 
 /// Runs the check against a server at `addr`. Blocking: it builds its own tokio runtime.
 pub fn run_rooms(addr: SocketAddr, spec: &FanoutSpec) -> anyhow::Result<FanoutReport> {
+    run_rooms_over(&[addr], spec)
+}
+
+/// Like [`run_rooms`], over the nodes of one cluster: member `i` connects to
+/// `addrs[i % addrs.len()]`, so every room has members on several nodes and every broadcast
+/// crosses them.
+pub fn run_rooms_over(addrs: &[SocketAddr], spec: &FanoutSpec) -> anyhow::Result<FanoutReport> {
+    if addrs.is_empty() {
+        bail!("a fan-out run needs at least one address");
+    }
     let _ = chat_core::net::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(run_async(addr, spec.clone()))
+    runtime.block_on(run_async(addrs.to_vec(), spec.clone()))
 }
 
 /// What one member task found.
@@ -107,7 +117,7 @@ struct MemberResult {
     error: Option<String>,
 }
 
-async fn run_async(addr: SocketAddr, spec: FanoutSpec) -> anyhow::Result<FanoutReport> {
+async fn run_async(addrs: Vec<SocketAddr>, spec: FanoutSpec) -> anyhow::Result<FanoutReport> {
     if spec.conns == 0 {
         bail!("a fan-out run needs at least one connection");
     }
@@ -128,6 +138,7 @@ async fn run_async(addr: SocketAddr, spec: FanoutSpec) -> anyhow::Result<FanoutR
             room_len,
             messages: spec.messages_per_conn,
         };
+        let addr = addrs[member % addrs.len()];
         let (ramp, joined_tx, go_rx) = (ramp.clone(), joined_tx.clone(), go_rx.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::timeout_at(deadline, task.run(addr, ramp, joined_tx, go_rx))

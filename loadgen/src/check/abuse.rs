@@ -96,7 +96,7 @@ fn max_conns_per_ip(ctx: &Ctx) -> Result<(), String> {
             "--max-conns-per-ip {limit}: start the server with a small limit, e.g. 4"
         ));
     }
-    let (first_ip, other_ip) = match ctx.addr.ip() {
+    let (first_ip, other_ip) = match ctx.first().ip() {
         IpAddr::V4(ip) if ip.is_loopback() => (
             Some(Ipv4Addr::new(127, 0, 0, 3).into()),
             Some(Ipv4Addr::new(127, 0, 0, 4).into()),
@@ -171,16 +171,18 @@ fn ping(ctx: &Ctx, source: Option<IpAddr>, label: &str) -> Result<Result<Client,
 /// A client whose socket is bound to `source` before it connects (`None`: the usual address).
 fn connect_from(ctx: &Ctx, source: Option<IpAddr>, label: &str) -> Result<Client, String> {
     let Some(source) = source else {
-        return Client::connect(ctx, label);
+        return Client::connect_to(ctx, ctx.first(), label);
     };
+    // The limit is per server process: every connection of this scenario goes to the first node.
+    let addr = ctx.first();
     use socket2::{Domain, Socket, Type};
     let fail = |e: std::io::Error| format!("{label}: cannot connect from {source}: {e}");
-    let socket = Socket::new(Domain::for_address(ctx.addr), Type::STREAM, None).map_err(fail)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
     socket
         .bind(&SocketAddr::new(source, 0).into())
         .map_err(fail)?;
     socket
-        .connect_timeout(&ctx.addr.into(), ctx.timeout())
+        .connect_timeout(&addr.into(), ctx.timeout())
         .map_err(fail)?;
     let stream: TcpStream = socket.into();
     Client::from_stream(ctx, label, stream)

@@ -7,7 +7,7 @@
 use super::Ctx;
 use serde_json::{json, Value};
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How far `ts` may be from the checker's clock (both run on one machine, but be kind to VMs).
@@ -39,10 +39,15 @@ pub(crate) enum Next {
 }
 
 impl Client {
-    /// Connects (within the reply timeout).
+    /// Connects (within the reply timeout) to the next node in turn.
     pub fn connect(ctx: &Ctx, label: &str) -> Result<Client, String> {
-        let stream = TcpStream::connect_timeout(&ctx.addr, ctx.timeout())
-            .map_err(|e| format!("{label}: cannot connect to {}: {e}", ctx.addr))?;
+        Client::connect_to(ctx, ctx.place(), label)
+    }
+
+    /// Connects to the node at `addr`.
+    pub fn connect_to(ctx: &Ctx, addr: SocketAddr, label: &str) -> Result<Client, String> {
+        let stream = TcpStream::connect_timeout(&addr, ctx.timeout())
+            .map_err(|e| format!("{label}: cannot connect to {addr}: {e}"))?;
         Self::from_stream(ctx, label, stream)
     }
 
@@ -50,12 +55,12 @@ impl Client {
     /// server's backlog quickly instead of hiding megabytes in its own kernel buffer.
     pub fn connect_with_small_buffer(ctx: &Ctx, label: &str) -> Result<Client, String> {
         use socket2::{Domain, Socket, Type};
-        let fail = |e: io::Error| format!("{label}: cannot connect to {}: {e}", ctx.addr);
-        let socket =
-            Socket::new(Domain::for_address(ctx.addr), Type::STREAM, None).map_err(fail)?;
+        let addr = ctx.place();
+        let fail = |e: io::Error| format!("{label}: cannot connect to {addr}: {e}");
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
         socket.set_recv_buffer_size(4096).map_err(fail)?;
         socket
-            .connect_timeout(&ctx.addr.into(), ctx.timeout())
+            .connect_timeout(&addr.into(), ctx.timeout())
             .map_err(fail)?;
         Self::from_stream(ctx, label, socket.into())
     }

@@ -20,6 +20,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
 /// The most connections the server_full scenario opens.
 const MAX_TESTABLE_CONNS: usize = 2000;
 
+/// `--max-conns` is per server process: every connection goes to the first node.
 fn server_full(ctx: &Ctx) -> Result<(), String> {
     let max = ctx.config.max_conns.unwrap_or(0);
     if max > MAX_TESTABLE_CONNS {
@@ -35,7 +36,7 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
         let mut conns = Vec::with_capacity(max);
         let mut full_too_soon = None;
         for i in 0..max {
-            let mut client = Client::connect(ctx, &format!("conn{i}"))?;
+            let mut client = Client::connect_to(ctx, ctx.first(), &format!("conn{i}"))?;
             client.send(&json!({"type": "ping", "id": i}))?;
             let reply = client.recv()?;
             if reply["type"] == "error" && reply["code"] == "server_full" {
@@ -63,7 +64,7 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
             }
             None => {}
         }
-        let mut extra = Client::connect(ctx, "one-too-many")?;
+        let mut extra = Client::connect_to(ctx, ctx.first(), "one-too-many")?;
         extra.expect_error("server_full")?;
         extra.expect_closed()?;
         conns[0].still_works()?;
@@ -76,7 +77,7 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
 fn wait_until_served(ctx: &Ctx) -> Result<(), String> {
     let deadline = Instant::now() + ctx.timeout() * 3;
     loop {
-        let mut client = Client::connect(ctx, "after-full")?;
+        let mut client = Client::connect_to(ctx, ctx.first(), "after-full")?;
         client.send(&json!({"type": "ping", "id": "free?"}))?;
         let reply = client.recv()?;
         if reply == json!({"type": "pong", "id": "free?"}) {

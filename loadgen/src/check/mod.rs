@@ -12,7 +12,12 @@
 //! loadgen check --addr 127.0.0.1:8888 --single                # a one-client-at-a-time server
 //! loadgen check --addr 127.0.0.1:8888 --rate-limit 10         # a server started with it
 //! loadgen check --addr 127.0.0.1:8888 --max-conns-per-ip 4    # a server started with it
+//! loadgen check --addr 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003   # the nodes of a cluster
+//! loadgen check --addr A,B,C --cluster-ctl ./ctl.sh           # plus node death and Redis restart
 //! ```
+//!
+//! Given several addresses (the nodes of one cluster), the checker places each new client on
+//! the next node in turn, so every scenario with two or more clients crosses nodes.
 //!
 //! It prints one line per scenario (`PASS name`, `FAIL name: why`, `SKIP name: why`), then
 //! `N passed, N failed, N skipped`, and exits 0 only when nothing failed.
@@ -29,10 +34,12 @@
 //! | `check/half_close.rs` | a client that half-closes still gets every reply, then the close |
 //! | `check/abuse.rs` | slowloris (only a complete frame is activity), `--max-conns-per-ip` |
 //! | `check/process.rs` | the assertions that need the server *process* (for the servers' tests) |
+//! | `check/cluster.rs` | a node killed, Redis restarted (with `--cluster-ctl`, or from tests) |
 
 mod abuse;
 mod burst;
 mod client;
+mod cluster;
 mod errors;
 mod framing;
 mod half_close;
@@ -45,21 +52,30 @@ mod requests;
 mod rooms;
 
 pub use burst::{assert_burst_passes_repeatedly, BURST};
+pub use cluster::{ClusterControl, CommandControl};
 pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `loadgen check` flags.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The server to check.
+    /// The server to check; several, comma-separated, for the nodes of one cluster (each
+    /// scenario's clients are spread over them).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub addr: Vec<SocketAddr>,
+    /// A program that controls the cluster, enabling the `cluster.*` scenarios. It is run as
+    /// `PROGRAM kill-node ADDR` (SIGKILL the node serving ADDR), `PROGRAM stop-redis` and
+    /// `PROGRAM start-redis` (the same Redis, on the same address), and must exit 0.
     #[arg(long)]
-    pub addr: SocketAddr,
+    pub cluster_ctl: Option<String>,
     /// The server serves one client at a time: scenarios needing two clients at once are SKIPped.
     #[arg(long)]
     pub single: bool,
@@ -107,8 +123,11 @@ pub fn main(args: CheckArgs) -> anyhow::Result<ExitCode> {
         only: args.only,
         reply_timeout: Duration::from_millis(args.timeout_ms),
         verbose: args.verbose,
+        cluster: args
+            .cluster_ctl
+            .map(|program| Arc::new(CommandControl::new(program)) as Arc<dyn ClusterControl>),
     };
-    let report = run_checks_with(args.addr, &config, |result| println!("{result}"));
+    let report = run_checks_with(&args.addr, &config, |result| println!("{result}"));
     println!("{}", report.summary());
     Ok(if report.failed() == 0 {
         ExitCode::SUCCESS
@@ -135,6 +154,8 @@ pub struct CheckConfig {
     pub reply_timeout: Duration,
     /// Log every frame to stderr.
     pub verbose: bool,
+    /// How to kill a node and restart Redis (enables the `cluster.*` scenarios).
+    pub cluster: Option<Arc<dyn ClusterControl>>,
 }
 
 impl Default for CheckConfig {
@@ -150,24 +171,34 @@ impl Default for CheckConfig {
             only: None,
             reply_timeout: Duration::from_millis(3000),
             verbose: false,
+            cluster: None,
         }
     }
 }
 
 /// Runs every scenario (or those matching `config.only`) against `addr`.
 pub fn run_checks(addr: SocketAddr, config: &CheckConfig) -> CheckReport {
-    run_checks_with(addr, config, |_| {})
+    run_checks_with(&[addr], config, |_| {})
+}
+
+/// Runs every scenario against the nodes of one cluster, spreading each scenario's clients
+/// over them.
+pub fn run_cluster_checks(addrs: &[SocketAddr], config: &CheckConfig) -> CheckReport {
+    run_checks_with(addrs, config, |_| {})
 }
 
 /// Like [`run_checks`], calling `on_result` as each scenario finishes (the CLI prints as it goes).
 fn run_checks_with(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     config: &CheckConfig,
     mut on_result: impl FnMut(&ScenarioResult),
 ) -> CheckReport {
-    let ctx = Ctx::new(addr, config.clone());
+    let ctx = Ctx::with_addrs(addrs, config.clone());
     let mut results = Vec::new();
-    for scenario in all_scenarios() {
+    // Against a single server, the cluster scenarios are not even listed: they only exist for
+    // the nodes of a cluster, or when the checker can kill nodes (`--cluster-ctl`).
+    let cluster = addrs.len() > 1 || config.cluster.is_some();
+    for scenario in all_scenarios(cluster) {
         if let Some(only) = &config.only {
             if !scenario.name.contains(only.as_str()) {
                 continue;
@@ -219,6 +250,8 @@ pub(crate) enum Need {
     /// A backlog large enough for the checker's bursts (see [`MIN_BURST_BACKLOG`]).
     BurstBacklog,
     MaxConnsPerIp,
+    /// A way to kill nodes and restart Redis (`--cluster-ctl`), and two nodes or more.
+    ClusterControl,
 }
 
 /// The ordering scenarios send bursts of up to ~100 KB to each member at once. A server
@@ -233,7 +266,7 @@ pub(crate) struct Scenario {
     pub run: fn(&Ctx) -> Result<(), String>,
 }
 
-fn all_scenarios() -> Vec<Scenario> {
+fn all_scenarios(cluster: bool) -> Vec<Scenario> {
     let mut all = Vec::new();
     all.extend(requests::scenarios());
     all.extend(rooms::scenarios());
@@ -244,6 +277,10 @@ fn all_scenarios() -> Vec<Scenario> {
     all.extend(burst::scenarios());
     all.extend(half_close::scenarios());
     all.extend(abuse::scenarios());
+    if cluster {
+        // Last: a killed node stays dead for the rest of the run.
+        all.extend(cluster::scenarios());
+    }
     all
 }
 
@@ -290,6 +327,14 @@ fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
                 }
                 _ => None,
             },
+            Need::ClusterControl if config.cluster.is_none() => {
+                return Some(
+                    "a cluster scenario: pass --cluster-ctl (a program that kills nodes and \
+                     restarts Redis) and the nodes' addresses"
+                        .into(),
+                )
+            }
+            Need::ClusterControl => None,
         };
         if let Some(flag) = missing {
             return Some(format!(
@@ -303,7 +348,12 @@ fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
 
 /// What every scenario gets: the server, the configuration, and fresh names.
 pub(crate) struct Ctx {
-    pub addr: SocketAddr,
+    /// The server, or the nodes of a cluster.
+    pub addrs: Vec<SocketAddr>,
+    /// Turns for [`Ctx::place`]: which node the next client connects to.
+    placement: AtomicUsize,
+    /// Nodes a scenario killed: no client is placed there any more.
+    dead: Mutex<HashSet<SocketAddr>>,
     pub config: CheckConfig,
     /// Distinguishes this run's names from those of an earlier run against the same server.
     run_tag: String,
@@ -312,13 +362,19 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     fn new(addr: SocketAddr, config: CheckConfig) -> Ctx {
+        Ctx::with_addrs(&[addr], config)
+    }
+
+    fn with_addrs(addrs: &[SocketAddr], config: CheckConfig) -> Ctx {
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())
             .unwrap_or(0)
             ^ u128::from(std::process::id());
         Ctx {
-            addr,
+            addrs: addrs.to_vec(),
+            placement: AtomicUsize::new(0),
+            dead: Mutex::new(HashSet::new()),
             config,
             run_tag: base36(seed % 36u128.pow(4)),
             counter: AtomicUsize::new(0),
@@ -334,6 +390,33 @@ impl Ctx {
 
     pub fn timeout(&self) -> Duration {
         self.config.reply_timeout
+    }
+
+    /// Where the next client connects: the live nodes in turn (always the server, if one).
+    pub fn place(&self) -> SocketAddr {
+        let dead = self.dead.lock().unwrap_or_else(|p| p.into_inner());
+        let live: Vec<SocketAddr> = self
+            .addrs
+            .iter()
+            .copied()
+            .filter(|a| !dead.contains(a))
+            .collect();
+        let live = if live.is_empty() { &self.addrs } else { &live };
+        live[self.placement.fetch_add(1, Ordering::Relaxed) % live.len()]
+    }
+
+    /// The first node: for scenarios whose clients must share one server (its limits are
+    /// per process).
+    pub fn first(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    /// A scenario killed this node.
+    pub fn mark_dead(&self, addr: SocketAddr) {
+        self.dead
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr);
     }
 }
 

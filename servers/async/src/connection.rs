@@ -88,7 +88,7 @@ async fn read_loop(
 /// A socket closed while the client's bytes sit unread in its receive buffer answers with a RST
 /// instead of a FIN, and a RST can make the client throw away our last frames (`bye`,
 /// `line_too_long`) before reading them. Draining first avoids it (nginx's "lingering close").
-async fn linger(socket: &mut OwnedReadHalf, buffer: &mut Vec<u8>) {
+pub async fn linger(socket: &mut OwnedReadHalf, buffer: &mut Vec<u8>) {
     let drain = async {
         loop {
             buffer.clear();

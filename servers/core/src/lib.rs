@@ -50,7 +50,10 @@ pub mod time;
 pub use config::{ServerArgs, SocketOptions};
 pub use decoder::LineDecoder;
 pub use executor::{carry_out, handle_lines, Sink};
-pub use hub::{encode, error_frame, Hub, HubConfig, DEFAULT_ROOM};
+pub use hub::{
+    bad_name_frame, clip, encode, error_frame, rate_limited_frame, taken_frame, Hub, HubConfig,
+    DEFAULT_ROOM,
+};
 pub use outbox::{Action, CloseReason, ConnId, Frame, Outbox};
 pub use protocol::{parse_request, ErrorCode, Event, Id, Inbound, Rejection, Request, RoomInfo};
 pub use send_queue::{BacklogFull, Flush, SendQueue};

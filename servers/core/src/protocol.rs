@@ -159,7 +159,8 @@ pub enum Event {
     },
 }
 
-/// The error codes of `PROTOCOL.md` (section 5). The last four close the connection after being sent.
+/// The error codes of `PROTOCOL.md` (section 5). `line_too_long`, `server_full`, `idle_timeout` and
+/// `shutting_down` close the connection after being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -176,11 +177,15 @@ pub enum ErrorCode {
     ServerFull,
     IdleTimeout,
     ShuttingDown,
+    /// A cluster node cannot reach the shared state (Redis) right now: the request had no
+    /// effect and may be retried. Not closing. Only cluster nodes send it (PROTOCOL.md,
+    /// version 1.1).
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in the order of `PROTOCOL.md` (tests iterate over it).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadRequest,
         ErrorCode::UnknownType,
         ErrorCode::NotJoined,
@@ -194,6 +199,7 @@ impl ErrorCode {
         ErrorCode::ServerFull,
         ErrorCode::IdleTimeout,
         ErrorCode::ShuttingDown,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire.
@@ -212,6 +218,7 @@ impl ErrorCode {
             ErrorCode::ServerFull => "server_full",
             ErrorCode::IdleTimeout => "idle_timeout",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 
@@ -363,4 +370,20 @@ fn truncate(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `unavailable` (v1.1, cluster nodes only) is on the wire as such, listed in `ALL`, and
+    /// does not close the connection: the client may retry.
+    #[test]
+    fn unavailable_is_a_non_closing_code() {
+        let code = ErrorCode::Unavailable;
+        assert_eq!(code.as_str(), "unavailable");
+        assert_eq!(serde_json::to_value(code).unwrap(), "unavailable");
+        assert!(!code.closes_connection());
+        assert!(ErrorCode::ALL.contains(&code));
+    }
 }

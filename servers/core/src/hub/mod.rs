@@ -402,21 +402,24 @@ pub fn error_frame(code: ErrorCode, message: &str) -> Frame {
     })
 }
 
-fn rate_limited_frame() -> Frame {
+/// `rate_limited`, worded once for every server (the cluster answers it too).
+pub fn rate_limited_frame() -> Frame {
     error_frame(
         ErrorCode::RateLimited,
         "too many requests; this one was dropped",
     )
 }
 
-fn bad_name_frame(code: ErrorCode, what: &str) -> Frame {
+/// `bad_nickname` / `bad_room`: `what` is "nickname" or "room name".
+pub fn bad_name_frame(code: ErrorCode, what: &str) -> Frame {
     error_frame(
         code,
         &format!("a {what} is 1 to 32 characters, without spaces or control characters"),
     )
 }
 
-fn taken_frame(nickname: &str) -> Frame {
+/// `nickname_taken`, quoting the nickname (clipped).
+pub fn taken_frame(nickname: &str) -> Frame {
     error_frame(
         ErrorCode::NicknameTaken,
         &format!("the nickname `{}` is taken", clip(nickname)),
@@ -424,7 +427,7 @@ fn taken_frame(nickname: &str) -> Frame {
 }
 
 /// Client text echoed in an error message is cut short, so the error stays small.
-fn clip(s: &str) -> &str {
+pub fn clip(s: &str) -> &str {
     match s.char_indices().nth(32) {
         Some((end, _)) => &s[..end],
         None => s,

@@ -1,0 +1,152 @@
+//! The bus: the shared state and the channels of the cluster, behind one trait.
+//!
+//! A node asks the bus to do things that must be *atomic across the cluster* (claim a
+//! nickname and enter a room in one step, rename, move, release) and to carry envelopes
+//! between nodes (publish to a room channel, send to a node channel). Each method is one
+//! round trip to Redis; each of the multi-key ones is a Lua script, which Redis runs with
+//! nothing else in between, so two nodes can never both win the same nickname, and a member's
+//! `joined` is published in the same instant it becomes a member.
+//!
+//! [`RedisBus`](redis::RedisBus) is the real thing. The trait exists so that another
+//! implementation (an in-process bus for a single node without Redis) can stand in without
+//! the node changing: the node only ever sees this interface and the [`BusEvent`]s.
+
+pub mod redis;
+mod scripts;
+
+use crate::keys::Owner;
+use bytes::Bytes;
+use std::future::Future;
+use std::time::Duration;
+
+/// The bus cannot be reached right now: the request had no effect (or its effect is unknown
+/// and will be reconciled when the bus is back). Clients are answered `unavailable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the cluster's shared state (Redis) cannot be reached")
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+pub type BusResult<T> = Result<T, Unavailable>;
+
+/// What the bus tells its node, in order, on one channel (`mpsc`).
+#[derive(Debug)]
+pub enum BusEvent {
+    /// Connected (again): nothing is subscribed on the new connection, and the shared state
+    /// may have forgotten this node (a restarted Redis): the node must re-register.
+    Up,
+    /// The connection is lost: requests fail with [`Unavailable`] until the next `Up`.
+    Down,
+    /// An envelope arrived on `channel`.
+    Message { channel: String, payload: Bytes },
+}
+
+/// One member as the shared state records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Its connection id on this node.
+    pub conn: u64,
+    pub nickname: String,
+    pub room: String,
+    /// The `left` envelope to publish in `room` for it, kept in the shared state so that a
+    /// reaper can publish it when this node is dead.
+    pub left: Bytes,
+}
+
+/// What a rename came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renamed {
+    Done,
+    /// Someone else holds the new nickname.
+    Taken,
+    /// The old nickname is no longer ours (this node was reaped while cut off).
+    Lost,
+}
+
+/// The operations a node needs from the shared state. See the module docs.
+///
+/// `impl Future + Send` rather than `async fn`, so that the futures can run on tokio's
+/// multi-threaded runtime; implementations write plain `async fn`.
+pub trait Bus: Send + Sync + 'static {
+    /// Whether the bus is connected right now.
+    fn is_up(&self) -> bool;
+
+    /// Claims `record.nickname` (ignoring case) for this node's `record.conn`, puts it in
+    /// `record.room` and publishes `joined` there. `None`: the nickname is taken.
+    /// Returns the room's members, the joiner included.
+    fn join(
+        &self,
+        record: &Record,
+        joined: Bytes,
+    ) -> impl Future<Output = BusResult<Option<Vec<String>>>> + Send;
+
+    /// Releases the member's nickname and place (if still its own) and publishes its `left`.
+    fn leave(&self, record: &Record) -> impl Future<Output = BusResult<()>> + Send;
+
+    /// Moves the claim from `old.nickname` to `new.nickname` and publishes `renamed`.
+    fn rename(
+        &self,
+        old: &Record,
+        new: &Record,
+        renamed: Bytes,
+    ) -> impl Future<Output = BusResult<Renamed>> + Send;
+
+    /// Moves the member from `old.room` to `new.room`, publishing `old.left` there and
+    /// `joined` in the new one. `None`: the nickname is no longer ours.
+    fn change_room(
+        &self,
+        old: &Record,
+        new: &Record,
+        joined: Bytes,
+    ) -> impl Future<Output = BusResult<Option<Vec<String>>>> + Send;
+
+    /// Publishes an envelope on a room's channel.
+    fn publish(&self, room: &str, payload: Bytes) -> impl Future<Output = BusResult<()>> + Send;
+
+    /// Who holds a nickname (given in lowercase), if anyone.
+    fn lookup(&self, folded: &str) -> impl Future<Output = BusResult<Option<Owner>>> + Send;
+
+    /// Publishes an envelope on `owner.node`'s channel if `owner` still holds the nickname;
+    /// `false` if it does not any more.
+    fn send_private(
+        &self,
+        folded: &str,
+        owner: &Owner,
+        payload: Bytes,
+    ) -> impl Future<Output = BusResult<bool>> + Send;
+
+    /// A room's members (unsorted).
+    fn users(&self, room: &str) -> impl Future<Output = BusResult<Vec<String>>> + Send;
+
+    /// Every room with its member count (unsorted).
+    fn rooms(&self) -> impl Future<Output = BusResult<Vec<(String, usize)>>> + Send;
+
+    /// Subscribes to channels; returns once every subscription is confirmed, so everything
+    /// published after that is delivered.
+    fn subscribe(&self, channels: &[String]) -> impl Future<Output = BusResult<()>> + Send;
+
+    fn unsubscribe(&self, channels: &[String]) -> impl Future<Output = BusResult<()>> + Send;
+
+    /// Refreshes this node's heartbeat, which expires after `ttl` without a refresh. `true`:
+    /// the node was reaped meanwhile (it was too slow to refresh), and must re-register.
+    fn heartbeat(&self, ttl: Duration) -> impl Future<Output = BusResult<bool>> + Send;
+
+    /// Reaps every node whose heartbeat expired: frees its nicknames, takes its members out
+    /// of their rooms and publishes their `left`. Returns the reaped node ids.
+    fn reap(&self) -> impl Future<Output = BusResult<Vec<String>>> + Send;
+
+    /// Makes the shared state agree with this node's members after a reconnection: records
+    /// it has of connections that are gone are released (with a `left`), and every current
+    /// member is claimed and placed again (with a `joined` if the cluster saw it leave, that
+    /// is, if this node was reaped meanwhile). Returns the connections whose nickname someone
+    /// else holds now.
+    fn reregister(
+        &self,
+        members: &[(Record, Bytes)],
+    ) -> impl Future<Output = BusResult<Vec<u64>>> + Send;
+}

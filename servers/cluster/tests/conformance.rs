@@ -1,0 +1,47 @@
+//! One chat-cluster node on a real Redis, against the shared conformance checker and the
+//! process-level checks every server passes.
+
+mod support;
+
+use loadgen::check::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
+use std::path::Path;
+use support::{unique_prefix, Redis, PROGRAM};
+
+fn node_args<'a>(redis: &'a str, prefix: &'a str) -> [&'a str; 8] {
+    [
+        "--redis",
+        redis,
+        "--redis-prefix",
+        prefix,
+        "--http-addr",
+        "off",
+        "--threads",
+        "2",
+    ]
+}
+
+/// Every scenario of the protocol passes against a single node (two processes are started:
+/// the limits run and the rate-limit run, nodes of one cluster).
+#[test]
+fn a_single_node_passes_the_conformance_suite() {
+    let Some(redis) = Redis::start() else { return };
+    let (url, prefix) = (redis.url(), unique_prefix("conformance"));
+    assert_conformance(Path::new(PROGRAM), &node_args(&url, &prefix), false);
+}
+
+/// SIGTERM: every client gets `shutting_down` then EOF, and the process exits 0 within 2 s.
+#[test]
+fn shuts_down_gracefully() {
+    let Some(redis) = Redis::start() else { return };
+    let (url, prefix) = (redis.url(), unique_prefix("shutdown"));
+    assert_graceful_shutdown(Path::new(PROGRAM), &node_args(&url, &prefix), 20);
+}
+
+/// Out of file descriptors: accepting pauses instead of spinning, the clients it has keep
+/// chatting (through Redis), and accepting resumes once descriptors are free.
+#[test]
+fn survives_fd_exhaustion() {
+    let Some(redis) = Redis::start() else { return };
+    let (url, prefix) = (redis.url(), unique_prefix("fds"));
+    assert_survives_fd_exhaustion(Path::new(PROGRAM), &node_args(&url, &prefix));
+}

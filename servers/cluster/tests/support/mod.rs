@@ -1,0 +1,238 @@
+//! What the cluster's tests share: a throw-away `redis-server` that can be stopped and started
+//! again on the same port, chat-cluster nodes on it, and a tiny HTTP GET.
+//!
+//! Every process is killed on drop, also when a test panics. Each test uses its own Redis (on
+//! a free port) and its own key prefix.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The chat-cluster binary under test.
+pub const PROGRAM: &str = env!("CARGO_BIN_EXE_chat-cluster");
+
+/// A redis-server child on a fixed loopback port, killed on drop.
+pub struct Redis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts redis-server on a free port, or returns `None` when it is not installed (outside
+    /// CI; in CI, which installs it, a missing Redis fails the test).
+    pub fn start() -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(!in_ci, "redis-server is missing; CI must install it");
+            eprintln!("redis-server is not installed: skipping this cluster test");
+            return None;
+        }
+        // Redis cannot pick its own port and report it: ask the kernel for a free one.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Redis { port, child: None };
+        redis.start_again();
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Kills it (SIGKILL: what it had in memory is gone, as after a crash).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) on the same port, empty, and waits until it accepts connections.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--maxclients", "1000"])
+            .stdin(Stdio::null())
+            .stdout(if std::env::var_os("CLUSTER_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not accept within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// One command, inline, and its first reply line (for assertions on the shared state).
+    pub fn command(&self, line: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr()).expect("connect to redis");
+        stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("send to redis");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut reply = String::new();
+        let _ = BufReader::new(stream).read_line(&mut reply);
+        reply.trim_end().to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A key prefix no other test of this run uses.
+pub fn unique_prefix(test: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}-{}-{test}:",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A chat-cluster process, with its addresses, killed on drop.
+pub struct Node {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Where its `/health` and `/metrics` are.
+    pub http: SocketAddr,
+}
+
+impl Node {
+    /// Starts chat-cluster on free ports (chat and HTTP) with `args`, and reads its
+    /// `listening on` and `http on` lines.
+    pub fn start(redis: &Redis, prefix: &str, args: &[&str]) -> Node {
+        let mut child = Command::new(PROGRAM)
+            .args(["--redis", &redis.url(), "--redis-prefix", prefix])
+            .args(["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // CLUSTER_TEST_LOGS=1 shows the nodes' logs (with RUST_LOG=debug, everything).
+            .stderr(if std::env::var_os("CLUSTER_TEST_LOGS").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("chat-cluster starts");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let second = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = tx.send((first, second));
+            for _ in lines {} // keep draining
+        });
+        let (first, second) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("chat-cluster prints its addresses");
+        let addr = first
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("expected `listening on ADDR`, got {first:?}"));
+        let http = second
+            .strip_prefix("http on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("expected `http on ADDR`, got {second:?}"));
+        Node { child, addr, http }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no goodbye to anyone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits up to `within`; the exit status, or `None` if it had to be killed.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `GET path` over HTTP/1.0: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Waits until `check` holds, polling every 50 ms, for at most `within`.
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
