@@ -213,7 +213,11 @@ fn per_addr_part(config: &RunConfig, total: &ShardResult) -> Vec<AddrReport> {
         .enumerate()
         .map(|(i, addr)| {
             let t = total.tally.per_addr.get(i).cloned().unwrap_or_default();
-            let rec = total.recorder.per_addr.get(i).cloned().unwrap_or_default();
+            // With one address the engine records its latencies only once, as the totals.
+            let (round_trip, fanout) = match (config.addrs.len(), total.recorder.per_addr.get(i)) {
+                (1, _) | (_, None) => (&total.recorder.round_trip, &total.recorder.fanout),
+                (_, Some(rec)) => (&rec.round_trip, &rec.fanout),
+            };
             AddrReport {
                 addr: addr.to_string(),
                 attempted: t.attempted,
@@ -223,8 +227,8 @@ fn per_addr_part(config: &RunConfig, total: &ShardResult) -> Vec<AddrReport> {
                 sent: t.sent_measured,
                 acked: t.acked_measured,
                 deliveries: t.delivered_measured,
-                round_trip_us: rec.round_trip.summary(),
-                fanout_us: rec.fanout.summary(),
+                round_trip_us: round_trip.summary(),
+                fanout_us: fanout.summary(),
             }
         })
         .collect()

@@ -45,6 +45,12 @@ const EVENTS: usize = 1024;
 pub(super) const BATCH: usize = 256;
 /// After sending ends, how often a thread checks whether every copy has arrived.
 const DRAIN_TICK_US: u64 = 2_000;
+/// Once the plan is out, a deadline further away than this needs no timer of the thread's own:
+/// the shard's coordinating thread wakes every poller at each boundary of the plan (start,
+/// measured window, end), and a wait without a timeout saves `polling` two system calls (it
+/// arms and re-registers its timerfd for every timed wait). That matters in closed loop, where
+/// nothing else is ever due.
+const COARSE_US: u64 = 5_000;
 
 /// How a connection ended, for the shard's accounting.
 pub(crate) enum Outcome {
@@ -471,8 +477,8 @@ impl EventLoop {
         (all_sent && all_arrived) || now >= plan.times.drain_until_us
     }
 
-    /// When the next thing is due (µs), or `None` when only the sockets (or the parent's plan)
-    /// can bring news.
+    /// When the next thing is due (µs), or `None` when only the sockets (or the parent's plan,
+    /// or the shard's wake-up at a boundary of the plan) can bring news.
     fn next_deadline(&self, now: u64) -> Option<u64> {
         let mut next: Option<u64> = None;
         let mut at = |t: u64| next = Some(next.map_or(t, |n: u64| n.min(t)));
@@ -485,23 +491,32 @@ impl EventLoop {
         if let Some(&(deadline, _)) = self.joining.front() {
             at(deadline);
         }
-        if let Some(plan) = &self.plan {
-            let t = plan.times;
-            if self.window.cpu_start_ns.is_none() {
-                at(t.measure_from_us);
+        let Some(plan) = &self.plan else {
+            return next;
+        };
+        let t = plan.times;
+        if self.done_sending {
+            at((now + DRAIN_TICK_US).min(t.drain_until_us));
+        } else if now >= t.start_us {
+            if self.closed_start.is_some() {
+                at(now);
+            } else if let Some(due) = self.schedule.as_ref().and_then(Schedule::next_due) {
+                at(due);
             }
-            if self.done_sending {
-                at((now + DRAIN_TICK_US).min(t.drain_until_us));
-            } else {
-                at(t.send_until_us);
-                if now < t.start_us {
-                    at(t.start_us);
-                } else if self.closed_start.is_some() {
-                    at(now);
-                } else if let Some(due) = self.schedule.as_ref().and_then(Schedule::next_due) {
-                    at(due);
-                }
-            }
+        }
+        // The plan's boundaries: the shard wakes every thread at each of them, so a far one
+        // needs no timer here (see `COARSE_US`).
+        let boundary = if now < t.start_us {
+            Some(t.start_us)
+        } else if self.window.cpu_start_ns.is_none() {
+            Some(t.measure_from_us)
+        } else if !self.done_sending {
+            Some(t.send_until_us)
+        } else {
+            None
+        };
+        if let Some(b) = boundary.filter(|&b| b.saturating_sub(now) <= COARSE_US) {
+            at(b);
         }
         next
     }

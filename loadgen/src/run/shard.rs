@@ -242,12 +242,34 @@ fn coordinate(
         .collect();
     let membership = Membership::new(&shared.layout, spec.rooms.clone(), &joined);
     let _ = shared.plan.set(Arc::new(Plan { times, membership }));
-    for poller in pollers {
-        let _ = poller.notify();
-    }
+    let wake_all = || {
+        for poller in pollers {
+            let _ = poller.notify();
+        }
+    };
+    wake_all();
+    // Wake the threads at each boundary of the plan: between boundaries a thread with nothing
+    // due soon waits without a timer (see `COARSE_US` in `event_loop.rs`).
+    let mut boundaries = vec![
+        times.start_us,
+        times.measure_from_us,
+        times.send_until_us,
+        times.drain_until_us,
+    ];
+    boundaries.reverse();
+    let mut last_report = std::time::Instant::now();
     while handles.iter().any(|h| !h.is_finished()) {
-        report(Report::Progress(live.snapshot()));
-        std::thread::sleep(PROGRESS_EVERY);
+        let now = shared.clock.now_us();
+        while boundaries.last().is_some_and(|&b| b <= now) {
+            boundaries.pop();
+            wake_all();
+        }
+        if last_report.elapsed() >= PROGRESS_EVERY {
+            report(Report::Progress(live.snapshot()));
+            last_report = std::time::Instant::now();
+        }
+        let next = boundaries.last().map_or(u64::MAX, |&b| b - now);
+        std::thread::sleep(Duration::from_micros(next).min(Duration::from_millis(20)));
     }
     report(Report::Progress(live.snapshot()));
     Ok(())

@@ -267,6 +267,8 @@ impl EventLoop {
         let corrected = now.saturating_sub(id.intended_us);
         let uncorrected = now.saturating_sub(id.sent_us);
         let at = conn.addr_slot;
+        // With one address its figures are the totals: no need to record them twice.
+        let per_addr = self.rec.per_addr.len() > 1;
         if id.sender == conn.index {
             self.tally.acked += 1;
             conn.ack_pending = self.shared.config.rate.is_none();
@@ -275,7 +277,9 @@ impl EventLoop {
                 self.tally.per_addr[at].acked_measured += 1;
                 self.rec.round_trip.record(corrected);
                 self.rec.round_trip_uncorrected.record(uncorrected);
-                self.rec.per_addr[at].round_trip.record(corrected);
+                if per_addr {
+                    self.rec.per_addr[at].round_trip.record(corrected);
+                }
             }
         } else {
             self.tally.delivered += 1;

@@ -83,15 +83,33 @@ impl MsgId {
     }
 
     /// Parses an `id` the generator wrote; `None` for anything else (another client's id).
+    /// One pass over the bytes: it runs for every copy received.
     pub(crate) fn parse(text: &[u8]) -> Option<MsgId> {
-        let mut parts = text.split(|&b| b == b':');
-        let id = MsgId {
-            sender: u32::try_from(parse_decimal(parts.next()?)?).ok()?,
-            seq: parse_decimal(parts.next()?)?,
-            intended_us: parse_decimal(parts.next()?)?,
-            sent_us: parse_decimal(parts.next()?)?,
-        };
-        parts.next().is_none().then_some(id)
+        let mut fields = [0u64; 4];
+        let mut digits = [0usize; 4];
+        let mut field = 0;
+        for &b in text {
+            match b {
+                b'0'..=b'9' => {
+                    let n = fields[field]
+                        .checked_mul(10)?
+                        .checked_add((b - b'0') as u64)?;
+                    fields[field] = n;
+                    digits[field] += 1;
+                }
+                b':' if field < 3 => field += 1,
+                _ => return None,
+            }
+        }
+        if field != 3 || digits.contains(&0) {
+            return None;
+        }
+        Some(MsgId {
+            sender: u32::try_from(fields[0]).ok()?,
+            seq: fields[1],
+            intended_us: fields[2],
+            sent_us: fields[3],
+        })
     }
 }
 
@@ -107,20 +125,6 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
         }
     }
     out.extend_from_slice(&digits[at..]);
-}
-
-/// Digits only, at least one, no overflow.
-fn parse_decimal(text: &[u8]) -> Option<u64> {
-    if text.is_empty() || text.len() > 20 {
-        return None;
-    }
-    text.iter().try_fold(0u64, |n, &b| {
-        if b.is_ascii_digit() {
-            n.checked_mul(10)?.checked_add((b - b'0') as u64)
-        } else {
-            None
-        }
-    })
 }
 
 /// How the connections are grouped into rooms, and the names they use.
