@@ -168,7 +168,9 @@ impl<'a> Cursor<'a> {
         }
         let start = self.at + 1;
         let rest = &self.line[start..];
-        match memchr::memchr2(b'"', b'\\', rest) {
+        // A plain loop: the strings of a chat line are a few bytes to a few dozen, too short
+        // for a vectorised search to pay for its setup.
+        match rest.iter().position(|&b| b == b'"' || b == b'\\') {
             Some(end) if rest[end] == b'"' => {
                 self.at = start + end + 1;
                 Ok(&rest[..end])

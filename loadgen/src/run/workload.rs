@@ -85,23 +85,26 @@ impl MsgId {
     /// Parses an `id` the generator wrote; `None` for anything else (another client's id).
     /// One pass over the bytes: it runs for every copy received.
     pub(crate) fn parse(text: &[u8]) -> Option<MsgId> {
+        // At most 19 digits per number: no u64 of that length overflows, so no checks inside.
+        const MAX_DIGITS: usize = 19;
         let mut fields = [0u64; 4];
-        let mut digits = [0usize; 4];
-        let mut field = 0;
+        let (mut field, mut digits) = (0, 0);
         for &b in text {
-            match b {
-                b'0'..=b'9' => {
-                    let n = fields[field]
-                        .checked_mul(10)?
-                        .checked_add((b - b'0') as u64)?;
-                    fields[field] = n;
-                    digits[field] += 1;
+            let digit = b.wrapping_sub(b'0');
+            if digit < 10 {
+                if digits == MAX_DIGITS {
+                    return None;
                 }
-                b':' if field < 3 => field += 1,
-                _ => return None,
+                fields[field] = fields[field] * 10 + digit as u64;
+                digits += 1;
+            } else if b == b':' && field < 3 && digits > 0 {
+                field += 1;
+                digits = 0;
+            } else {
+                return None;
             }
         }
-        if field != 3 || digits.contains(&0) {
+        if field != 3 || digits == 0 {
             return None;
         }
         Some(MsgId {
