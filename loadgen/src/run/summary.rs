@@ -121,12 +121,13 @@ pub fn render(report: &RunReport) -> String {
     };
     let target = serde_json::to_value(cfg.target).unwrap_or_default();
     let workload = serde_json::to_value(cfg.workload).unwrap_or_default();
+    let target = target.as_str().unwrap_or("?");
     let servers = match cfg.addrs.len() {
-        1 => format!("server at {}", cfg.addr),
+        1 => format!("{target} server at {}", cfg.addr),
         n => {
             let spread = serde_json::to_value(cfg.spread).unwrap_or_default();
             format!(
-                "{n} servers at {} (spread: {})",
+                "{n} {target} servers at {} (spread: {})",
                 cfg.addr,
                 spread.as_str().unwrap_or("?")
             )
@@ -134,9 +135,8 @@ pub fn render(report: &RunReport) -> String {
     };
     let _ = writeln!(
         out,
-        "target       {} {servers}, workload {}, {} connections in {} room(s) of up to {}, \
-         {rate}, {} s measured after {} s warm-up",
-        target.as_str().unwrap_or("?"),
+        "target       {servers}, workload {}, {} connections in {} room(s) of up to {}, {rate}, \
+         {} s measured after {} s warm-up",
         workload.as_str().unwrap_or("?"),
         cfg.conns,
         cfg.rooms,
