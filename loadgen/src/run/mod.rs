@@ -18,6 +18,7 @@
 //! | one process's share: whole rooms, its threads, its loss accounting | `shard.rs` |
 //! | worker processes and what they say to the parent | `worker.rs`, `link.rs` |
 //! | one engine thread: a `polling` event loop, timers finer than a millisecond | `event_loop.rs` |
+//! | a connection's life there: ramp, connect, handshake, timeouts, drops | `lifecycle.rs` |
 //! | sending on schedule, reading and timing every copy | `traffic.rs`, `schedule.rs` |
 //! | one connection: non-blocking connect from a chosen source address, buffers | `connect.rs`, `conn.rs` |
 //! | lost / duplicated / out-of-order detection | `sequence.rs` |
@@ -58,6 +59,7 @@ mod conn;
 mod connect;
 mod engine;
 mod event_loop;
+mod lifecycle;
 mod link;
 mod merge;
 mod progress;
