@@ -38,6 +38,7 @@ pub fn render(plan: &C10kPlan, runs: &[(WorkloadPlan, SweepResults)]) -> String 
          th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }\n\
          th:first-child, td:first-child { text-align: left; }\n\
          td.failed, td.skipped { color: #a00; text-align: center; }\n\
+         td.behind { color: #a60; text-align: center; }\n\
          img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }\n\
          </style>\n</head>\n<body>\n<h1>C10K comparison: every server model, side by side</h1>\n",
     );
@@ -124,9 +125,16 @@ fn cell(row: Option<&SweepRow>) -> String {
     };
     match row.status {
         Status::Ok => format!(
-            "<td>{:.0} msg/s · p99 {:.2} ms</td>",
+            "<td>{:.0} msg/s · p99 {:.2} ms · send lag p99 {} µs</td>",
             row.qps,
-            row.p99_us as f64 / 1000.0
+            row.p99_us as f64 / 1000.0,
+            row.send_lag_p99_us
+        ),
+        // Served, but the generator fell behind: its figures bound the generator.
+        Status::Behind => format!(
+            "<td class=\"behind\" title=\"{}\">generator behind (send lag p99 {} µs)</td>",
+            escape(row.reason.as_deref().unwrap_or("")),
+            row.send_lag_p99_us
         ),
         Status::Failed | Status::Skipped => {
             let class = if row.status == Status::Failed {

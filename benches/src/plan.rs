@@ -97,7 +97,7 @@ impl C10kPlan {
 
     /// The sweep of every model in `models` for one workload.
     pub fn sweep_config(&self, workload: &WorkloadPlan, models: Vec<ModelSpec>) -> SweepConfig {
-        // `addr`, `conns` and `server_pid` are filled in by the sweep for each level.
+        // `addrs`, `conns` and `server_pids` are filled in by the sweep for each level.
         let mut run = RunConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), 1);
         run.workload = workload.workload;
         run.rate = workload.rate;
@@ -122,7 +122,9 @@ impl C10kPlan {
 
 /// The smoke test's verdict: levels that a model with no known limit failed to serve. In quick
 /// mode (10 and 50 connections) every model but the single-client blocking one serves every
-/// level, so anything listed here is a regression, and the bench fails.
+/// level, so anything listed here is a regression, and the bench fails. A level the server
+/// served while the generator fell behind (`behind`, CI machines are busy) is not a failure of
+/// the server.
 pub fn unexpected_failures(models: &[ModelSpec], runs: &[SweepResults]) -> Vec<String> {
     let mut failures = Vec::new();
     for results in runs {
@@ -130,7 +132,7 @@ pub fn unexpected_failures(models: &[ModelSpec], runs: &[SweepResults]) -> Vec<S
             let limited = models
                 .iter()
                 .any(|m| m.name == row.model && m.limit_note.is_some());
-            if row.status != Status::Ok && !limited {
+            if matches!(row.status, Status::Failed | Status::Skipped) && !limited {
                 failures.push(format!(
                     "{} at {} connections ({}): {}",
                     row.model,

@@ -1,8 +1,10 @@
 //! `loadgen run` against the in-process TestServer: every workload, both loops, the failure
 //! reports, and the command line with its JSON output.
 
+mod support;
+
 use chat_core::HubConfig;
-use loadgen::run::{run, RunConfig, RunReport, Workload, SCHEMA};
+use loadgen::run::{run, RunConfig, RunReport, Workload, BEHIND, SCHEMA};
 use loadgen::testkit::{Faults, TestServer};
 use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
@@ -20,8 +22,13 @@ fn quick(addr: SocketAddr, conns: usize) -> RunConfig {
     config
 }
 
+/// Everything a server controls is clean (see `support::server_clean`).
 fn assert_clean(report: &RunReport) {
-    assert!(report.ok, "run not clean: {}", report.headline);
+    assert!(
+        support::server_clean(report),
+        "run not clean: {}",
+        report.headline
+    );
     assert_eq!(report.messages.lost, 0);
     assert_eq!(report.messages.duplicated, 0);
     assert_eq!(report.messages.out_of_order, 0);
@@ -48,14 +55,9 @@ fn chat_workload_accounts_for_every_copy() {
     assert_eq!(m.deliveries, 4 * m.acked);
     assert_eq!(report.latency_us.round_trip.count, m.acked);
     assert_eq!(report.latency_us.fanout.count, m.deliveries);
-    // "OK", or "WARNING" if a busy machine made the generator late: never "FAILED".
+    // "OK", or "FAILED" only because a busy machine made the generator late (assert_clean).
     assert!(
         report.headline.contains(" 40/40 connected"),
-        "{}",
-        report.headline
-    );
-    assert!(
-        !report.headline.starts_with("FAILED"),
         "{}",
         report.headline
     );
@@ -89,7 +91,7 @@ fn ping_private_and_idle_workloads() {
 
     let mut idle = quick(server.addr(), 30);
     idle.workload = Workload::Idle;
-    idle.server_pid = Some(std::process::id()); // the TestServer lives in this process
+    idle.server_pids = vec![std::process::id()]; // the TestServer lives in this process
     let report = run(&idle).expect("idle run");
     assert_clean(&report);
     assert_eq!(report.messages.sent_total, 0);
@@ -153,7 +155,7 @@ fn server_full_is_reported() {
 }
 
 /// The command line prints the verdict first, writes the JSON report, and exits 0 on a clean
-/// run.
+/// run (1 only if the busy test machine made the generator fall behind, which it then says).
 #[test]
 fn command_line_prints_summary_and_writes_json() {
     let server = TestServer::start(Faults::default()).expect("test server");
@@ -176,18 +178,22 @@ fn command_line_prints_summary_and_writes_json() {
         .output()
         .expect("loadgen runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let first_line = stdout.lines().next().unwrap_or("");
+    let behind = first_line.starts_with(&format!("FAILED: {BEHIND} ("));
     assert!(
-        output.status.success(),
+        output.status.success() || (output.status.code() == Some(1) && behind),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let first_line = stdout.lines().next().unwrap_or("");
     assert!(first_line.contains(" 12/12 connected"), "{stdout}");
-    assert!(!first_line.starts_with("FAILED"), "{stdout}");
     assert!(stdout.contains("round trip (corrected)"), "{stdout}");
+    assert!(stdout.contains("send lag (generator)"), "{stdout}");
+    assert!(stdout.contains("µs per message"), "{stdout}");
     let report = RunReport::from_json(&std::fs::read_to_string(&json).expect("json written"))
         .expect("valid report");
+    assert_clean(&report);
     assert_eq!(report.config.room_size, 4);
     assert_eq!(report.connections.connected, 12);
+    assert!(report.generator.cpu_us_per_msg.is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }

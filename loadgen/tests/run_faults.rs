@@ -2,6 +2,8 @@
 //! reports lost and reordered deliveries, and a stalling server shows in the open-loop
 //! (coordinated-omission corrected) latency but hides in the closed-loop one.
 
+mod support;
+
 use loadgen::run::{render_summary, run, RunConfig, RunReport};
 use loadgen::testkit::{Faults, TestServer};
 use std::net::SocketAddr;
@@ -100,7 +102,7 @@ fn open_loop_p99_shows_a_stall_that_closed_loop_hides() {
     eprintln!("closed loop:\n{}", render_summary(&closed));
     let (open_rt, closed_rt) = (&open.latency_us.round_trip, &closed.latency_us.round_trip);
     assert!(
-        open.ok && closed.ok,
+        support::server_clean(&open) && support::server_clean(&closed),
         "{}\n{}",
         open.headline,
         closed.headline

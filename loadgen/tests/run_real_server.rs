@@ -4,7 +4,9 @@
 //! The binary is taken from beside this test executable (`cargo test --workspace` builds it
 //! there); when it is missing (`cargo test -p loadgen` alone), it is built with cargo first.
 
-use loadgen::run::RunReport;
+mod support;
+
+use loadgen::run::{RunReport, BEHIND};
 use loadgen::server_process::ServerProcess;
 use loadgen::sweep::find_or_build;
 use std::process::Command;
@@ -39,22 +41,24 @@ fn thousand_connections_against_chat_epoll() {
         .output()
         .expect("loadgen runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    // Exit 0, or 1 only because the busy test machine made the generator fall behind.
+    let behind = stdout.starts_with(&format!("FAILED: {BEHIND} ("));
     assert!(
-        output.status.success(),
+        output.status.success() || (output.status.code() == Some(1) && behind),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
 
     let text = std::fs::read_to_string(&json_path).expect("JSON report written");
     let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    assert_eq!(json["schema"], "c10k-lab/loadgen-run/v1");
+    assert_eq!(json["schema"], "c10k-lab/loadgen-run/v2");
     assert_eq!(json["connections"]["connected"], 1000, "{stdout}");
     assert_eq!(json["connections"]["dropped"], 0, "{stdout}");
     assert_eq!(json["messages"]["lost"], 0, "{stdout}");
     assert_eq!(json["messages"]["duplicated"], 0, "{stdout}");
     assert_eq!(json["messages"]["out_of_order"], 0, "{stdout}");
     let report = RunReport::from_json(&text).expect("a run report");
-    assert!(report.ok, "{}", report.headline);
+    assert!(support::server_clean(&report), "{}", report.headline);
     assert_eq!(
         report.messages.received_copies, report.messages.expected_copies,
         "{stdout}"
@@ -64,6 +68,10 @@ fn thousand_connections_against_chat_epoll() {
     let server_figures = report.server.expect("server figures");
     assert!(server_figures.rss_connected_kib > 0);
     assert!(server_figures.rss_per_conn_bytes.is_some());
+    assert!(server_figures.cpu_us_per_msg.is_some());
+    assert!(report.generator.cpu_us_per_msg.is_some());
+    assert_eq!(report.per_addr.len(), 1);
+    assert_eq!(report.per_addr[0].connected, 1000);
 
     assert!(server
         .terminate(Duration::from_secs(5))

@@ -5,6 +5,8 @@
 //! print why and pass, except under CI (`CI=true`), where a missing Redis is a failure: CI
 //! installs it, and a silently skipped comparison would go unnoticed.
 
+mod support;
+
 use loadgen::run::{run, RunConfig, RunReport, Target, Workload};
 use loadgen::sweep::{models::redis_server_path, RedisServer};
 use std::time::Duration;
@@ -34,12 +36,12 @@ fn config(redis: &RedisServer, conns: usize, workload: Workload) -> RunConfig {
     config.duration = Duration::from_secs(1);
     config.connect_timeout = Duration::from_secs(20);
     config.drain = Duration::from_secs(5);
-    config.server_pid = Some(redis.pid());
+    config.server_pids = vec![redis.pid()];
     config
 }
 
 fn assert_clean(report: &RunReport) {
-    assert!(report.ok, "{}", report.headline);
+    assert!(support::server_clean(report), "{}", report.headline);
     assert_eq!(report.messages.unparsed, 0, "{}", report.headline);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(

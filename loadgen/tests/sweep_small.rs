@@ -76,7 +76,12 @@ fn small_sweep_writes_every_file_and_keeps_failed_models() {
     };
     for conns in [10, 50] {
         let epoll = row("chat-epoll (edge)", conns);
-        assert_eq!(epoll.status, Status::Ok, "{:?}", epoll.reason);
+        // `behind` (served, but the busy test machine made the generator late) is not `failed`.
+        assert!(
+            matches!(epoll.status, Status::Ok | Status::Behind),
+            "{:?}",
+            epoll.reason
+        );
         assert_eq!(epoll.connected, conns);
         assert!(epoll.qps > 0.0 && epoll.mem_per_conn_bytes.is_some());
     }
@@ -108,8 +113,21 @@ fn small_sweep_writes_every_file_and_keeps_failed_models() {
     assert_eq!(csv.lines().count(), 7, "header + 6 rows:\n{csv}");
     assert!(csv.contains("chat-blocking,10,failed,1,"), "{csv}");
     assert!(csv.contains("chat-nothing,50,skipped"), "{csv}");
+    assert!(csv.starts_with("model,conns,status,"), "{csv}");
+    assert!(
+        csv.lines().next().unwrap_or("").contains("send_lag_p99_us"),
+        "{csv}"
+    );
     let md = read(&dir, "results.md");
-    assert!(md.contains("| chat-epoll (edge) | 50 | ok |"), "{md}");
+    assert!(
+        md.contains("| chat-epoll (edge) | 50 | ok |")
+            || md.contains("| chat-epoll (edge) | 50 | behind |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("send lag p99 µs") && md.contains("loadgen µs/msg"),
+        "{md}"
+    );
     assert!(md.contains("| chat-blocking | 10 | failed |"), "{md}");
     for chart in ["qps.svg", "p99.svg", "memory.svg"] {
         let svg = read(&dir, chart);
@@ -144,7 +162,8 @@ fn sweep_command_line_writes_the_files() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("| chat-epoll (level) | 8 | ok |"),
+        stdout.contains("| chat-epoll (level) | 8 | ok |")
+            || stdout.contains("| chat-epoll (level) | 8 | behind |"),
         "{stdout}"
     );
     for file in [

@@ -1,5 +1,6 @@
 //! The flags of `loadgen run`, and [`RunConfig`], the same settings for library callers (the
-//! benches and `loadgen sweep` build one directly).
+//! benches and `loadgen sweep` build one directly; the parent hands it to its worker processes
+//! as JSON).
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -22,6 +23,18 @@ pub enum Workload {
     Idle,
 }
 
+/// How the connections are spread over several server addresses (`--addr A,B,C`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    /// Each room's members are dealt out over the servers, so every message crosses between
+    /// them: the way to measure a cluster's cross-node delivery. Against servers that are not
+    /// one cluster, every copy that would have to cross is lost, and the run says so.
+    Members,
+    /// Each room lives on one server (rooms dealt out round robin): independent servers.
+    Rooms,
+}
+
 /// Which protocol the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -34,9 +47,15 @@ pub enum Target {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Address of the server under test.
-    #[arg(long, default_value = "127.0.0.1:8888")]
-    pub addr: SocketAddr,
+    /// Address of the server under test; several, comma-separated, to spread the connections
+    /// over them (see --spread).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:8888")]
+    pub addr: Vec<SocketAddr>,
+
+    /// With several addresses: deal each room's members out over them (`members`, cross-node
+    /// delivery in a cluster), or keep each room on one (`rooms`, independent servers).
+    #[arg(long, value_enum, default_value_t = Spread::Members)]
+    pub spread: Spread,
 
     /// Connections to open.
     #[arg(long, default_value_t = 100)]
@@ -81,13 +100,14 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 32)]
     pub message_size: usize,
 
-    /// Write the report as JSON (schema `c10k-lab/loadgen-run/v1`) to this file.
+    /// Write the report as JSON (schema `c10k-lab/loadgen-run/v2`) to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
 
-    /// The server's process id: its CPU and memory are sampled during the run.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id: its CPU and memory are sampled during the run. Several,
+    /// comma-separated, for several servers (their figures are added up).
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
 
     /// Give up on a connection whose TCP connect, or whose join, takes longer than this.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -98,19 +118,41 @@ pub struct RunArgs {
     pub drain: Duration,
 
     /// Spread the connections over this many source addresses 127.0.0.1, 127.0.0.2, … (default:
-    /// one per 28,000 connections, the size of the usual ephemeral port range).
+    /// one per 28,000 connections of each process, the size of the usual ephemeral port range).
+    /// With several processes each gets its own share of them (rounded up).
     #[arg(long)]
     pub source_addrs: Option<usize>,
 
-    /// Runtime worker threads (default: one per core).
+    /// Generator processes, each holding whole rooms (default: enough that none holds more than
+    /// 16,000 connections; one process may hold only as many sockets as its open-file limit).
+    #[arg(long)]
+    pub procs: Option<usize>,
+
+    /// Engine threads per process (default: the cores shared out over the processes).
     #[arg(long)]
     pub threads: Option<usize>,
+
+    /// The generator counts as fallen behind (the run fails) when its send lag p99 is above
+    /// this: its figures then bound the generator, not the server.
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    pub max_send_lag: Duration,
+
+    /// Wake this many microseconds before each due send and spin to it (less send lag on a busy
+    /// machine, more generator CPU; 0: sleep until the due time).
+    #[arg(long, default_value_t = 0)]
+    pub spin_us: u64,
+
+    /// Internal: run as a worker process of a parent `loadgen run` (reads its share on stdin).
+    #[arg(long, hide = true)]
+    pub worker: bool,
 }
 
 /// Everything a run needs. Build it with [`RunConfig::new`] and change the public fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
-    pub addr: SocketAddr,
+    /// The servers; connections are spread over them as `spread` says.
+    pub addrs: Vec<SocketAddr>,
+    pub spread: Spread,
     pub target: Target,
     pub workload: Workload,
     pub conns: usize,
@@ -123,10 +165,18 @@ pub struct RunConfig {
     pub message_size: usize,
     pub connect_timeout: Duration,
     pub drain: Duration,
-    pub server_pid: Option<u32>,
-    /// `None`: automatic (one per 28,000 connections).
+    /// The server processes to sample (CPU, memory); empty: none.
+    pub server_pids: Vec<u32>,
+    /// `None`: automatic (one per 28,000 connections of each process).
     pub source_addrs: Option<usize>,
+    /// Generator processes; `None`: automatic (at most 16,000 connections each).
+    pub procs: Option<usize>,
+    /// Engine threads per process; `None`: the cores shared out over the processes.
     pub threads: Option<usize>,
+    /// Send lag p99 above which the generator counts as fallen behind.
+    pub max_send_lag: Duration,
+    /// Wake this long before a due send and spin to it (0: no spinning).
+    pub spin_us: u64,
     /// Draw the live progress line (only ever on a terminal).
     pub progress: bool,
 }
@@ -134,11 +184,16 @@ pub struct RunConfig {
 /// Connections per source address before the generator moves to the next 127.0.0.x.
 pub const CONNS_PER_SOURCE: usize = 28_000;
 
+/// Connections per generator process when `--procs` is not given: well inside this machine's
+/// hard limit of 20,000 open files per process.
+pub const CONNS_PER_PROC: usize = 16_000;
+
 impl RunConfig {
     /// The defaults of the command line: chat workload, rooms of 10, 1 message/s per connection.
     pub fn new(addr: SocketAddr, conns: usize) -> RunConfig {
         RunConfig {
-            addr,
+            addrs: vec![addr],
+            spread: Spread::Members,
             target: Target::Chat,
             workload: Workload::Chat,
             conns,
@@ -150,9 +205,12 @@ impl RunConfig {
             message_size: 32,
             connect_timeout: Duration::from_secs(10),
             drain: Duration::from_secs(3),
-            server_pid: None,
+            server_pids: Vec::new(),
             source_addrs: None,
+            procs: None,
             threads: None,
+            max_send_lag: Duration::from_millis(1),
+            spin_us: 0,
             progress: false,
         }
     }
@@ -164,7 +222,8 @@ impl RunConfig {
             (None, None) => 10,
         };
         let config = RunConfig {
-            addr: args.addr,
+            addrs: args.addr.clone(),
+            spread: args.spread,
             target: args.target,
             workload: args.workload,
             conns: args.conns,
@@ -176,9 +235,12 @@ impl RunConfig {
             message_size: args.message_size,
             connect_timeout: args.connect_timeout,
             drain: args.drain,
-            server_pid: args.server_pid,
+            server_pids: args.server_pid.clone(),
             source_addrs: args.source_addrs,
+            procs: args.procs,
             threads: args.threads,
+            max_send_lag: args.max_send_lag,
+            spin_us: args.spin_us,
             progress: true,
         };
         config.validate()?;
@@ -187,6 +249,8 @@ impl RunConfig {
 
     /// Refuses settings that cannot make a meaningful run, with the reason.
     pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.addrs.is_empty(), "--addr needs at least one address");
+        anyhow::ensure!(self.addrs.len() <= 1024, "too many addresses in --addr");
         anyhow::ensure!(self.conns > 0, "--conns must be at least 1");
         anyhow::ensure!(self.room_size > 0, "--room-size must be at least 1");
         if let Some(rate) = self.rate {
@@ -211,24 +275,73 @@ impl RunConfig {
                 "--workload private needs rooms of at least 2 (a partner to write to)"
             );
         }
-        let sources = self.source_count();
-        if sources > 1 {
+        let rooms = self.conns.div_ceil(self.room_size);
+        if let Some(procs) = self.procs {
+            anyhow::ensure!(procs > 0, "--procs must be at least 1");
             anyhow::ensure!(
-                matches!(self.addr, SocketAddr::V4(a) if a.ip().is_loopback()),
+                procs <= rooms,
+                "--procs {procs} needs at least {procs} rooms (each process holds whole rooms); \
+                 this run has {rooms}"
+            );
+        }
+        if self.threads == Some(0) {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        let sources = self.source_count();
+        if self.source_addrs.is_some_and(|n| n > 1) || self.sources_per_proc() > 1 {
+            anyhow::ensure!(
+                self.all_loopback_v4(),
                 "{} connections need several source addresses (127.0.0.x), which only works \
-                 against a loopback IPv4 server; run several generators for a remote one",
+                 against loopback IPv4 servers; run several generators for a remote one",
                 self.conns
             );
-            anyhow::ensure!(sources <= 250, "too many source addresses ({sources})");
         }
+        anyhow::ensure!(sources <= 250, "too many source addresses ({sources})");
         Ok(())
     }
 
-    /// How many 127.0.0.x source addresses the connections are spread over.
+    /// Generator processes: as asked, or enough that none holds more than
+    /// [`CONNS_PER_PROC`] connections (never more than there are rooms).
+    pub fn proc_count(&self) -> usize {
+        let rooms = self.conns.div_ceil(self.room_size.max(1)).max(1);
+        self.procs
+            .unwrap_or_else(|| self.conns.div_ceil(CONNS_PER_PROC))
+            .clamp(1, rooms)
+    }
+
+    /// Source addresses per process: as asked (shared out, rounded up), or one per
+    /// [`CONNS_PER_SOURCE`] connections of a process.
+    pub fn sources_per_proc(&self) -> usize {
+        let procs = self.proc_count();
+        match self.source_addrs {
+            Some(n) => n.div_ceil(procs).max(1),
+            None => self.conns.div_ceil(procs).div_ceil(CONNS_PER_SOURCE).max(1),
+        }
+    }
+
+    /// How many 127.0.0.x source addresses the run uses, over all processes (1 when the kernel
+    /// chooses).
     pub fn source_count(&self) -> usize {
-        self.source_addrs
-            .unwrap_or_else(|| self.conns.div_ceil(CONNS_PER_SOURCE))
-            .max(1)
+        self.sources_per_proc() * self.proc_count()
+    }
+
+    /// Whether the run binds its sockets to chosen source addresses: when it needs more than
+    /// one (several processes each get their own, so they never compete for ports), and only
+    /// against loopback IPv4 servers, where 127.0.0.x are all ours.
+    pub fn binds_sources(&self) -> bool {
+        self.source_count() > 1 && self.all_loopback_v4()
+    }
+
+    fn all_loopback_v4(&self) -> bool {
+        self.addrs
+            .iter()
+            .all(|a| matches!(a, SocketAddr::V4(a) if a.ip().is_loopback()))
+    }
+
+    /// The addresses as `--addr` takes them.
+    pub fn addr_list(&self) -> String {
+        let addrs: Vec<String> = self.addrs.iter().map(|a| a.to_string()).collect();
+        addrs.join(",")
     }
 }
 
@@ -271,15 +384,43 @@ mod tests {
         assert!(parse_duration("5y").is_err());
     }
 
-    /// Source addresses are added per 28,000 connections, and refused for a remote server.
+    /// Processes hold at most 16,000 connections by default; source addresses are added per
+    /// 28,000 connections of a process, each process gets its own, and several are refused for
+    /// a remote server.
     #[test]
-    fn source_addresses() {
+    fn processes_and_source_addresses() {
         let mut c = RunConfig::new("127.0.0.1:1".parse().expect("addr"), 60_000);
-        assert_eq!(c.source_count(), 3);
+        assert_eq!(c.proc_count(), 4);
+        assert_eq!(c.sources_per_proc(), 1);
+        assert_eq!(c.source_count(), 4);
+        assert!(c.binds_sources());
+        c.procs = Some(2);
+        assert_eq!(c.sources_per_proc(), 2);
+        c.source_addrs = Some(3);
+        assert_eq!(
+            c.source_count(),
+            4,
+            "rounded up to a multiple of the processes"
+        );
         assert!(c.validate().is_ok());
-        c.addr = "10.0.0.1:1".parse().expect("addr");
+        c.addrs = vec!["10.0.0.1:1".parse().expect("addr")];
         assert!(c.validate().is_err());
+        c.source_addrs = None;
+        assert!(
+            c.validate().is_err(),
+            "30,000 connections per process need two"
+        );
+        c.procs = None;
+        assert!(
+            c.validate().is_ok(),
+            "processes alone need no source addresses"
+        );
+        assert!(!c.binds_sources());
         c.conns = 100;
+        c.procs = None;
+        assert_eq!(c.proc_count(), 1);
         assert!(c.validate().is_ok());
+        c.procs = Some(11);
+        assert!(c.validate().is_err(), "10 rooms cannot make 11 processes");
     }
 }

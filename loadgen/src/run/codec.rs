@@ -1,22 +1,27 @@
 //! What goes over the wire: the chat protocol's JSON lines, or Redis' RESP (see [`super::resp`]).
 //!
-//! Both targets are reduced to the same few events the driver cares about: "the connection is
+//! Both targets are reduced to the same few events the engine cares about: "the connection is
 //! ready" (`welcome`, or Redis' subscribe confirmation), "a tagged message arrived" (a
 //! `broadcast`, `private` or `pong` carrying one of our ids, or a Redis pub/sub message or PING
-//! reply), and "an error arrived". Encoding writes the hot-path frames by hand: our ids are
-//! digits and colons and the padding is `x`s, so nothing needs escaping and no allocation per
-//! message is needed beyond the output buffer.
+//! reply), and "an error arrived".
+//!
+//! Both directions are on the path of every message, so neither builds a JSON value. Encoding
+//! writes the frames by hand: our ids are digits and colons and the padding is `x`s, so nothing
+//! needs escaping. Decoding reads a line's top-level fields with a small scanner
+//! ([`super::scan`]) that finds `type`, `id` and `code` and skips the rest; a line it is not
+//! sure about (an escape inside one of those fields, say) goes to `serde_json` instead, so the
+//! shortcut never changes what a line means.
 
 use super::resp;
+use super::scan::{self, Scan};
 use super::workload::MsgId;
-use bytes::{Buf, BytesMut};
 use serde::Deserialize;
 use std::borrow::Cow;
 
 /// The protocol a run speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Codec {
-    /// The chat protocol of `shared/spec/protocol.md`.
+    /// The chat protocol of this workspace (PROTOCOL.md).
     Chat,
     /// Redis pub/sub over RESP3. `subscribe`: the handshake subscribes to the room (chat and
     /// idle workloads); otherwise `HELLO 3` alone makes the connection ready (ping).
@@ -34,7 +39,7 @@ pub(crate) enum Outgoing<'a> {
     Ping,
 }
 
-/// What the driver learns from one incoming frame.
+/// What the engine learns from one incoming frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Incoming {
     /// The handshake finished: the connection is joined / subscribed.
@@ -49,9 +54,9 @@ pub(crate) enum Incoming {
     Unparsed,
 }
 
-/// The longest frame we accept before declaring the stream broken (the spec's `--max-line`
-/// default, plus room for a Redis message header).
-const MAX_FRAME: usize = 65_536 + 1024;
+/// The longest frame we accept before declaring the stream broken (the protocol's
+/// `--max-line` default, plus room for a Redis message header).
+pub(crate) const MAX_FRAME: usize = 65_536 + 1024;
 
 impl Codec {
     /// The bytes that join a connection: chat `join`, or Redis `HELLO 3` (+ `SUBSCRIBE`).
@@ -75,70 +80,93 @@ impl Codec {
         }
     }
 
-    /// Appends one message carrying `id` and `padding` (the `content`).
-    pub(crate) fn encode(&self, out: &mut Vec<u8>, msg: Outgoing<'_>, id: &str, padding: &str) {
+    /// Appends one message carrying `id` (the text [`MsgId::write_to`] wrote) and `padding`
+    /// (the `content`).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, msg: Outgoing<'_>, id: &[u8], padding: &[u8]) {
         match (self, msg) {
-            (Codec::Chat, Outgoing::Room(_)) => {
-                push_all(
-                    out,
-                    &[br#"{"type":"message","content":""#, padding.as_bytes()],
-                );
-                push_all(out, &[br#"","id":""#, id.as_bytes(), b"\"}\n"]);
-            }
-            (Codec::Chat, Outgoing::Private(to)) => {
-                push_all(out, &[br#"{"type":"private","to":""#, to.as_bytes()]);
-                push_all(out, &[br#"","content":""#, padding.as_bytes()]);
-                push_all(out, &[br#"","id":""#, id.as_bytes(), b"\"}\n"]);
-            }
+            (Codec::Chat, Outgoing::Room(_)) => push_all(
+                out,
+                &[
+                    br#"{"type":"message","content":""#,
+                    padding,
+                    br#"","id":""#,
+                    id,
+                    b"\"}\n",
+                ],
+            ),
+            (Codec::Chat, Outgoing::Private(to)) => push_all(
+                out,
+                &[
+                    br#"{"type":"private","to":""#,
+                    to.as_bytes(),
+                    br#"","content":""#,
+                    padding,
+                    br#"","id":""#,
+                    id,
+                    b"\"}\n",
+                ],
+            ),
             (Codec::Chat, Outgoing::Ping) => {
-                push_all(out, &[br#"{"type":"ping","id":""#, id.as_bytes(), b"\"}\n"]);
+                push_all(out, &[br#"{"type":"ping","id":""#, id, b"\"}\n"]);
             }
             // The config refuses `private` with Redis; a channel named after the user would be
             // the nearest analogue.
             (Codec::Redis { .. }, Outgoing::Room(channel) | Outgoing::Private(channel)) => {
-                let payload = [id.as_bytes(), b" ", padding.as_bytes()].concat();
-                resp::command(out, &[b"PUBLISH", channel.as_bytes(), &payload]);
+                resp::publish(out, channel.as_bytes(), id, padding);
             }
-            (Codec::Redis { .. }, Outgoing::Ping) => resp::command(out, &[b"PING", id.as_bytes()]),
+            (Codec::Redis { .. }, Outgoing::Ping) => resp::command(out, &[b"PING", id]),
         }
     }
 
-    /// Takes every complete frame off the front of `buf`. An error means the stream cannot be
-    /// framed any more (a frame beyond [`MAX_FRAME`], or broken RESP): end that connection.
-    pub(crate) fn decode(&self, buf: &mut BytesMut, out: &mut Vec<Incoming>) -> Result<(), String> {
+    /// Decodes every complete frame at the front of `buf` into `out` and returns how many bytes
+    /// they took; the rest is an incomplete frame to keep for the next read. An error means the
+    /// stream cannot be framed any more (a frame beyond [`MAX_FRAME`], or broken RESP): end
+    /// that connection.
+    pub(crate) fn decode(&self, buf: &[u8], out: &mut Vec<Incoming>) -> Result<usize, String> {
+        let mut used = 0;
         match self {
-            Codec::Chat => loop {
-                let Some(end) = memchr::memchr(b'\n', buf) else {
-                    if buf.len() > MAX_FRAME {
-                        return Err(format!("a line longer than {MAX_FRAME} bytes"));
+            Codec::Chat => {
+                while let Some(end) = memchr::memchr(b'\n', &buf[used..]) {
+                    let line = &buf[used..used + end];
+                    if !line.is_empty() {
+                        out.push(decode_chat_line(line));
                     }
-                    return Ok(());
-                };
-                let line = &buf[..end];
-                if !line.is_empty() {
-                    out.push(decode_chat_line(line));
+                    used += end + 1;
                 }
-                buf.advance(end + 1);
-            },
+                if buf.len() - used > MAX_FRAME {
+                    return Err(format!("a line longer than {MAX_FRAME} bytes"));
+                }
+            }
             Codec::Redis { subscribe } => loop {
-                match resp::parse(buf)? {
-                    None if buf.len() > MAX_FRAME => {
+                match resp::parse(&buf[used..])? {
+                    None if buf.len() - used > MAX_FRAME => {
                         return Err(format!("a RESP value longer than {MAX_FRAME} bytes"))
                     }
-                    None => return Ok(()),
-                    Some((value, used)) => {
+                    None => break,
+                    Some((value, len)) => {
                         out.push(resp::classify(&value, *subscribe));
-                        buf.advance(used);
+                        used += len;
                     }
                 }
             },
         }
+        Ok(used)
     }
 }
 
 fn push_all(out: &mut Vec<u8>, parts: &[&[u8]]) {
     for part in parts {
         out.extend_from_slice(part);
+    }
+}
+
+/// One chat line: the scanner's answer when it is sure, `serde_json`'s otherwise.
+fn decode_chat_line(line: &[u8]) -> Incoming {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match scan::top_level(line) {
+        Scan::Fields { kind, id, code } => classify(kind, id, code.map(Cow::Borrowed)),
+        Scan::Invalid => Incoming::Unparsed,
+        Scan::Unsure => decode_with_serde(line),
     }
 }
 
@@ -154,23 +182,30 @@ struct EventFields<'a> {
     code: Option<Cow<'a, str>>,
 }
 
-fn decode_chat_line(line: &[u8]) -> Incoming {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let Ok(event) = serde_json::from_slice::<EventFields<'_>>(line) else {
-        // Valid JSON of another shape (an integer id, say) is still not ours to measure.
-        return Incoming::Unparsed;
-    };
-    match event.kind.as_ref() {
-        "welcome" => Incoming::Ready,
-        "broadcast" | "private" | "pong" => match event.id.as_deref().and_then(MsgId::parse) {
+fn decode_with_serde(line: &[u8]) -> Incoming {
+    // Valid JSON of another shape (an integer id, say) is still not ours to measure.
+    match serde_json::from_slice::<EventFields<'_>>(line) {
+        Ok(event) => classify(
+            event.kind.as_bytes(),
+            event.id.as_deref().map(str::as_bytes),
+            event.code.map(|c| Cow::Owned(c.into_owned().into_bytes())),
+        ),
+        Err(_) => Incoming::Unparsed,
+    }
+}
+
+/// What a line means, from its `type`, `id` and `code`.
+fn classify(kind: &[u8], id: Option<&[u8]>, code: Option<Cow<'_, [u8]>>) -> Incoming {
+    match kind {
+        b"welcome" => Incoming::Ready,
+        b"broadcast" | b"private" | b"pong" => match id.and_then(MsgId::parse) {
             Some(id) => Incoming::Tagged(id),
             None => Incoming::Unparsed,
         },
-        "error" => Incoming::Error(
-            event
-                .code
-                .map_or_else(|| "error".into(), |c| c.into_owned()),
-        ),
+        b"error" => Incoming::Error(code.map_or_else(
+            || "error".into(),
+            |c| String::from_utf8_lossy(&c).into_owned(),
+        )),
         _ => Incoming::Other,
     }
 }
@@ -180,10 +215,9 @@ mod tests {
     use super::*;
 
     fn decode_all(codec: Codec, bytes: &[u8]) -> (Vec<Incoming>, usize) {
-        let mut buf = BytesMut::from(bytes);
         let mut out = Vec::new();
-        codec.decode(&mut buf, &mut out).expect("decodes");
-        (out, buf.len())
+        let used = codec.decode(bytes, &mut out).expect("decodes");
+        (out, bytes.len() - used)
     }
 
     /// Chat frames are split on newlines; a partial line waits for the rest.
@@ -223,13 +257,54 @@ mod tests {
         assert_eq!(left, r#"{"type":"pong"#.len());
     }
 
+    /// The shortcut and serde agree: fields in another order, escapes in the fields we read,
+    /// nested values, duplicates and broken lines all mean the same as serde says they do.
+    #[test]
+    fn scanner_and_serde_agree() {
+        let lines = [
+            r#"{"id":"1:2:3:4","content":"a \"quoted\" }{ line","type":"broadcast"}"#,
+            r#"{ "type" : "broadcast" , "id" : "1:2:3:4" , "ts" : 1.5e3 }"#,
+            r#"{"type":"broad\u0063ast","id":"1:2:3:4"}"#,
+            r#"{"type":"broadcast","id":"1:2:\u0033:4"}"#,
+            r#"{"type":"broadcast","extra":{"a":[1,{"b":"}"}]},"id":"1:2:3:4"}"#,
+            r#"{"type":"broadcast","id":"1:2:3:4","id":"1:2:3:5"}"#,
+            r#"{"type":"error","code":"rate_limited"}"#,
+            r#"{"type":"error"}"#,
+            r#"{"type":"broadcast","id":null}"#,
+            r#"{"type":"pong","id":12}"#,
+            r#"{"type":"broadcast","id":"1:2:3:4"} trailing"#,
+            r#"{"type":"broadcast","id":"1:2:3:4""#,
+            r#"{"type":"broadcast","ts":tru,"id":"1:2:3:4"}"#,
+            r#"{"type":7}"#,
+            r#"["type","broadcast"]"#,
+            r#"{}"#,
+            r#"{"type":"rooms","rooms":[{"name":"a","users":1}]}"#,
+            r#"{"type":"joined","id":12}"#,
+            r#"{"type":"broadcast","ts":1.2.3,"id":"1:2:3:4"}"#,
+            r#"{"type":"broadcast","ts":-0.5E+2,"id":"1:2:3:4"}"#,
+            r#"{"type":"broadcast","ts":01,"id":"1:2:3:4"}"#,
+            "{\"type\":\"broadcast\",\"content\":\"tab\there\",\"id\":\"1:2:3:4\"}",
+            "{\"type\":\"broadcast\",\"content\":\"caf\u{e9}\",\"id\":\"1:2:3:4\"}",
+            r#"{"type":"broadcast","id":"1:2:3:4",}"#,
+            r#"{"type":"broadcast" "id":"1:2:3:4"}"#,
+            r#"  {"type":"welcome"}  "#,
+        ];
+        for line in lines {
+            assert_eq!(
+                decode_chat_line(line.as_bytes()),
+                decode_with_serde(line.as_bytes()),
+                "{line}"
+            );
+        }
+    }
+
     /// The hand-written frames are valid requests, as the server's own parser sees them.
     #[test]
     fn chat_frames_parse_as_requests() {
         let mut out = Vec::new();
-        Codec::Chat.encode(&mut out, Outgoing::Room("r"), "1:2:3:4", "xxxx");
-        Codec::Chat.encode(&mut out, Outgoing::Private("bob"), "1:2:3:4", "xx");
-        Codec::Chat.encode(&mut out, Outgoing::Ping, "1:2:3:4", "");
+        Codec::Chat.encode(&mut out, Outgoing::Room("r"), b"1:2:3:4", b"xxxx");
+        Codec::Chat.encode(&mut out, Outgoing::Private("bob"), b"1:2:3:4", b"xx");
+        Codec::Chat.encode(&mut out, Outgoing::Ping, b"1:2:3:4", b"");
         let text = String::from_utf8(out).expect("utf-8");
         let requests: Vec<_> = text
             .lines()
@@ -237,5 +312,15 @@ mod tests {
             .collect();
         assert_eq!(requests.len(), 3);
         assert!(matches!(&requests[1], chat_core::Request::Private { to, .. } if to == "bob"));
+    }
+
+    /// A line that never ends is refused once it passes the frame limit.
+    #[test]
+    fn endless_line_is_an_error() {
+        let mut out = Vec::new();
+        assert!(Codec::Chat
+            .decode(&[b'x'; MAX_FRAME + 1], &mut out)
+            .is_err());
+        assert_eq!(Codec::Chat.decode(&[b'x'; 100], &mut out), Ok(0));
     }
 }

@@ -1,30 +1,12 @@
-//! Opening one connection: TCP connect (from a chosen source address), then the handshake
-//! (`join` → `welcome`, or Redis' `HELLO 3` + `SUBSCRIBE`), each bounded by a timeout. Every way
+//! Opening one connection without blocking: a non-blocking TCP connect (from a chosen source
+//! address), finished when the socket turns writable. The handshake that follows (`join` →
+//! `welcome`, or Redis' `HELLO 3` + `SUBSCRIBE`) is the event loop's, in `conn.rs`. Every way
 //! this can fail is named, so the report can say *why* connections did not open.
 
-use super::codec::{Codec, Incoming};
-use super::workload::Clock;
-use bytes::BytesMut;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::timeout;
-
-/// A joined connection, ready for the workload.
-pub(crate) struct Opened {
-    pub stream: TcpStream,
-    /// Bytes read past the handshake's reply, for the reader to decode.
-    pub leftover: BytesMut,
-    /// Frames decoded after the handshake's reply in the same read.
-    pub pending: Vec<Incoming>,
-    /// TCP connect time.
-    pub connect_us: u64,
-    /// From the start of the connect to the handshake's reply.
-    pub join_us: u64,
-}
 
 /// Why a connection did not open.
 #[derive(Debug, Clone)]
@@ -38,14 +20,14 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn new(kind: impl Into<String>, detail: impl Into<String>) -> Failure {
+    pub(crate) fn new(kind: impl Into<String>, detail: impl Into<String>) -> Failure {
         Failure {
             kind: kind.into(),
             detail: detail.into(),
         }
     }
 
-    fn io(stage: &str, e: &io::Error) -> Failure {
+    pub(crate) fn io(stage: &str, e: &io::Error) -> Failure {
         Failure::new(io_kind(e), format!("{stage}: {e}"))
     }
 }
@@ -68,61 +50,16 @@ pub(crate) fn io_kind(e: &io::Error) -> &'static str {
     }
 }
 
-/// What one connection attempt needs to know.
-pub(crate) struct Dial<'a> {
-    pub addr: SocketAddr,
-    /// Bind to this address first (port chosen at connect time), to use more than one source
-    /// address's worth of ephemeral ports.
-    pub source: Option<IpAddr>,
-    pub codec: Codec,
-    pub nickname: &'a str,
-    pub room: &'a str,
-    /// Bound on the TCP connect and, separately, on the handshake.
-    pub timeout: Duration,
-    pub clock: Clock,
-}
-
-pub(crate) async fn open(dial: &Dial<'_>) -> Result<Opened, Failure> {
-    let started = dial.clock.now_us();
-    let socket = new_socket(dial.addr, dial.source).map_err(|e| Failure::io("socket", &e))?;
-    let stream = match timeout(dial.timeout, socket.connect(dial.addr)).await {
-        Err(_) => {
-            return Err(Failure::new(
-                "connect_timeout",
-                format!("no TCP connection within {:?}", dial.timeout),
-            ))
-        }
-        Ok(Err(e)) => return Err(Failure::io("connect", &e)),
-        Ok(Ok(stream)) => stream,
-    };
-    let connect_us = dial.clock.now_us().saturating_sub(started);
-    // Small frames must leave at once, not wait for Nagle's algorithm to batch them.
-    let _ = stream.set_nodelay(true);
-    match timeout(dial.timeout, handshake(stream, dial)).await {
-        Err(_) => Err(Failure::new(
-            "join_timeout",
-            format!(
-                "connected, but no reply to the handshake within {:?} (a server that is not \
-                 accepting, or serves one connection at a time, leaves us in its listen backlog)",
-                dial.timeout
-            ),
-        )),
-        Ok(Err(failure)) => Err(failure),
-        Ok(Ok((stream, leftover, pending))) => Ok(Opened {
-            stream,
-            leftover,
-            pending,
-            connect_us,
-            join_us: dial.clock.now_us().saturating_sub(started),
-        }),
-    }
-}
-
-fn new_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+/// Starts connecting to `addr` from `source` (when given); the connect goes on in the kernel.
+/// The returned socket is non-blocking, with `TCP_NODELAY` (small frames must leave at once, not
+/// wait for Nagle's algorithm to batch them).
+pub(crate) fn start(addr: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, Failure> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| Failure::io("socket", &e))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| Failure::io("socket", &e))?;
+    let _ = socket.set_nodelay(true);
     if let Some(ip) = source {
         // IP_BIND_ADDRESS_NO_PORT: without it, bind() would pick the source port right away,
         // without knowing the destination, and run out of ports far sooner.
@@ -137,49 +74,22 @@ fn new_socket(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpSocket>
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             );
         }
-        socket.bind(SocketAddr::new(ip, 0))?;
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+            .map_err(|e| Failure::io("bind", &e))?;
     }
-    Ok(socket)
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(Failure::io("connect", &e)),
+    }
+    Ok(socket.into())
 }
 
-async fn handshake(
-    mut stream: TcpStream,
-    dial: &Dial<'_>,
-) -> Result<(TcpStream, BytesMut, Vec<Incoming>), Failure> {
-    let mut hello = Vec::new();
-    dial.codec.handshake(&mut hello, dial.nickname, dial.room);
-    stream
-        .write_all(&hello)
-        .await
-        .map_err(|e| Failure::io("handshake write", &e))?;
-    let mut buf = BytesMut::with_capacity(4096);
-    let mut frames = Vec::new();
-    loop {
-        let n = stream
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| Failure::io("handshake read", &e))?;
-        if n == 0 {
-            return Err(Failure::new(
-                "closed",
-                "the server closed the connection before the handshake's reply",
-            ));
-        }
-        dial.codec
-            .decode(&mut buf, &mut frames)
-            .map_err(|e| Failure::new("io_error", format!("handshake: {e}")))?;
-        let mut rest = std::mem::take(&mut frames).into_iter();
-        for frame in rest.by_ref() {
-            match frame {
-                Incoming::Ready => return Ok((stream, buf, rest.collect())),
-                Incoming::Error(code) => {
-                    return Err(Failure::new(
-                        code.clone(),
-                        format!("the server answered the handshake with `{code}`"),
-                    ))
-                }
-                _ => {}
-            }
-        }
+/// After the socket turned writable: did the connect succeed?
+pub(crate) fn finished(stream: &TcpStream) -> Result<(), Failure> {
+    match stream.take_error() {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) | Err(e) => Err(Failure::io("connect", &e)),
     }
 }

@@ -1,25 +1,25 @@
 //! The live progress line (indicatif): phase, connections, messages, copies. Drawn on stderr
-//! only when it is a terminal, so logs and CI output stay clean.
+//! only when it is a terminal, so logs and CI output stay clean. The parent updates it from the
+//! counters its shards report every 200 ms.
 
-use super::driver::Shared;
-use super::stats::Counters;
+use super::stats::Snapshot;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) struct Progress {
     bar: ProgressBar,
-    ticker: Option<tokio::task::JoinHandle<()>>,
+    /// Connections of the whole run.
+    total: usize,
 }
 
 impl Progress {
-    /// Starts the line (call inside the runtime); `enabled: false` or no terminal draws nothing.
-    pub(crate) fn start(enabled: bool, shared: Arc<Shared>) -> Progress {
+    /// Starts the line; `enabled: false` or no terminal draws nothing.
+    pub(crate) fn start(enabled: bool, total: usize) -> Progress {
         if !enabled || !std::io::stderr().is_terminal() {
             return Progress {
                 bar: ProgressBar::hidden(),
-                ticker: None,
+                total,
             };
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -29,41 +29,32 @@ impl Progress {
             bar.set_style(style);
         }
         bar.enable_steady_tick(Duration::from_millis(100));
-        let line = bar.clone();
-        let total = shared.layout.conns;
-        let ticker = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                let c = &shared.counters;
-                line.set_message(format!(
-                    "{}/{total} conns ({} failed, {} dropped) | sent {} acked {} delivered {} \
-                     | in flight {}",
-                    Counters::get(&c.connected),
-                    Counters::get(&c.failed),
-                    Counters::get(&c.dropped),
-                    Counters::get(&c.sent),
-                    Counters::get(&c.acked),
-                    Counters::get(&c.delivered),
-                    Counters::get(&c.expected)
-                        .saturating_sub(Counters::get(&c.acked) + Counters::get(&c.delivered)),
-                ));
-            }
-        });
-        Progress {
-            bar,
-            ticker: Some(ticker),
-        }
+        Progress { bar, total }
     }
 
     pub(crate) fn phase(&self, name: &'static str) {
         self.bar.set_prefix(name);
     }
 
-    pub(crate) fn finish(&self) {
-        if let Some(ticker) = &self.ticker {
-            ticker.abort();
+    /// Shows the run's counters (all shards added up).
+    pub(crate) fn update(&self, c: &Snapshot) {
+        if self.bar.is_hidden() {
+            return;
         }
+        self.bar.set_message(format!(
+            "{}/{} conns ({} failed, {} dropped) | sent {} acked {} delivered {} | in flight {}",
+            c.connected,
+            self.total,
+            c.failed,
+            c.dropped,
+            c.sent,
+            c.acked,
+            c.delivered,
+            c.expected.saturating_sub(c.acked + c.delivered),
+        ));
+    }
+
+    pub(crate) fn finish(&self) {
         self.bar.finish_and_clear();
     }
 }

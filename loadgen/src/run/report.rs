@@ -1,19 +1,27 @@
-//! The run's report: what `--json` writes (schema `c10k-lab/loadgen-run/v1`), what the summary
+//! The run's report: what `--json` writes (schema `c10k-lab/loadgen-run/v2`), what the summary
 //! table prints, and what the benches and `loadgen sweep` read.
 //!
 //! Conventions: latencies are in microseconds (`*_us`), rates per second (`*_per_sec`), times
 //! in seconds (`*_s`), memory in KiB (`*_kib`) or bytes (`*_bytes`). "Measured" counts cover
 //! messages whose *intended* send time lies in the measured window (after the warm-up); the
 //! loss, duplicate and order checks cover every message of the run, warm-up included.
-//! Fields are only ever added within v1; a change of meaning gets a new version.
+//! Fields are only ever added within a version; a change of meaning gets a new one.
+//!
+//! v2 (the `polling` engine, several processes and servers) changed meanings: `ok` is false when
+//! the generator fell behind; the generator's CPU counts its engine threads only (not the
+//! process, which may hold an in-process test server); `server` adds up several processes
+//! (`pids`); `config.addr` may list several addresses. It added `config.addrs`, `spread`,
+//! `procs`, `threads`, `max_send_lag_us`, `spin_us`; `messages.unsent` and `blocked`;
+//! `latency_us.fanout_cross`; `generator.procs`, `cpu_us_per_msg`, `busiest_thread_percent`,
+//! `spin_s`, `behind`; `server.cpu_us_per_msg`; and `per_addr`.
 
 use super::stats::LatencySummary;
-use super::{Target, Workload};
+use super::{Spread, Target, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The `schema` value of this version of the report.
-pub const SCHEMA: &str = "c10k-lab/loadgen-run/v1";
+pub const SCHEMA: &str = "c10k-lab/loadgen-run/v2";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -21,7 +29,8 @@ pub struct RunReport {
     pub schema: String,
     /// One line saying how the run went; the summary's first line.
     pub headline: String,
-    /// All connections opened, none dropped, nothing lost, duplicated or reordered.
+    /// All connections opened, none dropped, nothing lost, duplicated or reordered, and the
+    /// generator kept up (its figures describe the server).
     pub ok: bool,
     /// Everything that went wrong or should not be trusted, one sentence each (may be
     /// non-empty when `ok`: e.g. the generator could not keep the offered rate).
@@ -35,13 +44,19 @@ pub struct RunReport {
     pub generator: GeneratorReport,
     /// Present when the server's pid was given.
     pub server: Option<ServerReport>,
+    /// One entry per server address, in `--addr` order.
+    pub per_addr: Vec<AddrReport>,
     /// Wall time of the whole run, ramp-up and drain included.
     pub wall_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigReport {
+    /// The server addresses as `--addr` takes them (comma-separated), and as a list.
     pub addr: String,
+    pub addrs: Vec<String>,
+    /// How the connections were spread over several addresses.
+    pub spread: Spread,
     pub target: Target,
     pub workload: Workload,
     /// `open` (fixed schedule, coordinated-omission corrected) or `closed`.
@@ -55,7 +70,15 @@ pub struct ConfigReport {
     pub warmup_s: f64,
     pub connect_rate: f64,
     pub message_size: usize,
+    /// 127.0.0.x source addresses over all processes (1: the kernel chose).
     pub source_addrs: usize,
+    /// Generator processes, and engine threads in each.
+    pub procs: usize,
+    pub threads: usize,
+    /// Send lag p99 above which the generator counts as fallen behind.
+    pub max_send_lag_us: u64,
+    /// Spinning before each due send (0: none).
+    pub spin_us: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,9 +131,15 @@ pub struct MessageReport {
     pub out_of_order: u64,
     /// Frames that were not the protocol, or carried an id that is not ours.
     pub unparsed: u64,
+    /// Messages of the measured window never written (open loop), and of those, how many were
+    /// held back by a full socket (the server was not reading).
+    pub unsent: u64,
+    pub unsent_blocked: u64,
+    /// Messages written late because their socket was full when they were due: the server's
+    /// delay, counted in the corrected latency and not in the send lag.
+    pub blocked: u64,
     /// Whether the generator sent on schedule (open loop): under 1% of the measured window's
-    /// messages unsent, and send lag p99 under 50 ms. When false, the figures describe a lower
-    /// rate than was asked for.
+    /// messages unsent by its own fault, and send lag p99 within `config.max_send_lag_us`.
     pub rate_kept: bool,
 }
 
@@ -123,34 +152,69 @@ pub struct LatencyReport {
     /// Sender to each other member of the room, from the intended send time.
     pub fanout: LatencySummary,
     pub fanout_uncorrected: LatencySummary,
+    /// Fan-out between members connected to different addresses (cross-node, corrected).
+    pub fanout_cross: LatencySummary,
     /// How late the generator wrote messages compared with the schedule.
     pub send_lag: LatencySummary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GeneratorReport {
-    /// Runtime worker threads.
+    /// Processes, and engine threads over all of them.
+    pub procs: usize,
     pub threads: usize,
     /// Cores of this machine.
     pub cores: usize,
-    /// CPU seconds the generator used during the measured window.
+    /// CPU seconds the engine threads used during the measured window…
     pub cpu_s: f64,
-    /// …as a percentage of one core (200 = two cores busy).
+    /// …as a percentage of one core (200 = two cores busy)…
     pub cpu_percent: f64,
+    /// …and per acknowledged message (µs), to set beside the server's.
+    pub cpu_us_per_msg: Option<f64>,
+    /// The busiest engine thread's CPU over the window, % of one core (spinning excluded): at
+    /// 90 % and more that thread was saturated.
+    pub busiest_thread_percent: f64,
+    /// CPU seconds spent spinning to due times (`--spin-us`), included in `cpu_s`.
+    pub spin_s: f64,
+    /// The generator fell behind (send lag, unsent messages or a saturated thread): the
+    /// figures bound the generator, not the server. `problems` says which.
+    pub behind: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerReport {
-    pub pid: u32,
-    /// CPU seconds the server used during the measured window, and as % of one core.
+    /// The server processes sampled; the figures below add them up.
+    pub pids: Vec<u32>,
+    /// CPU seconds the servers used during the measured window, as % of one core, and per
+    /// acknowledged message (µs).
     pub cpu_s: f64,
     pub cpu_percent: f64,
+    pub cpu_us_per_msg: Option<f64>,
     /// Resident memory before the first connection, once all were open, and the peak.
     pub rss_before_kib: u64,
     pub rss_connected_kib: u64,
     pub rss_peak_kib: u64,
     /// (connected − before) / connections: what one connection costs the server.
     pub rss_per_conn_bytes: Option<f64>,
+}
+
+/// What one server address saw (`--addr A,B,C`: one each, in that order).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddrReport {
+    pub addr: String,
+    /// Connections dealt to it, joined, failed, dropped during the run.
+    pub attempted: u64,
+    pub connected: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    /// Measured messages its connections sent, and that were acknowledged to them.
+    pub sent: u64,
+    pub acked: u64,
+    /// Measured deliveries its connections received.
+    pub deliveries: u64,
+    /// Round trips of its senders, and deliveries to its receivers (corrected).
+    pub round_trip_us: LatencySummary,
+    pub fanout_us: LatencySummary,
 }
 
 impl RunReport {

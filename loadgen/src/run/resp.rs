@@ -6,46 +6,69 @@
 //! so the Redis run has one connection per member, exactly like the chat run.
 
 use super::codec::Incoming;
-use super::workload::MsgId;
+use super::workload::{push_decimal, MsgId};
 
-/// One RESP value, only as detailed as the load test needs.
+/// One RESP value, only as detailed as the load test needs; strings borrow from the input.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
-    Simple(String),
+pub(crate) enum Value<'a> {
+    Simple(&'a str),
     Error(String),
     Int(i64),
     /// Bulk and verbatim strings; `None` is RESP2's null bulk string.
-    Bulk(Option<Vec<u8>>),
+    Bulk(Option<&'a [u8]>),
     /// Arrays and sets.
-    Array(Vec<Value>),
+    Array(Vec<Value<'a>>),
     /// Out-of-band push (pub/sub messages, subscribe confirmations).
-    Push(Vec<Value>),
+    Push(Vec<Value<'a>>),
     /// Maps (the HELLO reply), flattened to key, value, key, value…
-    Map(Vec<Value>),
+    Map(Vec<Value<'a>>),
     /// Null, booleans, doubles, big numbers, attributes: nothing the load test reads.
     Other,
 }
 
 /// Appends a command as an array of bulk strings.
 pub(crate) fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    array_header(out, args.len());
     for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
+        bulk(out, &[arg]);
     }
+}
+
+/// Appends `PUBLISH channel "<id> <padding>"` without building the payload first.
+pub(crate) fn publish(out: &mut Vec<u8>, channel: &[u8], id: &[u8], padding: &[u8]) {
+    array_header(out, 3);
+    bulk(out, &[b"PUBLISH"]);
+    bulk(out, &[channel]);
+    bulk(out, &[id, b" ", padding]);
+}
+
+fn array_header(out: &mut Vec<u8>, len: usize) {
+    out.push(b'*');
+    push_decimal(out, len as u64);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// One bulk string made of `parts`.
+fn bulk(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    out.push(b'$');
+    push_decimal(out, parts.iter().map(|p| p.len() as u64).sum());
+    out.extend_from_slice(b"\r\n");
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Parses one value from the front of `buf`: `Ok(None)` when it is not complete yet, else the
 /// value and the bytes it took. An error means the stream is not RESP.
-pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Value, usize)>, String> {
+pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Value<'_>, usize)>, String> {
     parse_at(buf, 0, 0)
 }
 
 /// Nesting deeper than this is not something Redis sends us; refusing it bounds the recursion.
 const MAX_DEPTH: usize = 8;
 
-fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize)>, String> {
+fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value<'_>, usize)>, String> {
     if depth > MAX_DEPTH {
         return Err("RESP nested too deep".into());
     }
@@ -63,7 +86,7 @@ fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize
             .map_err(|_| format!("bad RESP length {line:?}"))
     };
     match kind {
-        b'+' => Ok(Some((Value::Simple(line.to_string()), after))),
+        b'+' => Ok(Some((Value::Simple(line), after))),
         b'-' => Ok(Some((Value::Error(line.to_string()), after))),
         b':' => Ok(Some((Value::Int(number()?), after))),
         b'_' | b'#' | b',' | b'(' => Ok(Some((Value::Other, after))),
@@ -76,9 +99,9 @@ fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize
             if buf.len() < end + 2 {
                 return Ok(None);
             }
-            let bytes = buf[after..end].to_vec();
+            let bytes = &buf[after..end];
             let value = if kind == b'!' {
-                Value::Error(String::from_utf8_lossy(&bytes).into_owned())
+                Value::Error(String::from_utf8_lossy(bytes).into_owned())
             } else {
                 Value::Bulk(Some(bytes))
             };
@@ -118,20 +141,20 @@ fn parse_at(buf: &[u8], pos: usize, depth: usize) -> Result<Option<(Value, usize
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
+    let rest = buf.get(from..)?;
+    memchr::memchr_iter(b'\r', rest)
+        .find(|&p| rest.get(p + 1) == Some(&b'\n'))
         .map(|p| from + p)
 }
 
 /// What a value means to the driver. `subscribe`: whether the handshake ends with a
 /// subscription (then the HELLO reply is not yet "ready").
-pub(crate) fn classify(value: &Value, subscribe: bool) -> Incoming {
+pub(crate) fn classify(value: &Value<'_>, subscribe: bool) -> Incoming {
     match value {
         Value::Map(_) if !subscribe => Incoming::Ready,
         Value::Push(items) => match items.first() {
-            Some(Value::Bulk(Some(kind))) if kind == b"subscribe" => Incoming::Ready,
-            Some(Value::Bulk(Some(kind))) if kind == b"message" => match items.get(2) {
+            Some(Value::Bulk(Some(b"subscribe"))) => Incoming::Ready,
+            Some(Value::Bulk(Some(b"message"))) => match items.get(2) {
                 Some(Value::Bulk(Some(payload))) => tagged(payload),
                 _ => Incoming::Unparsed,
             },
@@ -147,7 +170,7 @@ pub(crate) fn classify(value: &Value, subscribe: bool) -> Incoming {
 /// The payload is `<id> <padding>`.
 fn tagged(payload: &[u8]) -> Incoming {
     let id = payload.split(|&b| b == b' ').next().unwrap_or_default();
-    match std::str::from_utf8(id).ok().and_then(MsgId::parse) {
+    match MsgId::parse(id) {
         Some(id) => Incoming::Tagged(id),
         None => Incoming::Unparsed,
     }
@@ -208,5 +231,11 @@ mod tests {
         let mut out = Vec::new();
         command(&mut out, &[b"PING", b"1:2:3:4"]);
         assert_eq!(out, b"*2\r\n$4\r\nPING\r\n$7\r\n1:2:3:4\r\n");
+        out.clear();
+        publish(&mut out, b"room", b"1:2:3:4", b"xx");
+        assert_eq!(
+            out,
+            b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nroom\r\n$10\r\n1:2:3:4 xx\r\n"
+        );
     }
 }

@@ -6,8 +6,12 @@
 //! gaps still open at the end (after the drain window), plus whatever the sender sent beyond the
 //! last number seen, are lost. Memory is one small struct per (receiver, sender) pair, plus the
 //! open gaps.
+//!
+//! A receiver knows in advance whom it hears from (its room's members, its private partner,
+//! itself), so [`Streams`] keeps their checks in a vector found by binary search over the sorted
+//! sender list: no hashing on the path of every copy.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Open gaps kept per stream. A server losing more than this many messages of one sender is
 /// plainly broken; beyond it, skipped numbers are counted as lost at once (and a late arrival of
@@ -58,6 +62,55 @@ impl StreamCheck {
     }
 }
 
+/// Every stream one receiver checks.
+#[derive(Debug, Default)]
+pub(crate) struct Streams {
+    /// The senders this receiver expects, sorted.
+    senders: Vec<u32>,
+    /// `checks[i]` is the stream of `senders[i]`.
+    checks: Vec<StreamCheck>,
+    /// Senders it did not expect (a server delivering across rooms): still checked for
+    /// duplicates and order.
+    others: HashMap<u32, StreamCheck>,
+}
+
+impl Streams {
+    /// Streams for `senders` (any order, duplicates ignored).
+    pub(crate) fn new(mut senders: Vec<u32>) -> Streams {
+        senders.sort_unstable();
+        senders.dedup();
+        Streams {
+            checks: vec![StreamCheck::default(); senders.len()],
+            senders,
+            others: HashMap::new(),
+        }
+    }
+
+    /// Records that `seq` of `sender` arrived.
+    pub(crate) fn observe(&mut self, sender: u32, seq: u64) {
+        match self.senders.binary_search(&sender) {
+            Ok(i) => self.checks[i].observe(seq),
+            Err(_) => self.others.entry(sender).or_default().observe(seq),
+        }
+    }
+
+    /// The stream of `sender`, if anything of it arrived or it was expected.
+    pub(crate) fn get(&self, sender: u32) -> Option<&StreamCheck> {
+        match self.senders.binary_search(&sender) {
+            Ok(i) => Some(&self.checks[i]),
+            Err(_) => self.others.get(&sender),
+        }
+    }
+
+    /// Duplicates and reorderings over every stream.
+    pub(crate) fn duplicated_and_out_of_order(&self) -> (u64, u64) {
+        self.checks
+            .iter()
+            .chain(self.others.values())
+            .fold((0, 0), |(d, o), s| (d + s.duplicated, o + s.out_of_order))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +139,19 @@ mod tests {
         assert_eq!(c.out_of_order, 1);
         assert_eq!(c.duplicated, 2);
         assert_eq!(c.lost(Some(5)), 1); // 3 never came
+    }
+
+    /// Expected and unexpected senders are both checked, each on its own stream.
+    #[test]
+    fn streams_of_a_receiver() {
+        let mut s = Streams::new(vec![9, 3, 5, 3]);
+        for (sender, seq) in [(3, 0), (9, 0), (3, 1), (3, 1), (7, 1), (7, 0)] {
+            s.observe(sender, seq);
+        }
+        assert_eq!(s.get(3).map(|c| c.lost(Some(2))), Some(0));
+        assert_eq!(s.get(5).map(|c| c.lost(Some(1))), Some(1));
+        assert_eq!(s.get(7).map(|c| c.out_of_order), Some(1));
+        assert!(s.get(8).is_none());
+        assert_eq!(s.duplicated_and_out_of_order(), (1, 1));
     }
 }

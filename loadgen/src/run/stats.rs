@@ -1,17 +1,24 @@
-//! Latency histograms and the counters every connection task updates.
+//! Latency histograms and counters: what each engine thread records, and how the pieces of a
+//! run add up into one.
 //!
 //! Latencies go into HdrHistograms covering 1 µs to 1 hour at 3 significant digits: nothing a
 //! run can measure overflows them, and a value outside the range is clamped into it *and
-//! counted* (`clamped` in the report), never silently dropped. A histogram at this precision is
-//! about 200 KB, too much to give each of 10,000 connections its own, so the connections share a
-//! few [`Recorders`] shards behind short-held `std::sync::Mutex`es: a reader task records a whole
-//! read's worth of samples under one lock, and never holds it across an `.await`.
+//! counted* (`clamped` in the report), never silently dropped. Each engine thread owns its own
+//! [`Recorder`] (no lock on the path of a message) and its own [`Tally`] of counts; at the end
+//! the threads' recorders are merged, and a worker process sends its merged recorder to the
+//! parent in HdrHistogram's V2 format (base64 inside a JSON line). Adding histograms is exact:
+//! percentiles of the merged histogram are those of all the samples together, which averaging
+//! per-process percentiles would not be.
+//!
+//! [`Live`] is the other kind of counter: a few atomics that the threads bump once per loop
+//! turn, for the progress line and for knowing when every copy has arrived.
 
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 /// The smallest latency the histograms resolve, in microseconds (0 is recorded as 1).
 const LOWEST_US: u64 = 1;
@@ -19,7 +26,8 @@ const LOWEST_US: u64 = 1;
 const HIGHEST_US: u64 = 3_600_000_000;
 
 /// A latency histogram in microseconds that cannot overflow.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "LatencyWire", into = "LatencyWire")]
 pub(crate) struct Latency {
     hist: Histogram<u64>,
     /// Samples above `HIGHEST_US`, recorded as `HIGHEST_US`.
@@ -47,7 +55,7 @@ impl Latency {
     }
 
     pub(crate) fn merge(&mut self, other: &Latency) {
-        // Both have the same bounds, so adding cannot fail.
+        // Both have the same bounds (a deserialized one is checked), so adding cannot fail.
         let _ = self.hist.add(&other.hist);
         self.clamped += other.clamped;
     }
@@ -71,6 +79,50 @@ impl Latency {
     }
 }
 
+/// A [`Latency`] as it travels between processes.
+#[derive(Serialize, Deserialize)]
+struct LatencyWire {
+    clamped: u64,
+    /// The histogram in HdrHistogram's V2 encoding, base64.
+    v2: String,
+}
+
+impl From<Latency> for LatencyWire {
+    fn from(latency: Latency) -> LatencyWire {
+        let mut bytes = Vec::new();
+        // Serializing into memory fails only on a histogram too large to encode, which ours
+        // (fixed bounds) never is; an empty string would then read back as an error.
+        let _ = V2Serializer::new().serialize(&latency.hist, &mut bytes);
+        LatencyWire {
+            clamped: latency.clamped,
+            v2: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+}
+
+impl TryFrom<LatencyWire> for Latency {
+    type Error = String;
+
+    fn try_from(wire: LatencyWire) -> Result<Latency, String> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(wire.v2)
+            .map_err(|e| format!("histogram is not base64: {e}"))?;
+        let hist: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| format!("histogram is not V2: {e:?}"))?;
+        let mut latency = Latency {
+            clamped: wire.clamped,
+            ..Latency::default()
+        };
+        // Adding checks the ranges: a histogram with other bounds is refused, not misread.
+        latency
+            .hist
+            .add(&hist)
+            .map_err(|e| format!("histogram out of range: {e:?}"))?;
+        Ok(latency)
+    }
+}
+
 /// Percentiles of one latency distribution, all in microseconds (the JSON report's shape).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LatencySummary {
@@ -87,8 +139,8 @@ pub struct LatencySummary {
     pub clamped: u64,
 }
 
-/// Every latency distribution of a run.
-#[derive(Debug, Clone, Default)]
+/// Every latency distribution of a run (or of one thread's share of it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Recorder {
     /// Sender's own acknowledgement, from the intended send time (coordinated-omission corrected).
     pub round_trip: Latency,
@@ -97,7 +149,11 @@ pub(crate) struct Recorder {
     /// Delivery to another member of the room, from the intended send time.
     pub fanout: Latency,
     pub fanout_uncorrected: Latency,
-    /// How late the generator wrote a message compared with its schedule (open loop).
+    /// Deliveries whose sender and receiver talk to different servers (`--addr A,B`): what
+    /// crossing between the nodes of a cluster costs. Empty with one server.
+    pub fanout_cross: Latency,
+    /// How late the generator wrote a message compared with its schedule (open loop), for
+    /// messages whose socket could take them (a full socket is the server's doing).
     pub send_lag: Latency,
     /// TCP connect.
     pub connect: Latency,
@@ -105,83 +161,156 @@ pub(crate) struct Recorder {
     pub join: Latency,
     /// `error` frames received, by code.
     pub errors: BTreeMap<String, u64>,
+    /// Per server address, in `--addr` order.
+    pub per_addr: Vec<AddrRecorder>,
+}
+
+/// The latencies of one server address.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct AddrRecorder {
+    /// Round trips of the senders connected to this address (corrected).
+    pub round_trip: Latency,
+    /// Deliveries to the receivers connected to this address (corrected).
+    pub fanout: Latency,
 }
 
 impl Recorder {
+    pub(crate) fn new(addrs: usize) -> Recorder {
+        Recorder {
+            per_addr: vec![AddrRecorder::default(); addrs],
+            ..Recorder::default()
+        }
+    }
+
     pub(crate) fn merge(&mut self, other: &Recorder) {
         self.round_trip.merge(&other.round_trip);
         self.round_trip_uncorrected
             .merge(&other.round_trip_uncorrected);
         self.fanout.merge(&other.fanout);
         self.fanout_uncorrected.merge(&other.fanout_uncorrected);
+        self.fanout_cross.merge(&other.fanout_cross);
         self.send_lag.merge(&other.send_lag);
         self.connect.merge(&other.connect);
         self.join.merge(&other.join);
         for (code, n) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += n;
         }
+        if self.per_addr.len() < other.per_addr.len() {
+            self.per_addr
+                .resize(other.per_addr.len(), AddrRecorder::default());
+        }
+        for (mine, theirs) in self.per_addr.iter_mut().zip(&other.per_addr) {
+            mine.round_trip.merge(&theirs.round_trip);
+            mine.fanout.merge(&theirs.fanout);
+        }
     }
 }
 
-/// A few [`Recorder`]s; connection `i` uses shard `i % len`.
-pub(crate) struct Recorders {
-    shards: Vec<Mutex<Recorder>>,
+/// Counts of one thread, process or run. "Measured" counts cover messages whose intended send
+/// time lies in the measured window.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Tally {
+    /// Connections tried, joined, failed; joined ones the server closed before the end.
+    pub attempted: u64,
+    pub connected: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    /// Messages written, all of them / those due in the measured window.
+    pub sent: u64,
+    pub sent_measured: u64,
+    /// Messages of the measured window the schedule wanted written but that never were:
+    /// all of them, and those held back because the connection's socket was full (the server
+    /// was not reading).
+    pub unsent_measured: u64,
+    pub unsent_blocked: u64,
+    /// Messages written late because their socket was full when they were due.
+    pub blocked: u64,
+    /// Sender's own acknowledgements received, all / measured.
+    pub acked: u64,
+    pub acked_measured: u64,
+    /// Deliveries to other members, all / measured.
+    pub delivered: u64,
+    pub delivered_measured: u64,
+    /// Acknowledgements plus deliveries the messages sent should produce.
+    pub expected: u64,
+    /// Frames that were not the protocol, or not the generator's own ids.
+    pub unparsed: u64,
+    /// Per server address, in `--addr` order.
+    pub per_addr: Vec<AddrTally>,
 }
 
-impl Recorders {
-    pub(crate) fn new(shards: usize) -> Recorders {
-        Recorders {
-            shards: (0..shards.max(1))
-                .map(|_| Mutex::new(Recorder::default()))
-                .collect(),
+/// The counts of one server address.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AddrTally {
+    pub attempted: u64,
+    pub connected: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    /// Measured messages sent by its connections, and acknowledged to them.
+    pub sent_measured: u64,
+    pub acked_measured: u64,
+    /// Measured deliveries its connections received.
+    pub delivered_measured: u64,
+}
+
+impl Tally {
+    pub(crate) fn new(addrs: usize) -> Tally {
+        Tally {
+            per_addr: vec![AddrTally::default(); addrs],
+            ..Tally::default()
         }
     }
 
-    /// The shard of connection `conn`. A panic elsewhere does not poison the statistics.
-    pub(crate) fn shard(&self, conn: usize) -> MutexGuard<'_, Recorder> {
-        self.shards[conn % self.shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(crate) fn merged(&self) -> Recorder {
-        let mut total = Recorder::default();
-        for shard in &self.shards {
-            total.merge(&shard.lock().unwrap_or_else(|e| e.into_inner()));
+    pub(crate) fn add(&mut self, o: &Tally) {
+        self.attempted += o.attempted;
+        self.connected += o.connected;
+        self.failed += o.failed;
+        self.dropped += o.dropped;
+        self.sent += o.sent;
+        self.sent_measured += o.sent_measured;
+        self.unsent_measured += o.unsent_measured;
+        self.unsent_blocked += o.unsent_blocked;
+        self.blocked += o.blocked;
+        self.acked += o.acked;
+        self.acked_measured += o.acked_measured;
+        self.delivered += o.delivered;
+        self.delivered_measured += o.delivered_measured;
+        self.expected += o.expected;
+        self.unparsed += o.unparsed;
+        if self.per_addr.len() < o.per_addr.len() {
+            self.per_addr.resize(o.per_addr.len(), AddrTally::default());
         }
-        total
+        for (mine, theirs) in self.per_addr.iter_mut().zip(&o.per_addr) {
+            mine.attempted += theirs.attempted;
+            mine.connected += theirs.connected;
+            mine.failed += theirs.failed;
+            mine.dropped += theirs.dropped;
+            mine.sent_measured += theirs.sent_measured;
+            mine.acked_measured += theirs.acked_measured;
+            mine.delivered_measured += theirs.delivered_measured;
+        }
     }
 }
 
-/// Counters the progress line reads while the run goes on (relaxed atomics: they are
-/// statistics, not synchronisation).
+/// Counters shared by the threads of one process while the run goes on (relaxed atomics: they
+/// are statistics and a stop condition, not synchronisation of data).
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(crate) struct Live {
     /// Connection attempts finished, successfully or not.
     pub attempts_done: AtomicU64,
     pub connected: AtomicU64,
     pub failed: AtomicU64,
-    /// Messages written, all of them / those whose intended time is in the measured window.
-    pub sent: AtomicU64,
-    pub sent_measured: AtomicU64,
-    /// Sender's own acknowledgements received, all / measured.
-    pub acked: AtomicU64,
-    pub acked_measured: AtomicU64,
-    /// Deliveries to other members, all / measured.
-    pub delivered: AtomicU64,
-    pub delivered_measured: AtomicU64,
-    /// Acknowledgements plus deliveries the messages sent so far should produce.
-    pub expected: AtomicU64,
-    /// Messages the open-loop schedule wanted written in the measured window but the
-    /// generator did not get out before the window ended.
-    pub unsent_measured: AtomicU64,
-    /// Frames that were not the protocol, or not the generator's own ids.
-    pub unparsed: AtomicU64,
-    /// Joined connections that the server closed (or reset) before the end.
     pub dropped: AtomicU64,
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Copies (acknowledgements plus deliveries) the messages sent so far should produce.
+    pub expected: AtomicU64,
+    /// Threads that have sent their last message (their `expected` is final).
+    pub done_sending: AtomicU64,
 }
 
-impl Counters {
+impl Live {
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
@@ -190,6 +319,43 @@ impl Counters {
         if n > 0 {
             counter.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// What the progress line shows.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            connected: Live::get(&self.connected),
+            failed: Live::get(&self.failed),
+            dropped: Live::get(&self.dropped),
+            sent: Live::get(&self.sent),
+            acked: Live::get(&self.acked),
+            delivered: Live::get(&self.delivered),
+            expected: Live::get(&self.expected),
+        }
+    }
+}
+
+/// One process's counters at one moment, for the progress line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Snapshot {
+    pub connected: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub delivered: u64,
+    pub expected: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn add(&mut self, o: &Snapshot) {
+        self.connected += o.connected;
+        self.failed += o.failed;
+        self.dropped += o.dropped;
+        self.sent += o.sent;
+        self.acked += o.acked;
+        self.delivered += o.delivered;
+        self.expected += o.expected;
     }
 }
 
@@ -209,5 +375,20 @@ mod tests {
         assert_eq!(s.clamped, 1);
         assert!(s.max >= HIGHEST_US);
         assert_eq!(s.min, 1);
+    }
+
+    /// A histogram survives the trip through JSON unchanged, and a damaged one is refused.
+    #[test]
+    fn latency_round_trips_through_json() {
+        let mut l = Latency::default();
+        for us in [1, 7, 99, 1000, 1001, 65_536, 3_000_000, u64::MAX] {
+            l.record(us);
+        }
+        let json = serde_json::to_string(&l).expect("serializes");
+        let back: Latency = serde_json::from_str(&json).expect("deserializes");
+        assert_eq!(back.summary(), l.summary());
+        assert_eq!(back.hist, l.hist);
+        let broken = json.replace("\"v2\":\"", "\"v2\":\"AAAA");
+        assert!(serde_json::from_str::<Latency>(&broken).is_err());
     }
 }

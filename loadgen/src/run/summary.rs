@@ -1,15 +1,46 @@
 //! Judging a run (is it trustworthy? what went wrong?) and printing it as a readable table.
 
+use super::assemble::SATURATED_PERCENT;
 use super::report::RunReport;
 use super::stats::LatencySummary;
 use std::fmt::Write as _;
 
+/// What the headline says, first, when the generator could not keep up.
+pub const BEHIND: &str =
+    "the generator fell behind: these figures bound the generator, not the server";
+
 /// Fills `ok`, `problems` and `headline`. The headline names every problem, so a run that did
-/// not open all its connections, lost messages, or could not keep its rate says so first.
+/// not open all its connections, lost messages, or whose generator fell behind says so first.
 pub(crate) fn judge(report: &mut RunReport) {
     let c = &report.connections;
     let m = &report.messages;
+    let g = &report.generator;
     let mut problems = Vec::new();
+    if g.behind {
+        let mut why = Vec::new();
+        let lag = &report.latency_us.send_lag;
+        let allowed = report.config.max_send_lag_us;
+        if lag.p99 > allowed {
+            why.push(format!(
+                "send lag p99 {} µs, over the {allowed} µs allowed",
+                lag.p99
+            ));
+        }
+        let own_unsent = m.unsent.saturating_sub(m.unsent_blocked);
+        if own_unsent > 0 && !m.rate_kept {
+            why.push(format!(
+                "{own_unsent} of {} measured messages never sent",
+                m.scheduled.unwrap_or(0)
+            ));
+        }
+        if g.busiest_thread_percent >= SATURATED_PERCENT {
+            why.push(format!(
+                "its busiest thread used {}% of a core",
+                g.busiest_thread_percent
+            ));
+        }
+        problems.push(format!("{BEHIND} ({})", why.join("; ")));
+    }
     if c.connected < c.attempted {
         let kinds: Vec<String> = c.failures.iter().map(|(k, n)| format!("{n} {k}")).collect();
         problems.push(format!(
@@ -34,13 +65,11 @@ pub(crate) fn judge(report: &mut RunReport) {
             problems.push(format!("{n} copies {what}"));
         }
     }
-    if !m.rate_kept {
+    if m.blocked > 0 || m.unsent_blocked > 0 {
         problems.push(format!(
-            "the generator could not keep the offered rate ({} of {} measured messages sent, \
-             send lag p99 {} µs): the figures describe a lower load",
-            m.sent,
-            m.scheduled.unwrap_or(0),
-            report.latency_us.send_lag.p99
+            "{} messages waited for a full socket and {} never left one: the server did not \
+             read fast enough (their wait is in the corrected latency)",
+            m.blocked, m.unsent_blocked
         ));
     }
     if m.unparsed > 0 {
@@ -58,15 +87,18 @@ pub(crate) fn judge(report: &mut RunReport) {
         && c.dropped == 0
         && m.lost == 0
         && m.duplicated == 0
-        && m.out_of_order == 0;
+        && m.out_of_order == 0
+        && !g.behind;
     let figures = format!(
-        "{}/{} connected, {} msg/s acknowledged, round trip p99 {} µs, {} deliveries/s, {} lost",
+        "{}/{} connected, {} msg/s acknowledged, round trip p99 {} µs, {} deliveries/s, {} lost, \
+         send lag p99 {} µs",
         c.connected,
         c.attempted,
         m.qps,
         report.latency_us.round_trip.p99,
         m.deliveries_per_sec,
-        m.lost
+        m.lost,
+        report.latency_us.send_lag.p99
     );
     report.headline = match (report.ok, problems.is_empty()) {
         (true, true) => format!("OK: {figures}"),
@@ -89,12 +121,22 @@ pub fn render(report: &RunReport) -> String {
     };
     let target = serde_json::to_value(cfg.target).unwrap_or_default();
     let workload = serde_json::to_value(cfg.workload).unwrap_or_default();
+    let target = target.as_str().unwrap_or("?");
+    let servers = match cfg.addrs.len() {
+        1 => format!("{target} server at {}", cfg.addr),
+        n => {
+            let spread = serde_json::to_value(cfg.spread).unwrap_or_default();
+            format!(
+                "{n} {target} servers at {} (spread: {})",
+                cfg.addr,
+                spread.as_str().unwrap_or("?")
+            )
+        }
+    };
     let _ = writeln!(
         out,
-        "target       {} server at {}, workload {}, {} connections in {} room(s) of up to {}, \
-         {rate}, {} s measured after {} s warm-up",
-        target.as_str().unwrap_or("?"),
-        cfg.addr,
+        "target       {servers}, workload {}, {} connections in {} room(s) of up to {}, {rate}, \
+         {} s measured after {} s warm-up",
         workload.as_str().unwrap_or("?"),
         cfg.conns,
         cfg.rooms,
@@ -113,9 +155,17 @@ pub fn render(report: &RunReport) -> String {
     let offered = m
         .offered_per_sec
         .map_or(String::new(), |o| format!(" (offered {o:.0}/s)"));
+    let late = if m.unsent + m.blocked > 0 {
+        format!(
+            " ({} never sent, {} written late behind a full socket)",
+            m.unsent, m.blocked
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "messages     {} sent{offered}, {} acknowledged = {} msg/s; {} deliveries = {}/s",
+        "messages     {} sent{offered}{late}, {} acknowledged = {} msg/s; {} deliveries = {}/s",
         m.sent, m.acked, m.qps, m.deliveries, m.deliveries_per_sec
     );
     let _ = writeln!(
@@ -129,16 +179,42 @@ pub fn render(report: &RunReport) -> String {
         "\nlatency (µs)                 count      p50      p90      p99    p99.9      max"
     );
     let l = &report.latency_us;
+    let several = cfg.addrs.len() > 1;
     for (name, s) in [
-        ("round trip (corrected)", &l.round_trip),
-        ("round trip (uncorrected)", &l.round_trip_uncorrected),
-        ("fan-out (corrected)", &l.fanout),
-        ("fan-out (uncorrected)", &l.fanout_uncorrected),
-        ("send lag (generator)", &l.send_lag),
-        ("TCP connect", &c.connect_us),
-        ("connect + join", &c.join_us),
+        ("round trip (corrected)", Some(&l.round_trip)),
+        ("round trip (uncorrected)", Some(&l.round_trip_uncorrected)),
+        ("fan-out (corrected)", Some(&l.fanout)),
+        ("fan-out (uncorrected)", Some(&l.fanout_uncorrected)),
+        ("fan-out across servers", several.then_some(&l.fanout_cross)),
+        ("send lag (generator)", Some(&l.send_lag)),
+        ("TCP connect", Some(&c.connect_us)),
+        ("connect + join", Some(&c.join_us)),
     ] {
-        let _ = writeln!(out, "  {name:<24} {}", row(s));
+        if let Some(s) = s {
+            let _ = writeln!(out, "  {name:<24} {}", row(s));
+        }
+    }
+    if several {
+        let _ = writeln!(
+            out,
+            "\nper server                 conns   failed  dropped     sent    acked  deliveries  \
+             rt p99 µs  fan-out p99 µs"
+        );
+        for a in &report.per_addr {
+            let _ = writeln!(
+                out,
+                "  {:<22} {:>7} {:>8} {:>8} {:>8} {:>8} {:>11} {:>10} {:>15}",
+                a.addr,
+                a.connected,
+                a.failed,
+                a.dropped,
+                a.sent,
+                a.acked,
+                a.deliveries,
+                a.round_trip_us.p99,
+                a.fanout_us.p99
+            );
+        }
     }
     if !report.errors.is_empty() {
         let codes: Vec<String> = report
@@ -149,14 +225,30 @@ pub fn render(report: &RunReport) -> String {
         let _ = writeln!(out, "\nerrors       {}", codes.join(", "));
     }
     let g = &report.generator;
+    let procs = match g.procs {
+        1 => String::new(),
+        n => format!("{n} processes, "),
+    };
     let _ = write!(
         out,
-        "\ncpu          generator {}% of one core ({} threads on {} cores)",
-        g.cpu_percent, g.threads, g.cores
+        "\ncpu          generator {}% of one core{} ({procs}{} threads on {} cores, busiest \
+         thread {}%)",
+        g.cpu_percent,
+        per_msg(g.cpu_us_per_msg),
+        g.threads,
+        g.cores,
+        g.busiest_thread_percent
     );
     match &report.server {
         Some(s) => {
-            let _ = writeln!(out, ", server {}% (pid {})", s.cpu_percent, s.pid);
+            let pids: Vec<String> = s.pids.iter().map(|p| p.to_string()).collect();
+            let _ = writeln!(
+                out,
+                ", server {}%{} (pid {})",
+                s.cpu_percent,
+                per_msg(s.cpu_us_per_msg),
+                pids.join(", ")
+            );
             let per_conn = s.rss_per_conn_bytes.map_or(String::new(), |b| {
                 format!(", {:.1} KiB per connection", b / 1024.0)
             });
@@ -171,6 +263,11 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     out
+}
+
+/// `, 3.2 µs per message` when there were messages.
+fn per_msg(us: Option<f64>) -> String {
+    us.map_or(String::new(), |us| format!(", {us} µs per message"))
 }
 
 fn row(s: &LatencySummary) -> String {

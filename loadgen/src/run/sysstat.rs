@@ -1,27 +1,15 @@
-//! CPU and memory of the generator itself and of the server under test, from the kernel.
+//! CPU and memory of the servers under test, from the kernel: `/proc/<pid>/stat` (user +
+//! system time in clock ticks) and `/proc/<pid>/status` (`VmRSS`, resident memory).
 //!
-//! The generator's own CPU comes from `getrusage(RUSAGE_SELF)`; the server's from
-//! `/proc/<pid>/stat` (user + system time in clock ticks) and `/proc/<pid>/status` (`VmRSS`,
-//! resident memory). Reporting the generator's CPU next to the server's is what tells you
-//! whether you measured the server or the load generator.
+//! The generator's own CPU is measured by its engine threads themselves
+//! (`CLOCK_THREAD_CPUTIME_ID` at the edges of the measured window, see `event_loop.rs`), so
+//! that a test server living in the same process is not counted as the generator. Reporting
+//! the generator's CPU next to the server's is what tells you whether you measured the server
+//! or the load generator.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// CPU time used so far by this process (all threads).
-pub(crate) fn own_cpu() -> Duration {
-    // SAFETY: getrusage only writes the struct we pass.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return Duration::ZERO;
-        }
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// One reading of another process.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,43 +49,59 @@ pub(crate) fn cpu_percent(cpu: Duration, wall: Duration) -> f64 {
     (cpu.as_secs_f64() / wall.as_secs_f64() * 1000.0).round() / 10.0
 }
 
-/// Watches the server process during a run: a baseline before the first connection, and the
-/// peak resident memory, sampled every 100 ms by a background task.
+/// Reads every process of `pids` and adds them up; `None` when none of them is there.
+pub(crate) fn sample_all(pids: &[u32]) -> Option<ProcSample> {
+    let samples: Vec<ProcSample> = pids.iter().filter_map(|&pid| sample(pid)).collect();
+    (!samples.is_empty()).then(|| ProcSample {
+        cpu: samples.iter().map(|s| s.cpu).sum(),
+        rss_kib: samples.iter().map(|s| s.rss_kib).sum(),
+    })
+}
+
+/// Watches the server processes during a run: a baseline before the first connection, and the
+/// peak of their resident memory (added up), sampled every 100 ms by a background thread.
 pub(crate) struct ServerWatch {
-    pub pid: u32,
+    pub pids: Vec<u32>,
     pub baseline: Option<ProcSample>,
     peak_rss_kib: Arc<AtomicU64>,
-    sampler: tokio::task::JoinHandle<()>,
+    /// Tells the sampler thread to stop.
+    stop: Arc<AtomicBool>,
 }
 
 impl ServerWatch {
-    /// Starts watching `pid` (call inside the runtime).
-    pub(crate) fn start(pid: u32) -> ServerWatch {
-        let baseline = sample(pid);
+    /// Starts watching `pids`; `None` when there are none to watch.
+    pub(crate) fn start(pids: &[u32]) -> Option<ServerWatch> {
+        if pids.is_empty() {
+            return None;
+        }
+        let baseline = sample_all(pids);
         let peak_rss_kib = Arc::new(AtomicU64::new(baseline.map_or(0, |s| s.rss_kib)));
-        let peak = Arc::clone(&peak_rss_kib);
-        let sampler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
-                match sample(pid) {
-                    Some(s) => {
-                        peak.fetch_max(s.rss_kib, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (peak, stopped, watched) =
+            (Arc::clone(&peak_rss_kib), Arc::clone(&stop), pids.to_vec());
+        let _ = std::thread::Builder::new()
+            .name("loadgen-sysstat".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    match sample_all(&watched) {
+                        Some(s) => {
+                            peak.fetch_max(s.rss_kib, Ordering::Relaxed);
+                        }
+                        None => return, // the servers are gone
                     }
-                    None => return, // the server is gone
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-            }
-        });
-        ServerWatch {
-            pid,
+            });
+        Some(ServerWatch {
+            pids: pids.to_vec(),
             baseline,
             peak_rss_kib,
-            sampler,
-        }
+            stop,
+        })
     }
 
     pub(crate) fn now(&self) -> Option<ProcSample> {
-        let s = sample(self.pid)?;
+        let s = sample_all(&self.pids)?;
         self.peak_rss_kib.fetch_max(s.rss_kib, Ordering::Relaxed);
         Some(s)
     }
@@ -109,7 +113,7 @@ impl ServerWatch {
 
 impl Drop for ServerWatch {
     fn drop(&mut self) {
-        self.sampler.abort();
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -117,18 +121,26 @@ impl Drop for ServerWatch {
 mod tests {
     use super::*;
 
-    /// Our own process can be read both ways, and burning CPU shows up.
+    /// Our own process can be read, burning CPU shows up, and several processes add up.
     #[test]
     fn reads_self() {
-        let before = own_cpu();
+        let me = std::process::id();
+        let before = sample(me).expect("/proc/self is readable");
+        // Burn CPU until a clock tick (10 ms) of it shows, for at most 5 s.
+        let burn = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
+        let mut after = before;
+        while after.cpu <= before.cpu && burn.elapsed() < Duration::from_secs(5) {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            after = sample(me).expect("/proc/self is readable");
         }
-        std::hint::black_box(x);
-        assert!(own_cpu() > before);
-        let s = sample(std::process::id()).expect("/proc/self is readable");
-        assert!(s.rss_kib > 0);
+        assert!(after.cpu > before.cpu);
+        assert!(after.rss_kib > 0);
         assert!(sample(u32::MAX).is_none());
+        let twice = sample_all(&[me, me, u32::MAX]).expect("two of three exist");
+        assert!(twice.rss_kib > after.rss_kib);
+        assert!(sample_all(&[u32::MAX]).is_none());
     }
 }

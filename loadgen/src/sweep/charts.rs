@@ -77,7 +77,12 @@ fn lines(results: &SweepResults, spec: &ChartSpec) -> Vec<Line> {
                 .filter_map(|r| Some((r.conns as f64, (spec.value)(r)?)))
                 .filter(|(_, y)| y.is_finite() && (!spec.log_y || *y > 0.0))
                 .collect();
+            // Levels not plotted, and why: failed, or the generator fell behind (its figures
+            // bound the generator, not the server).
             let label = match rows.iter().find(|r| r.status != Status::Ok) {
+                Some(r) if r.status == Status::Behind => {
+                    format!("{model} (generator behind from {})", r.conns)
+                }
                 Some(first_failure) => format!("{model} (failed from {})", first_failure.conns),
                 None => model.to_string(),
             };

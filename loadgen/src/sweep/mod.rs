@@ -91,7 +91,7 @@ pub struct SweepArgs {
 pub struct SweepConfig {
     pub models: Vec<ModelSpec>,
     pub levels: Vec<usize>,
-    /// The run every level gets; `addr`, `conns` and `server_pid` are set per level.
+    /// The run every level gets; `addrs`, `conns` and `server_pids` are set per level.
     pub run: RunConfig,
     /// Build missing server binaries with cargo.
     pub build_missing: bool,
@@ -186,8 +186,8 @@ fn run_level(config: &SweepConfig, model: &ModelSpec, conns: usize) -> SweepRow 
                 }
             }
         };
-    run_config.addr = addr;
-    run_config.server_pid = pid;
+    run_config.addrs = vec![addr];
+    run_config.server_pids = pid.into_iter().collect();
     match run::run(&run_config) {
         Ok(report) => SweepRow::from_report(&model.name, report, model.limit_note.as_deref()),
         Err(e) => failed(format!("the run could not be made: {e:#}")),
@@ -198,14 +198,16 @@ fn run_level(config: &SweepConfig, model: &ModelSpec, conns: usize) -> SweepRow 
 fn describe(row: &SweepRow) -> String {
     let status = results::status_name(&row.status);
     match (&row.status, &row.reason) {
-        (Status::Ok, _) => format!(
-            "{:<20} {:>6} conns  ok      {:>9.0} msg/s  p99 {:>9.2} ms  {} KiB/conn",
+        (Status::Ok | Status::Behind, _) => format!(
+            "{:<20} {:>6} conns  {status:<7} {:>9.0} msg/s  p99 {:>9.2} ms  {} KiB/conn  \
+             send lag p99 {} µs",
             row.model,
             row.conns,
             row.qps,
             row.p99_us as f64 / 1000.0,
             row.mem_per_conn_bytes
-                .map_or("?".into(), |b| format!("{:.1}", b / 1024.0))
+                .map_or("?".into(), |b| format!("{:.1}", b / 1024.0)),
+            row.send_lag_p99_us
         ),
         (_, reason) => format!(
             "{:<20} {:>6} conns  {status:<7} {}",

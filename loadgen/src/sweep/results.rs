@@ -1,6 +1,10 @@
-//! The sweep's results (schema `c10k-lab/loadgen-sweep/v1`) and their files: `results.json`
+//! The sweep's results (schema `c10k-lab/loadgen-sweep/v2`) and their files: `results.json`
 //! (everything, each level's full run report included), `results.csv` (one row per model and
 //! level), `results.md` (the same as a Markdown table, ready for a README).
+//!
+//! v2 added the `behind` status (the server served the level, but the generator fell behind,
+//! so the figures bound the generator) and the generator's send lag and CPU per message beside
+//! the server's in every row, table and CSV.
 
 use crate::run::RunReport;
 use serde::{Deserialize, Serialize};
@@ -8,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// The `schema` value of this version of `results.json`.
-pub const SWEEP_SCHEMA: &str = "c10k-lab/loadgen-sweep/v1";
+pub const SWEEP_SCHEMA: &str = "c10k-lab/loadgen-sweep/v2";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepResults {
@@ -49,6 +53,9 @@ pub enum Status {
     Ok,
     /// Ran, but the model could not serve this level (see `reason`).
     Failed,
+    /// The model served the level cleanly, but the generator fell behind: the figures bound
+    /// the generator, not the server (see `reason`). Not plotted.
+    Behind,
     /// Not run: the model already failed to open all connections at a lower level.
     Skipped,
 }
@@ -73,6 +80,11 @@ pub struct SweepRow {
     pub mem_per_conn_bytes: Option<f64>,
     pub server_cpu_percent: Option<f64>,
     pub loadgen_cpu_percent: f64,
+    /// CPU per acknowledged message, server and generator (µs).
+    pub server_cpu_us_per_msg: Option<f64>,
+    pub loadgen_cpu_us_per_msg: Option<f64>,
+    /// How late the generator sent (p99, µs): the floor under every corrected latency.
+    pub send_lag_p99_us: u64,
     /// Whether the generator kept the offered rate (false: the figures describe less load).
     pub rate_kept: bool,
     /// The level's full run report (absent when it did not run).
@@ -98,6 +110,9 @@ impl SweepRow {
             mem_per_conn_bytes: None,
             server_cpu_percent: None,
             loadgen_cpu_percent: 0.0,
+            server_cpu_us_per_msg: None,
+            loadgen_cpu_us_per_msg: None,
+            send_lag_p99_us: 0,
             rate_kept: true,
             report: None,
         }
@@ -105,14 +120,15 @@ impl SweepRow {
 
     /// A row from a run report; `limit_note` explains a failure by the model's known limit.
     pub fn from_report(model: &str, report: RunReport, limit_note: Option<&str>) -> SweepRow {
-        let status = if report.ok {
-            Status::Ok
-        } else {
-            Status::Failed
+        // Behind, not failed, when the generator's lateness is the only problem.
+        let status = match (report.ok, report.generator.behind, report.problems.len()) {
+            (true, _, _) => Status::Ok,
+            (false, true, 1) => Status::Behind,
+            _ => Status::Failed,
         };
         let reason = (!report.ok).then(|| {
             let mut reason = report.problems.join("; ");
-            if let Some(note) = limit_note {
+            if let (Some(note), Status::Failed) = (limit_note, &status) {
                 let _ = write!(reason, " ({model} {note})");
             }
             reason
@@ -134,6 +150,9 @@ impl SweepRow {
             mem_per_conn_bytes: report.server.as_ref().and_then(|s| s.rss_per_conn_bytes),
             server_cpu_percent: report.server.as_ref().map(|s| s.cpu_percent),
             loadgen_cpu_percent: report.generator.cpu_percent,
+            server_cpu_us_per_msg: report.server.as_ref().and_then(|s| s.cpu_us_per_msg),
+            loadgen_cpu_us_per_msg: report.generator.cpu_us_per_msg,
+            send_lag_p99_us: l.send_lag.p99,
             rate_kept: report.messages.rate_kept,
             report: Some(report),
         }
@@ -181,13 +200,13 @@ impl SweepResults {
         let mut out = String::from(
             "model,conns,status,connected,qps,deliveries_per_sec,p50_us,p99_us,p999_us,\
              fanout_p99_us,lost,mem_per_conn_bytes,server_cpu_percent,loadgen_cpu_percent,\
-             rate_kept,reason\n",
+             server_cpu_us_per_msg,loadgen_cpu_us_per_msg,send_lag_p99_us,rate_kept,reason\n",
         );
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
         for r in &self.rows {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&r.model),
                 r.conns,
                 status_name(&r.status),
@@ -202,6 +221,9 @@ impl SweepResults {
                 opt(r.mem_per_conn_bytes),
                 opt(r.server_cpu_percent),
                 r.loadgen_cpu_percent,
+                opt(r.server_cpu_us_per_msg),
+                opt(r.loadgen_cpu_us_per_msg),
+                r.send_lag_p99_us,
                 r.rate_kept,
                 csv_field(r.reason.as_deref().unwrap_or("")),
             );
@@ -229,19 +251,18 @@ impl SweepResults {
         );
         out.push_str(
             "| model | conns | status | msg/s | deliveries/s | p50 ms | p99 ms | fan-out p99 ms \
-             | KiB/conn | server CPU % | loadgen CPU % | notes |\n\
-             |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+             | KiB/conn | server CPU % | server µs/msg | loadgen CPU % | loadgen µs/msg \
+             | send lag p99 µs | notes |\n\
+             |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
+        let us = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1}"));
         for r in &self.rows {
             let ran = r.report.is_some();
             let num = |v: String| if ran { v } else { "–".to_string() };
-            let mut notes = r.reason.clone().unwrap_or_default();
-            if ran && !r.rate_kept && r.status == Status::Ok {
-                notes = "generator fell behind the offered rate".into();
-            }
+            let notes = r.reason.clone().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.model,
                 r.conns,
                 status_name(&r.status),
@@ -254,7 +275,10 @@ impl SweepResults {
                     .map_or("–".into(), |b| format!("{:.1}", b / 1024.0)),
                 r.server_cpu_percent
                     .map_or("–".into(), |c| format!("{c:.0}")),
+                us(r.server_cpu_us_per_msg),
                 num(format!("{:.0}", r.loadgen_cpu_percent)),
+                us(r.loadgen_cpu_us_per_msg),
+                num(r.send_lag_p99_us.to_string()),
                 notes.replace('|', "/"),
             );
         }
@@ -274,6 +298,7 @@ pub(crate) fn status_name(status: &Status) -> &'static str {
     match status {
         Status::Ok => "ok",
         Status::Failed => "failed",
+        Status::Behind => "behind",
         Status::Skipped => "skipped",
     }
 }
