@@ -133,7 +133,7 @@ struct Args {
 
     /// Receive buffers in the pool the kernel receives into, shared by every connection
     /// (a power of two, at most 32768).
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 1024)]
     buffers: u16,
 
     /// Bytes per receive buffer.

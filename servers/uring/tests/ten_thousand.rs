@@ -10,7 +10,7 @@ use support::{io_uring_usable, program};
 /// 10,000 connections in rooms of 10, every member sending: every broadcast reaches every
 /// member of its room, each sender's messages in order, none lost or duplicated. The
 /// connections arrive through one multishot accept, each into a slot of the file table, and
-/// all of them receive through one pool of 2,048 buffers.
+/// all of them receive through one pool of 1,024 buffers.
 #[test]
 fn holds_10k_connections_in_rooms_of_10() {
     if !io_uring_usable("holds_10k_connections_in_rooms_of_10") {
