@@ -17,8 +17,9 @@
 # perf and permission to trace). The figures depend on the machine and its load: run it on a
 # quiet machine, and compare the two servers with each other, not with other runs.
 #
-# Needs the release binaries (`cargo build --release -p chat-epoll -p chat-uring -p loadgen`;
-# BIN=dir to use others), strace or perf, and jq.
+# Runs the binaries on PATH (the course puts target/release there), else those in
+# target/release (`cargo build --release -p chat-epoll -p chat-uring -p loadgen`); BIN=DIR runs
+# the ones in DIR. Needs strace (or perf) and jq.
 set -euo pipefail
 
 conns=${1:-1000}
@@ -26,14 +27,23 @@ duration=${2:-10s}
 shift $(( $# < 2 ? $# : 2 ))
 servers=("$@")
 [ ${#servers[@]} -gt 0 ] || servers=(chat-epoll chat-uring)
-bin=${BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release}
+release=$(cd "$(dirname "$0")/.." && pwd)/target/release
 counter=${COUNTER:-strace}
+
+# The path of binary $1: in $BIN, on PATH, or in target/release.
+program() {
+    if [ -n "${BIN:-}" ]; then
+        echo "$BIN/$1"
+    else
+        command -v "$1" || echo "$release/$1"
+    fi
+}
 
 for tool in jq "$counter"; do
     command -v "$tool" > /dev/null || { echo "this needs $tool" >&2; exit 1; }
 done
-for program in loadgen "${servers[@]}"; do
-    [ -x "$bin/$program" ] || { echo "$bin/$program is not built (cargo build --release -p $program)" >&2; exit 1; }
+for name in loadgen "${servers[@]}"; do
+    [ -x "$(program "$name")" ] || { echo "$name is not built (cargo build --release -p $name)" >&2; exit 1; }
 done
 
 work=$(mktemp -d)
@@ -49,7 +59,7 @@ trap cleanup EXIT
 
 # Starts server $1 on a free port; sets server_pid and addr.
 start_server() {
-    "$bin/$1" --addr 127.0.0.1:0 --idle-timeout 0 > "$work/stdout" 2> "$work/stderr" &
+    "$(program "$1")" --addr 127.0.0.1:0 --idle-timeout 0 > "$work/stdout" 2> "$work/stderr" &
     server_pid=$!
     addr=""
     for _ in $(seq 100); do
@@ -81,7 +91,7 @@ for server in "${servers[@]}"; do
     esac
     counter_pid=$!
     sleep 1 # let the counter attach before the first connection
-    "$bin/loadgen" run --addr "$addr" --conns "$conns" --closed --duration "$duration" \
+    "$(program loadgen)" run --addr "$addr" --conns "$conns" --closed --duration "$duration" \
         --warmup 2s --json "$work/$server.json" > "$work/$server.run" 2>&1 \
         || { echo "$server: loadgen run failed:" >&2; cat "$work/$server.run" >&2; exit 1; }
     kill -INT "$counter_pid" # the counter detaches and writes its summary

@@ -20,6 +20,7 @@ const LESSONS: &[&str] = &[
     "07-async.md",
     "08-measuring.md",
     "09-socket-options.md",
+    "12-completion.md",
 ];
 
 fn run(file: &str) {
@@ -117,4 +118,12 @@ fn lesson_08_measuring() {
 #[test]
 fn lesson_09_socket_options() {
     run("09-socket-options.md");
+}
+
+/// Lesson 12: chat-uring's rings: sockets in the registered file table, one io_uring_enter per
+/// turn, the buffer pool running dry without losing data, system calls per message against
+/// chat-epoll.
+#[test]
+fn lesson_12_completion() {
+    run("12-completion.md");
 }
