@@ -245,10 +245,17 @@ fn setup_failure(err: &io::Error) -> String {
         Some(libc::ENOSYS) => "this kernel has no io_uring (built without CONFIG_IO_URING, or a \
                                seccomp filter, as in many containers, blocks it)"
             .to_string(),
-        Some(libc::EPERM) => format!(
-            "io_uring is disabled for this process (/proc/sys/kernel/io_uring_disabled is \
-             {disabled}; 0 allows it)"
-        ),
+        Some(libc::EPERM) => match disabled.as_str() {
+            "2" => "io_uring is disabled on this machine (/proc/sys/kernel/io_uring_disabled \
+                    is 2; 0 allows it)"
+                .to_string(),
+            "1" => "io_uring is allowed only to the group in /proc/sys/kernel/io_uring_group \
+                    (/proc/sys/kernel/io_uring_disabled is 1)"
+                .to_string(),
+            _ => "io_uring_setup was refused (EPERM): a security policy, such as a container's \
+                  seccomp filter, forbids io_uring to this process"
+                .to_string(),
+        },
         Some(libc::EINVAL) => "this kernel's io_uring lacks single-issuer rings (Linux 6.0); \
                                chat-uring needs Linux 6.0 or later"
             .to_string(),
