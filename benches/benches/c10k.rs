@@ -2,7 +2,7 @@
 //!
 //! The question of the whole workspace, answered on this machine: how does each I/O model
 //! (blocking, a thread per connection, a thread pool, select, poll, epoll level- and
-//! edge-triggered, a hand-written reactor, async) hold up as connections grow? For each
+//! edge-triggered, a hand-written reactor, async, io_uring) hold up as connections grow? For each
 //! workload of [`C10kPlan`] (the chat room workload, and ping), the load generator's sweep
 //! starts each server binary in its own process, drives it at each connection count, and stops
 //! it; this bench then writes the charts and prints the summary tables.

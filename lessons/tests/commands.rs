@@ -24,6 +24,7 @@ const LESSONS: &[&str] = &[
     "08-measuring.md",
     "09-socket-options.md",
     "10-beyond-one-process.md",
+    "12-completion.md",
 ];
 
 fn run(file: &str) {
@@ -160,4 +161,12 @@ fn lesson_09_socket_options() {
 #[test]
 fn lesson_10_beyond_one_process() {
     run("10-beyond-one-process.md");
+}
+
+/// Lesson 12: chat-uring's rings: sockets in the registered file table, one io_uring_enter per
+/// turn, the buffer pool running dry without losing data, system calls per message against
+/// chat-epoll.
+#[test]
+fn lesson_12_completion() {
+    run("12-completion.md");
 }

@@ -97,6 +97,7 @@ pub fn catalogue() -> Vec<(&'static str, ModelSpec)> {
         ),
         ("reactor", bin("chat-reactor", "chat-reactor", &[], None)),
         ("async", bin("chat-async", "chat-async", &[], None)),
+        ("uring", bin("chat-uring", "chat-uring", &[], None)),
     ]
 }
 
