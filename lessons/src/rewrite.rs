@@ -36,9 +36,11 @@ pub fn default_addr(text: &str) -> String {
     out.join(" ")
 }
 
-/// `loadgen run` as the test runs it: at most 2 s measured, 1 s of warm-up, 200 connections
-/// (the flags and the report are what the test checks; the figures come from the lesson's
-/// measured runs).
+/// `loadgen run` as the test runs it: at most 2 s measured, 1 s of warm-up, 200 connections,
+/// and `--max-send-lag 1h` unless the lesson sets it (the flags and the report are what the test
+/// checks; the figures come from the lesson's measured runs). A generator that falls behind on a
+/// busy test machine fails its run by design (its figures would bound the generator); that
+/// verdict is about the machine's speed, which the tests never judge, so it is lifted here.
 pub fn bound_load(text: &str) -> String {
     if !text.contains("loadgen run") {
         return text.to_string();
@@ -50,6 +52,10 @@ pub fn bound_load(text: &str) -> String {
             "--duration" => Limit::Seconds(2.0),
             "--warmup" => Limit::Seconds(1.0),
             "--conns" => Limit::Count(200),
+            "--max-send-lag" => {
+                seen.insert(words[i].clone());
+                continue;
+            }
             _ => continue,
         };
         seen.insert(words[i].clone());
@@ -66,7 +72,11 @@ pub fn bound_load(text: &str) -> String {
         };
     }
     let mut missing = String::new();
-    for (flag, value) in [("--duration", "2s"), ("--warmup", "1s")] {
+    for (flag, value) in [
+        ("--duration", "2s"),
+        ("--warmup", "1s"),
+        ("--max-send-lag", "1h"),
+    ] {
         if !seen.contains(flag) {
             let _ = write!(missing, " {flag} {value}");
         }
@@ -104,11 +114,15 @@ mod tests {
     fn bounds_load_runs() {
         assert_eq!(
             bound_load("loadgen run --addr 127.0.0.1:1 --conns 10000 --duration 30s"),
-            "loadgen run --warmup 1s --addr 127.0.0.1:1 --conns 200 --duration 2s"
+            "loadgen run --warmup 1s --max-send-lag 1h --addr 127.0.0.1:1 --conns 200 --duration 2s"
         );
         assert_eq!(
             bound_load("loadgen run --conns 10 --duration 500ms --warmup 0s | tail -3"),
-            "loadgen run --conns 10 --duration 500ms --warmup 0s | tail -3"
+            "loadgen run --max-send-lag 1h --conns 10 --duration 500ms --warmup 0s | tail -3"
+        );
+        assert_eq!(
+            bound_load("loadgen run --max-send-lag 5ms --conns 10"),
+            "loadgen run --duration 2s --warmup 1s --max-send-lag 5ms --conns 10"
         );
         assert_eq!(
             bound_load("loadgen check --addr x"),
