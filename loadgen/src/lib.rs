@@ -14,6 +14,7 @@
 
 pub mod check;
 pub mod fanout;
+pub mod fuzz;
 pub mod run;
 pub mod server_process;
 pub mod sweep;
