@@ -10,7 +10,7 @@
 //! | oversize | a line one byte longer than `--max-line`, never finished | the server closes the connection (after `line_too_long`) |
 //! | at-limit | a message whose line is exactly `--max-line` bytes | it is accepted: the sender's broadcast comes back |
 //! | flood | hundreds of pings in one write, or a blast of messages nobody reads | every pong, in order (guarantee 1) |
-//! | reset | connect and reset at once, or mid-line, or right after `join` | – |
+//! | reset | connect and reset at once, or mid-line, or right after `join`; sometimes a burst of up to 12 connections | – |
 //! | half-close | pings, then `shutdown(SHUT_WR)` | every pong, in order, then the server closes |
 //! | hold | join and sit, then `quit` | `bye`, then the server closes |
 //!
@@ -28,6 +28,9 @@ use std::time::Duration;
 
 /// Relative frequency of each session kind, in the order of `report::SESSION_KINDS`.
 const WEIGHTS: [usize; 10] = [20, 20, 8, 10, 3, 3, 10, 12, 6, 8];
+
+/// The most connections a `reset` session opens at once.
+const MAX_BURST: usize = 12;
 
 /// Shared rooms the attackers meet in (and fan out to each other).
 const ROOMS: [&str; 3] = ["lobby", "fz-commons", "fz-arena"];
@@ -310,32 +313,41 @@ impl<'a> Attacker<'a> {
         Ok(())
     }
 
+    /// Connections that end abruptly: a reset at once, mid-line or right after `join`, or a
+    /// plain close; a quarter of the time a burst of them, opened together.
     fn reset(&mut self) -> Result<(), Failure> {
-        let Some(mut wire) = self.open()? else {
-            return Ok(());
+        let burst = if self.rng.chance(25) {
+            self.rng.range(2, MAX_BURST)
+        } else {
+            1
         };
-        match self.rng.below(4) {
-            0 => {}
-            1 => {
-                let seed = self.rng.pick(SEEDS);
-                let cut = self.rng.below(seed.len());
-                self.write(&mut wire, &seed[..cut]);
-            }
-            2 => {
-                let name = self.unique_name("fzx");
-                let room = self.rng.pick(&ROOMS).to_string();
-                self.write(
-                    &mut wire,
-                    &frames::line(&json!({"type": "join", "nickname": name, "room": room})),
-                );
-            }
-            _ => {
-                // The orderly variant: connect and close at once.
-                self.end(wire, Ending::Close);
-                return Ok(());
+        let mut wires = Vec::with_capacity(burst);
+        for _ in 0..burst {
+            match self.open()? {
+                Some(wire) => wires.push(wire),
+                None => break,
             }
         }
-        self.end(wire, Ending::Reset);
+        for (i, mut wire) in wires.into_iter().enumerate() {
+            let ending = match self.rng.below(4) {
+                0 => Ending::Reset,
+                1 => {
+                    let seed = self.rng.pick(SEEDS);
+                    let cut = self.rng.below(seed.len());
+                    self.write(&mut wire, &seed[..cut]);
+                    Ending::Reset
+                }
+                2 => {
+                    let name = format!("{}n{i}", self.unique_name("fzx"));
+                    let room = self.rng.pick(&ROOMS).to_string();
+                    let join = json!({"type": "join", "nickname": name, "room": room});
+                    self.write(&mut wire, &frames::line(&join));
+                    Ending::Reset
+                }
+                _ => Ending::Close,
+            };
+            self.end(wire, ending);
+        }
         Ok(())
     }
 
