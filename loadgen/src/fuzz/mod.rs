@@ -76,12 +76,19 @@ pub struct FuzzArgs {
 /// The settings of a run (what [`fuzz`] takes; the flags map one to one).
 #[derive(Debug, Clone)]
 pub struct FuzzConfig {
+    /// The server to fuzz.
     pub addr: SocketAddr,
+    /// How long to attack.
     pub duration: Duration,
+    /// Attacking connections at once, besides the witness (ignored with `single`).
     pub conns: usize,
+    /// The seed of everything the run sends.
     pub seed: u64,
+    /// The server's `--max-line`, which sizes the oversized and at-the-limit lines.
     pub max_line: usize,
+    /// How long the witness waits for each reply before calling it a hang.
     pub witness_timeout: Duration,
+    /// The server serves one client at a time: attacks and witness visits take turns.
     pub single: bool,
 }
 
@@ -197,9 +204,13 @@ fn take_turns(ctx: &Ctx, witness: &mut Witness<'_>) {
 
 /// What every thread of a run shares.
 pub(crate) struct Ctx {
+    /// The server under test.
     addr: SocketAddr,
+    /// The run's seed; each attacker and the witness derive their own generator from it.
     seed: u64,
+    /// The server's `--max-line`.
     max_line: usize,
+    /// The witness's bound on each reply.
     witness_timeout: Duration,
     /// Part of every name this run uses, so that they collide with no other run's.
     tag: String,
@@ -209,6 +220,7 @@ pub(crate) struct Ctx {
     stop: AtomicBool,
     /// Set when a crash or hang stopped the run: later failures are its echoes, not news.
     halted: AtomicBool,
+    /// Everything counted and found so far.
     tally: Tally,
 }
 

@@ -36,11 +36,13 @@ impl fmt::Display for ProblemKind {
 /// One problem, with who saw it and when.
 #[derive(Debug, Clone)]
 pub struct Problem {
+    /// Crash, hang or wrong answer.
     pub kind: ProblemKind,
     /// Time since the start of the run.
     pub at: Duration,
     /// `witness`, or `attacker N, session M (kind)`.
     pub who: String,
+    /// What was sent, what was expected, what came.
     pub detail: String,
 }
 
@@ -74,14 +76,19 @@ pub const SESSION_KINDS: [&str; 10] = [
 /// Counters shared by every thread of a run.
 #[derive(Debug)]
 pub struct Tally {
+    /// The start of the run: problems are stamped relative to it.
     started: Instant,
     /// Sessions run, by kind (the index in [`SESSION_KINDS`]).
     pub sessions: [AtomicU64; SESSION_KINDS.len()],
+    /// Connections opened (attackers and witness).
     pub connections: AtomicU64,
     /// Connections that could not be opened for a reason other than a refusal (a timeout).
     pub connect_failures: AtomicU64,
+    /// Connections we ended with a reset (`SO_LINGER` 0).
     pub resets_sent: AtomicU64,
+    /// Bytes written to the server.
     pub bytes_out: AtomicU64,
+    /// Complete lines received from the server.
     pub frames_in: AtomicU64,
     /// Connections the server closed while we still used them.
     pub closed_by_server: AtomicU64,
@@ -89,6 +96,7 @@ pub struct Tally {
     witness: Mutex<Vec<Duration>>,
     /// Error frames received, by code.
     errors: Mutex<BTreeMap<String, u64>>,
+    /// The first problems in detail, and how many of each kind there were in all.
     problems: Mutex<(Vec<Problem>, BTreeMap<ProblemKind, u64>)>,
 }
 
@@ -191,20 +199,30 @@ impl Tally {
 /// The run's settings, as the report shows them.
 #[derive(Debug, Clone)]
 pub struct Setup {
+    /// The server fuzzed.
     pub addr: SocketAddr,
+    /// The seed that replays the run.
     pub seed: u64,
+    /// The attack time asked for.
     pub duration: Duration,
+    /// Attacking connections at once.
     pub conns: usize,
+    /// One client at a time (`--single`).
     pub single: bool,
+    /// The `--max-line` the lines were sized for.
     pub max_line: usize,
+    /// The witness's bound on each reply.
     pub witness_timeout: Duration,
 }
 
 /// The outcome of a run (see [`FuzzReport::render`] for the printed form).
 #[derive(Debug, Clone)]
 pub struct FuzzReport {
+    /// What was run.
     pub setup: Setup,
+    /// How long the run took, the final checks included.
     pub wall: Duration,
+    /// Problems found, by kind (all of them, not only those in `problems`).
     pub crashes: u64,
     pub hangs: u64,
     pub wrong_answers: u64,
@@ -212,6 +230,7 @@ pub struct FuzzReport {
     pub problems: Vec<Problem>,
     /// Sessions run, by kind.
     pub sessions: Vec<(String, u64)>,
+    /// The counters of [`Tally`], at the end.
     pub connections: u64,
     pub connect_failures: u64,
     pub resets_sent: u64,
@@ -220,6 +239,7 @@ pub struct FuzzReport {
     pub closed_by_server: u64,
     /// Error frames received, by code.
     pub errors: BTreeMap<String, u64>,
+    /// Witness requests answered correctly, and their reply times (`None`: no reply).
     pub witness_replies: u64,
     pub witness_p50: Option<Duration>,
     pub witness_p99: Option<Duration>,

@@ -68,6 +68,7 @@ pub enum Ending {
 
 /// One connection to the server under test.
 pub struct Wire {
+    /// The socket, blocking, with a write timeout; reads wait at most until a deadline.
     stream: TcpStream,
     /// Bytes received and not yet split into lines.
     pending: Vec<u8>,

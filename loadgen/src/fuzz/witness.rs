@@ -34,11 +34,15 @@ const OTHERS: [&str; 3] = ["joined", "left", "private"];
 
 /// The witness's state.
 pub(super) struct Witness<'a> {
+    /// The run: where to connect, the reply bound, where to report.
     ctx: &'a Ctx,
+    /// Picks the texts of its messages (seeded, like everything in a run).
     rng: Rng,
     /// The current connection, once joined.
     wire: Option<Wire>,
+    /// Its nickname now (it renames itself now and then).
     nickname: String,
+    /// Its room, which nobody else joins: every member list it asks for is itself alone.
     room: String,
     /// Connections opened so far (each gets fresh names).
     visits: u64,
