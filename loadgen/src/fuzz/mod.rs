@@ -262,7 +262,7 @@ impl Ctx {
 
     /// The next frame on an attacker's connection, waiting until `deadline` unless a crash or
     /// hang stops the run first (then it gives up within a tenth of a second).
-    fn next(&self, wire: &mut wire::Wire, deadline: Instant) -> wire::Next {
+    fn next(&self, wire: &mut wire::Wire<'_>, deadline: Instant) -> wire::Next {
         loop {
             let slice = deadline.min(Instant::now() + Duration::from_millis(100));
             match wire.next(slice) {

@@ -6,6 +6,7 @@
 //! ([`judge_frame`]) without chat-core's types, so a server in any language is held to the
 //! protocol itself.
 
+use super::report::Tally;
 use serde_json::Value;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -67,39 +68,37 @@ pub enum Ending {
 }
 
 /// One connection to the server under test.
-pub struct Wire {
+pub struct Wire<'t> {
     /// The socket, blocking, with a write timeout; reads wait at most until a deadline.
     stream: TcpStream,
     /// Bytes received and not yet split into lines.
     pending: Vec<u8>,
     /// Set once the server closed (EOF or error): why.
     closed: Option<String>,
-    /// Complete lines received (valid or not).
-    pub frames_in: u64,
-    /// Bytes written.
-    pub bytes_out: u64,
+    /// The run's counters: bytes out and frames in are counted as they pass.
+    tally: &'t Tally,
 }
 
-impl Wire {
+impl<'t> Wire<'t> {
     /// Connects within `timeout`, with `TCP_NODELAY` so that each write leaves at once.
-    pub fn connect(addr: SocketAddr, timeout: Duration) -> io::Result<Wire> {
+    pub fn connect(addr: SocketAddr, timeout: Duration, tally: &'t Tally) -> io::Result<Wire<'t>> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_nodelay(true)?;
         // A server that stops reading must not block us for long: the write fails instead.
         stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+        Tally::add(&tally.connections, 1);
         Ok(Wire {
             stream,
             pending: Vec::new(),
             closed: None,
-            frames_in: 0,
-            bytes_out: 0,
+            tally,
         })
     }
 
     /// Writes all of `bytes` (bounded by the one-second write timeout).
     pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)?;
-        self.bytes_out += bytes.len() as u64;
+        Tally::add(&self.tally.bytes_out, bytes.len() as u64);
         Ok(())
     }
 
@@ -108,12 +107,12 @@ impl Wire {
         self.stream.shutdown(Shutdown::Write)
     }
 
-    /// Ends the connection with a FIN or a reset.
+    /// Ends the connection with a FIN or a reset (dropping it is a FIN).
     pub fn end(self, how: Ending) {
         if how == Ending::Reset {
             let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+            Tally::add(&self.tally.resets_sent, 1);
         }
-        drop(self.stream);
     }
 
     /// Whether the server has closed the connection, and how.
@@ -126,7 +125,7 @@ impl Wire {
         loop {
             if let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=newline).collect();
-                self.frames_in += 1;
+                Tally::add(&self.tally.frames_in, 1);
                 return match judge_frame(&line) {
                     Ok(frame) => Next::Frame(frame),
                     Err(why) => Next::Invalid(why),

@@ -18,7 +18,7 @@
 //! visits, between two attack sessions, is a fresh connection that joins, runs a few of the
 //! same checks and quits (`bye`, then the server must close).
 
-use super::report::{clip, Tally};
+use super::report::clip;
 use super::rng::Rng;
 use super::wire::{Ending, Next, Wire};
 use super::{Ctx, Failure};
@@ -39,7 +39,7 @@ pub(super) struct Witness<'a> {
     /// Picks the texts of its messages (seeded, like everything in a run).
     rng: Rng,
     /// The current connection, once joined.
-    wire: Option<Wire>,
+    wire: Option<Wire<'a>>,
     /// Its nickname now (it renames itself now and then).
     nickname: String,
     /// Its room, which nobody else joins: every member list it asks for is itself alone.
@@ -109,13 +109,13 @@ impl<'a> Witness<'a> {
         self.nickname = format!("fzw{tag}v{}", self.visits);
         self.room = format!("fzw{tag}room{}", self.visits);
         let timeout = self.ctx.witness_timeout;
-        let wire = Wire::connect(self.ctx.addr, timeout).map_err(|e| match e.kind() {
-            ErrorKind::ConnectionRefused => Failure::Refused(e),
-            _ => Failure::Silent(format!(
-                "the witness could not connect within {timeout:?}: {e}"
-            )),
-        })?;
-        Tally::add(&self.ctx.tally.connections, 1);
+        let wire =
+            Wire::connect(self.ctx.addr, timeout, &self.ctx.tally).map_err(|e| match e.kind() {
+                ErrorKind::ConnectionRefused => Failure::Refused(e),
+                _ => Failure::Silent(format!(
+                    "the witness could not connect within {timeout:?}: {e}"
+                )),
+            })?;
         self.wire = Some(wire);
         let (nickname, room) = (self.nickname.clone(), self.room.clone());
         let join = json!({"type": "join", "nickname": nickname, "room": room});
@@ -375,8 +375,6 @@ impl<'a> Witness<'a> {
 
     fn drop_connection(&mut self) {
         if let Some(wire) = self.wire.take() {
-            Tally::add(&self.ctx.tally.bytes_out, wire.bytes_out);
-            Tally::add(&self.ctx.tally.frames_in, wire.frames_in);
             wire.end(Ending::Close);
         }
     }

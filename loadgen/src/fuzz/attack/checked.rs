@@ -123,7 +123,7 @@ impl Attacker<'_> {
             blast.extend_from_slice(&message);
         }
         self.write(&mut wire, &blast);
-        self.end(wire, Ending::Reset);
+        wire.end(Ending::Reset);
         Ok(())
     }
 
@@ -138,7 +138,7 @@ impl Attacker<'_> {
             .flat_map(|i| frames::line(&json!({"type": "ping", "id": i})))
             .collect();
         if !self.write(&mut wire, &batch) || wire.half_close().is_err() {
-            self.end(wire, Ending::Close);
+            wire.end(Ending::Close);
             return Ok(());
         }
         self.expect_pongs(&mut wire, count, "pings followed by a half-close")?;
@@ -155,7 +155,7 @@ impl Attacker<'_> {
                 )))
             }
         }
-        self.end(wire, Ending::Close);
+        wire.end(Ending::Close);
         Ok(())
     }
 
@@ -170,7 +170,7 @@ impl Attacker<'_> {
         let hold = Duration::from_millis(self.rng.range(300, 2000) as u64);
         self.absorb(&mut wire, hold)?;
         if wire.closed().is_some() || !self.write(&mut wire, b"{\"type\":\"quit\"}\n") {
-            self.end(wire, Ending::Close);
+            wire.end(Ending::Close);
             return Ok(()); // closed by the server meanwhile (an idle timeout, say)
         }
         if self
@@ -189,7 +189,7 @@ impl Attacker<'_> {
                 }
             }
         }
-        self.end(wire, Ending::Close);
+        wire.end(Ending::Close);
         Ok(())
     }
 }

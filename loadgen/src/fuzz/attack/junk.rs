@@ -144,7 +144,7 @@ impl Attacker<'_> {
                 }
                 _ => Ending::Close,
             };
-            self.end(wire, ending);
+            wire.end(ending);
         }
         Ok(())
     }

@@ -104,12 +104,9 @@ impl<'a> Attacker<'a> {
 
     /// Opens a connection. `None` when it could not be opened for a reason that is not the
     /// server's absence (a timeout while its accept queue is full, say).
-    fn open(&mut self) -> Result<Option<Wire>, Failure> {
-        match Wire::connect(self.ctx.addr, self.ctx.connect_timeout()) {
-            Ok(wire) => {
-                Tally::add(&self.ctx.tally.connections, 1);
-                Ok(Some(wire))
-            }
+    fn open(&mut self) -> Result<Option<Wire<'a>>, Failure> {
+        match Wire::connect(self.ctx.addr, self.ctx.connect_timeout(), &self.ctx.tally) {
+            Ok(wire) => Ok(Some(wire)),
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => Err(Failure::Refused(e)),
             Err(_) => {
                 Tally::add(&self.ctx.tally.connect_failures, 1);
@@ -120,7 +117,7 @@ impl<'a> Attacker<'a> {
 
     /// Writes `bytes`; `false` when the connection no longer takes data (closed by the server,
     /// or not read for a second).
-    fn write(&mut self, wire: &mut Wire, bytes: &[u8]) -> bool {
+    fn write(&mut self, wire: &mut Wire<'_>, bytes: &[u8]) -> bool {
         let ok = wire.send(bytes).is_ok();
         if !ok {
             Tally::add(&self.ctx.tally.closed_by_server, 1);
@@ -130,7 +127,7 @@ impl<'a> Attacker<'a> {
 
     /// Writes the lines coalesced in random groups, or split mid-line, reading a little in
     /// between.
-    fn send_lines(&mut self, wire: &mut Wire, lines: &[Vec<u8>]) -> Result<(), Failure> {
+    fn send_lines(&mut self, wire: &mut Wire<'_>, lines: &[Vec<u8>]) -> Result<(), Failure> {
         let mut bytes: Vec<u8> = lines.concat();
         while !bytes.is_empty() {
             let take = match self.rng.below(3) {
@@ -149,7 +146,7 @@ impl<'a> Attacker<'a> {
     }
 
     /// Reads for `duration`, judging and counting what arrives.
-    fn absorb(&mut self, wire: &mut Wire, duration: Duration) -> Result<(), Failure> {
+    fn absorb(&mut self, wire: &mut Wire<'_>, duration: Duration) -> Result<(), Failure> {
         let mut frames = Vec::new();
         let invalid = wire.drain_for(duration, &mut frames);
         for frame in &frames {
@@ -166,7 +163,7 @@ impl<'a> Attacker<'a> {
     /// end cut the wait short.
     fn wait_for(
         &mut self,
-        wire: &mut Wire,
+        wire: &mut Wire<'_>,
         sent: &str,
         wanted: impl Fn(&Value) -> bool,
     ) -> Result<Option<Value>, Failure> {
@@ -196,7 +193,12 @@ impl<'a> Attacker<'a> {
     }
 
     /// The next frames must be `pong`s with ids 0, 1, … `count - 1`, in order.
-    fn expect_pongs(&mut self, wire: &mut Wire, count: usize, sent: &str) -> Result<(), Failure> {
+    fn expect_pongs(
+        &mut self,
+        wire: &mut Wire<'_>,
+        count: usize,
+        sent: &str,
+    ) -> Result<(), Failure> {
         let (deadline, cut) = self.ctx.slow_deadline();
         for expected in 0..count {
             let got = self.ctx.next(wire, deadline);
@@ -220,7 +222,7 @@ impl<'a> Attacker<'a> {
     }
 
     /// Ends a session the way a random client would: FIN, reset, or half-close and drain.
-    fn finish(&mut self, mut wire: Wire) -> Result<(), Failure> {
+    fn finish(&mut self, mut wire: Wire<'_>) -> Result<(), Failure> {
         let ending = match self.rng.below(10) {
             0..=3 => Ending::Close,
             4..=8 => Ending::Reset,
@@ -231,18 +233,8 @@ impl<'a> Attacker<'a> {
                 Ending::Close
             }
         };
-        self.end(wire, ending);
+        wire.end(ending);
         Ok(())
-    }
-
-    fn end(&self, wire: Wire, how: Ending) {
-        let tally = &self.ctx.tally;
-        Tally::add(&tally.bytes_out, wire.bytes_out);
-        Tally::add(&tally.frames_in, wire.frames_in);
-        if how == Ending::Reset {
-            Tally::add(&tally.resets_sent, 1);
-        }
-        wire.end(how);
     }
 
     fn count_error(&self, frame: &Value) {
