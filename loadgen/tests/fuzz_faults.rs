@@ -121,6 +121,7 @@ fn command_line_verdict_and_exit_status() {
     let output = Command::new(loadgen)
         .args(["fuzz", "--addr", &good.addr().to_string()])
         .args(["--duration", "3s", "--seed", "7", "--conns", "4"])
+        .args(["--witness-timeout", "5s"]) // a shared machine may be slow; a hang is not the point
         .output()
         .expect("loadgen runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -140,6 +141,7 @@ fn command_line_verdict_and_exit_status() {
     let output = Command::new(loadgen)
         .args(["fuzz", "--addr", &broken.addr().to_string()])
         .args(["--duration", "3s", "--seed", "7", "--conns", "4"])
+        .args(["--witness-timeout", "5s"])
         .output()
         .expect("loadgen runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
