@@ -65,7 +65,7 @@ fn a_server_that_dies_on_some_input_is_a_crash() {
     let report = run(
         fragile.addr,
         Duration::from_secs(20),
-        Duration::from_secs(3),
+        Duration::from_secs(5),
     );
     let text = report.render();
     assert!(
