@@ -6,7 +6,7 @@
 //!
 //! | module | judges | used by |
 //! |---|---|---|
-//! | [`reference`] | how a byte stream splits into lines under `--max-line` | `decoder` |
+//! | [`reference`](mod@reference) | how a byte stream splits into lines under `--max-line` | `decoder` |
 //! | [`spec`] | the naming rules, and what a request line must parse to | `parse_request`, `hub` |
 //! | [`events`] | whether a frame the server sends is a valid event | `parse_request`, `hub` |
 //! | [`hub_input`], [`seeds`] | (not judges) the `hub` target's operations, and its seed scenarios | `hub` |

@@ -230,7 +230,7 @@ pub struct FuzzReport {
     pub problems: Vec<Problem>,
     /// Sessions run, by kind.
     pub sessions: Vec<(String, u64)>,
-    /// The counters of [`Tally`], at the end.
+    /// The run's counters, at the end.
     pub connections: u64,
     pub connect_failures: u64,
     pub resets_sent: u64,
