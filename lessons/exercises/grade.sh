@@ -1,0 +1,218 @@
+# What every lessons/exercises/NN-name/check shares. A check sources this file, then calls
+# `handin "$@"`. The convention (lessons/README.md, "Exercises"):
+#
+#   lessons/exercises/NN-name/check HANDIN      HANDIN: the student's hand-in folder
+#
+# The folder holds what the exercise asks for: `server` (an executable that starts the student's
+# server: it must take `--addr ADDR`, print `listening on ADDR` first, and stop on SIGTERM),
+# `program` or `client` (an executable), the reports and command outputs the exercise names, and
+# `answers.txt` (`key: value` lines). The course's tools (`loadgen`, the `chat-*` servers) are
+# found on PATH.
+#
+# The verdict is the last line and the exit status:
+#   PASS NN-name: why                  exit 0
+#   FAIL NN-name: why                  exit 1  (the hand-in falls short)
+#   CANNOT GRADE NN-name: why          exit 2  (a tool is missing, or the grading machine was too
+#                                               busy for the measurement to mean anything)
+
+set -uo pipefail
+
+EXERCISE=$(basename "$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)")
+EXERCISE_DIR=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
+HANDIN=""
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/grade-$EXERCISE.XXXXXX")
+SERVER_PIDS=()
+
+# The verdict goes to the check's own stdout (fd 3), even from inside a command substitution.
+exec 3>&1
+
+pass() {
+    echo "PASS $EXERCISE: $*" >&3
+    exit 0
+}
+
+fail() {
+    echo "FAIL $EXERCISE: $*" >&3
+    exit 1
+}
+
+cannot_grade() {
+    echo "CANNOT GRADE $EXERCISE: $*" >&3
+    exit 2
+}
+
+# A step of the grading, for the reader of the output.
+step() {
+    echo "-- $*"
+}
+
+cleanup() {
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        stop_pid "$pid"
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 2' INT TERM
+
+# Stops a process we started, and its direct children (a `server` script that did not `exec`).
+stop_pid() {
+    local pid=$1 child
+    kill -0 "$pid" 2>/dev/null || return 0
+    for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do
+        kill -TERM "$child" 2>/dev/null
+    done
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 30); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    return 0
+}
+
+# handin "$@": the one argument is the hand-in folder; every tool in $NEEDS must be on PATH.
+handin() {
+    if [ $# -ne 1 ]; then
+        echo "usage: $0 HANDIN_FOLDER"
+        echo "(the folder's contents are described in lessons/exercises/README.md and the exercise)"
+        exit 2
+    fi
+    [ -d "$1" ] || cannot_grade "$1 is not a folder"
+    HANDIN=$(cd "$1" && pwd)
+    local tool
+    for tool in ${NEEDS:-}; do
+        command -v "$tool" >/dev/null || cannot_grade "\`$tool\` is not on PATH (the course's tools: export PATH=\"\$PWD/target/release:\$PATH\")"
+    done
+}
+
+# need FILE WHAT: the hand-in must contain FILE (WHAT says what it is, for the FAIL message).
+need() {
+    [ -e "$HANDIN/$1" ] || fail "the hand-in has no \`$1\` ($2)"
+}
+
+# need_exec FILE WHAT: like `need`, and executable.
+need_exec() {
+    need "$1" "$2"
+    [ -x "$HANDIN/$1" ] || fail "\`$1\` is not executable (chmod +x it)"
+}
+
+# answer KEY: sets ANSWER to the value of the `KEY: value` line of answers.txt (fails when
+# there is none).
+answer() {
+    need answers.txt "the answers, one \`key: value\` per line"
+    ANSWER=$(sed -n "s/^$1:[[:space:]]*//p" "$HANDIN/answers.txt" | head -n 1 | sed 's/[[:space:]]*$//')
+    [ -n "$ANSWER" ] || fail "answers.txt has no \`$1:\` line"
+}
+
+# number KEY: `answer KEY`, which must be a number.
+number() {
+    answer "$1"
+    [[ "$ANSWER" =~ ^-?[0-9]+([.][0-9]+)?$ ]] || fail "answers.txt: \`$1: $ANSWER\` is not a number"
+}
+
+# near A B TOLERANCE: whether |A - B| <= TOLERANCE (decimals welcome).
+near() {
+    awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }'
+}
+
+# holds EXPRESSION: an awk comparison of numbers, e.g. holds "$x >= 2 * $y".
+holds() {
+    awk "BEGIN { exit !($1) }"
+}
+
+# report FILE WHAT: sets REPORT to the path of the hand-in's `loadgen run --json` report FILE,
+# which must be one (schema v2).
+report() {
+    need "$1" "$2: the JSON of \`loadgen run --json $1\`"
+    local schema
+    schema=$(jq -r '.schema // empty' "$HANDIN/$1" 2>/dev/null) || fail "\`$1\` is not JSON"
+    [ "$schema" = "c10k-lab/loadgen-run/v2" ] ||
+        fail "\`$1\` is not a loadgen run report of schema c10k-lab/loadgen-run/v2 (it says \`$schema\`): rerun it with this loadgen"
+    REPORT="$HANDIN/$1"
+}
+
+# field FILE FILTER: a jq filter on a report (the raw value).
+field() {
+    jq -r "$2" "$1"
+}
+
+# expect_report FILE FILTER WHY: the report must satisfy the jq filter, or the check fails with WHY.
+expect_report() {
+    jq -e "$2" "$1" >/dev/null || fail "$(basename "$1"): $3"
+}
+
+# start_server [FLAGS...]: starts the hand-in's `server` with `--addr 127.0.0.1:0 FLAGS`, waits
+# for its `listening on ADDR` line and sets ADDR, PORT and SERVER_PID. It is stopped at exit.
+start_server() {
+    need_exec server "an executable that starts your server: it takes --addr and prints \`listening on ADDR\`"
+    launch fail "$HANDIN/server" --addr 127.0.0.1:0 "$@"
+}
+
+# start_course_server COMMAND [ARGS...]: like start_server, for one of the course's servers the
+# check needs (a server that will not start is the grading machine's problem, not the hand-in's).
+start_course_server() {
+    launch cannot_grade "$@"
+}
+
+# launch VERDICT COMMAND...: starts COMMAND (stdout in $SERVER_OUT, stderr in $SERVER_ERR), waits up
+# to 20 s for its first line, `listening on ADDR`; calls VERDICT with the reason if it does not come.
+launch() {
+    local verdict=$1
+    shift
+    local n=${#SERVER_PIDS[@]}
+    SERVER_OUT="$WORK/server-$n.out"
+    SERVER_ERR="$WORK/server-$n.err"
+    "$@" >"$SERVER_OUT" 2>"$SERVER_ERR" &
+    SERVER_PID=$!
+    SERVER_PIDS+=("$SERVER_PID")
+    local line=""
+    for _ in $(seq 1 200); do
+        line=$(head -n 1 "$SERVER_OUT" 2>/dev/null)
+        case "$line" in
+            "listening on "*) break ;;
+        esac
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            "$verdict" "\`$*\` exited before printing \`listening on ADDR\`: $(tail -n 3 "$SERVER_ERR" | tr '\n' ' ')"
+        fi
+        sleep 0.1
+    done
+    case "$line" in
+        "listening on "*) ;;
+        *) "$verdict" "\`$*\` printed no \`listening on ADDR\` line within 20 s (its first line: \`$line\`)" ;;
+    esac
+    ADDR=${line#listening on }
+    ADDR=${ADDR%$'\r'}
+    PORT=${ADDR##*:}
+    step "started: $* (pid $SERVER_PID, $ADDR)"
+}
+
+# stop_server: stops the last server started (SIGTERM, then SIGKILL after 3 s).
+stop_server() {
+    stop_pid "$SERVER_PID"
+}
+
+# loadgen_check ARGS...: runs `loadgen check --addr $ADDR ARGS`, keeps its output in
+# $WORK/check.out and prints its summary line; returns its exit status.
+loadgen_check() {
+    loadgen check --addr "$ADDR" "$@" >"$WORK/check.out" 2>&1
+    local status=$?
+    grep -E '^(FAIL|SKIP) ' "$WORK/check.out" | head -n 20
+    tail -n 1 "$WORK/check.out"
+    return $status
+}
+
+# first_failure: the first FAIL line of the last loadgen_check.
+first_failure() {
+    grep -m 1 '^FAIL ' "$WORK/check.out" || tail -n 1 "$WORK/check.out"
+}
+
+# generator_verdict FILE: fails with "cannot grade" when the report says the generator, not the
+# server, fell behind (then its figures describe the grading machine, not the hand-in).
+generator_verdict() {
+    if [ "$(jq -r '.generator.behind' "$1")" = "true" ]; then
+        cannot_grade "the load generator fell behind (send lag p99 over --max-send-lag): the grading machine is too busy for this run to judge the server; run the check again on a quieter machine"
+    fi
+}
