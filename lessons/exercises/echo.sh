@@ -85,7 +85,7 @@ echo_loadgen() {
             --max-send-lag 1s --json "$WORK/run.json" >"$WORK/run.out" 2>&1
         [ -s "$WORK/run.json" ] || fail "loadgen run wrote no report: $(tail -n 3 "$WORK/run.out" | tr '\n' ' ')"
         head -n 1 "$WORK/run.out"
-        generator_verdict "$WORK/run.json"
+        [ "$mode" = "--closed" ] || generator_verdict "$WORK/run.json" 50000
         expect_report "$WORK/run.json" '.connections.connected == 100 and .connections.dropped == 0' \
             "not all 100 connections were served to the end ($(jq -c .connections.failures "$WORK/run.json"))"
         expect_report "$WORK/run.json" '.messages.lost == 0 and .messages.duplicated == 0 and .messages.out_of_order == 0' \

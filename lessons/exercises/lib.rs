@@ -13,6 +13,7 @@
 //! | `chat-ext` | 12 to 14 (练习4) | the chat server with login, history and file transfer |
 //! | `epoll-echo` | 30 | the echo server again, on edge-triggered epoll |
 //! | `starter-server` | 4, 6, 7, 30, 37 | a server that listens and answers nothing: the start |
+//! | `starter-client` | 9 | a client that connects and measures nothing: the start |
 //!
 //! This library holds what the two echo servers share ([`echo`]), and the flags and startup of
 //! every server here ([`ServerFlags`], [`listen`]).

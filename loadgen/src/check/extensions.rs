@@ -41,7 +41,6 @@ pub(crate) fn scenarios(enabled: &[Extension]) -> Vec<Scenario> {
     for extension in enabled {
         all.extend(match extension {
             Extension::Login => vec![
-                s("ext.login.register", &[], login_register),
                 s("ext.login.wrong_password", &[], login_wrong_password),
                 s("ext.login.missing_password", &[], login_missing_password),
                 s("ext.login.ignores_case", &[], login_ignores_case),
@@ -112,13 +111,6 @@ fn expect_refused(client: &mut Client, request: &Value) -> Result<(), String> {
     client.still_works()
 }
 
-fn login_register(ctx: &Ctx) -> Result<(), String> {
-    let nickname = ctx.fresh("reg");
-    register(ctx, &nickname, "s3cret")?;
-    // The owner comes back with the password: welcome.
-    join_with(ctx, &nickname, Some("s3cret")).map(drop)
-}
-
 fn login_wrong_password(ctx: &Ctx) -> Result<(), String> {
     let nickname = ctx.fresh("owner");
     register(ctx, &nickname, "right")?;
@@ -161,10 +153,12 @@ fn login_nick(ctx: &Ctx) -> Result<(), String> {
 }
 
 fn login_in_use(ctx: &Ctx) -> Result<(), String> {
-    // The right password does not take a name that is online: the usual rule still holds.
+    // The password is checked first: a wrong one is `bad_password` even while the name is
+    // online. The right one does not take a name that is online: the usual rule still holds.
     let nickname = ctx.fresh("busy");
     let _owner = join_with(ctx, &nickname, Some("right"))?;
     let mut twin = Client::connect(ctx, "twin")?;
+    expect_refused(&mut twin, &join_request(ctx, &nickname, Some("wrong")))?;
     twin.send(&join_request(ctx, &nickname, Some("right")))?;
     twin.expect_error("nickname_taken")?;
     twin.still_works()
