@@ -1,5 +1,5 @@
 # What every lessons/exercises/NN-name/check shares. A check sources this file, then calls
-# `handin "$@"`. The convention (lessons/README.md, "Exercises"):
+# `handin "$@"`. The convention: lessons/exercises/README.md.
 #
 #   lessons/exercises/NN-name/check HANDIN      HANDIN: the student's hand-in folder
 #
@@ -77,7 +77,7 @@ stop_pid() {
 handin() {
     if [ $# -ne 1 ]; then
         echo "usage: $0 HANDIN_FOLDER"
-        echo "(the folder's contents are described in lessons/exercises/README.md and the exercise)"
+        echo "(what the folder holds: lessons/exercises/README.md and the exercise's README.md)"
         exit 2
     fi
     [ -d "$1" ] || cannot_grade "$1 is not a folder"
@@ -231,5 +231,25 @@ chat_smoke() {
     case "$got" in
         *'"type":"welcome"'*) ;;
         *) fail "a \`join\` got no \`welcome\` within 5 s (got \`${got:0:120}\`)" ;;
+    esac
+}
+
+# time_a_ping SILENT: the "predict the wait" experiment on the server started last. SILENT clients
+# connect and say nothing; then one more sends a `ping`. Sets WAITED to the seconds (one decimal)
+# until its `pong` came; fails, as the grading machine's problem, when no `pong` came within 60 s.
+time_a_ping() {
+    local silent=() fd start reply
+    for _ in $(seq 1 "$1"); do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$PORT" || cannot_grade "could not connect a silent client"
+        silent+=("$fd")
+    done
+    sleep 0.5
+    start=$(date +%s.%N)
+    reply=$(printf '{"type":"ping","id":"timed"}\n' | timeout 60 nc 127.0.0.1 "$PORT" | head -n 1)
+    WAITED=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')
+    for fd in "${silent[@]}"; do exec {fd}>&-; done
+    case "$reply" in
+        *'"type":"pong"'*) ;;
+        *) cannot_grade "the timed client got no \`pong\` within 60 s (got \`${reply:0:120}\`)" ;;
     esac
 }

@@ -12,7 +12,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Some(addr) = std::env::args().nth(1).and_then(|a| a.parse::<SocketAddr>().ok()) else {
+    let Some(addr) = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+    else {
         eprintln!("usage: starter-client HOST:PORT");
         return ExitCode::from(2);
     };

@@ -26,7 +26,7 @@
 //! PATH), or of the workspace with `patch` applied: a copy of the workspace's sources in
 //! `target/tmp`, patched, built with its own target directory, and unpatched again (one patch
 //! at a time; the copy's dependencies are built once and then shared by every patch).
-//! The conventions for exercise authors are in `lessons/README.md` ("Exercises").
+//! The conventions for students and exercise authors are in `lessons/exercises/README.md`.
 
 use crate::catalog::{cargo, Catalog};
 use crate::proc::Proc;
@@ -156,6 +156,12 @@ impl Exercise {
                 }
             }
         }
+        if !self.dir.join("README.md").is_file() {
+            problems.push(format!(
+                "{}: no README.md (the task, the hand-in, what the check tests)",
+                self.name
+            ));
+        }
         if self.reference.is_null() {
             problems.push(format!("{}: exercise.json has no `reference`", self.name));
         }
@@ -171,6 +177,44 @@ impl Exercise {
             .filter_map(|entry| entry["bin"].as_str().map(str::to_string))
             .collect()
     }
+}
+
+/// Where the exercise's check command must be named and is not: INSTRUCTORS.md and the lessons
+/// of `exercise.lessons`, in English and in Chinese (`lessons/zh/`).
+pub fn unnamed_check(exercise: &Exercise) -> Vec<String> {
+    let command = format!("exercises/{}/check", exercise.name);
+    let lessons_dir = crate::lessons_dir();
+    let mut files = vec![PathBuf::from("INSTRUCTORS.md")];
+    for lesson in &exercise.lessons {
+        match lesson_file(&lessons_dir, lesson) {
+            Some(file) => files.push(file),
+            None => return vec![format!("{}: no lesson {lesson}", exercise.name)],
+        }
+    }
+    let mut problems = Vec::new();
+    for file in files {
+        for edition in [lessons_dir.clone(), lessons_dir.join("zh")] {
+            let path = edition.join(&file);
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if !text.contains(&command) {
+                problems.push(format!("{} does not name `{command}`", path.display()));
+            }
+        }
+    }
+    problems
+}
+
+/// The file of lesson `number` ("02" gives `02-threads.md`).
+fn lesson_file(lessons_dir: &Path, number: &str) -> Option<PathBuf> {
+    let prefix = format!("{number}-");
+    std::fs::read_dir(lessons_dir)
+        .ok()?
+        .flatten()
+        .map(|entry| PathBuf::from(entry.file_name()))
+        .find(|name| {
+            let name = name.to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".md")
+        })
 }
 
 /// What one run of a check gave.
@@ -275,7 +319,14 @@ pub fn build_patched(patch: &Path, bin: &str, dest: &Path, scratch: &Path) -> Re
 
 fn git_apply(workspace: &Path, patch: &Path, reverse: bool) -> Result<(), String> {
     let mut command = Command::new("git");
-    command.arg("apply").current_dir(workspace);
+    // The copy lies inside the workspace's own repository (target/tmp): git must not find it,
+    // or it applies the patch relative to that repository and skips every path outside the
+    // current folder. Above the copy, git looks no further.
+    let ceiling = workspace.parent().unwrap_or(workspace);
+    command
+        .arg("apply")
+        .current_dir(workspace)
+        .env("GIT_CEILING_DIRECTORIES", ceiling);
     if reverse {
         command.arg("--reverse");
     }

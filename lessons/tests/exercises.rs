@@ -2,7 +2,7 @@
 //! check is proven here: it passes on the exercise's reference solution and fails on the
 //! unmodified starting point, for the reason the exercise is about. The catalogue
 //! (INSTRUCTORS.md, both editions) and the lessons' Exercises sections name every check. The
-//! conventions are in `lessons/README.md` ("Exercises") and in `lessons::exercises`.
+//! conventions are in `lessons/exercises/README.md` and in `lessons::exercises`.
 
 use lessons::catalog::Catalog;
 use lessons::exercises::{self, exercises_dir, run_check, CheckRun, Exercise};
@@ -32,6 +32,21 @@ macro_rules! exercise_tests {
 
 exercise_tests! {
     exercise_01_recv_timing => "01-recv-timing",
+    exercise_02_predict_the_backlog => "02-predict-the-backlog",
+    exercise_04_blocking_server => "04-blocking-server",
+    exercise_06_select_echo => "06-select-echo",
+    exercise_07_stress_100x100 => "07-stress-100x100",
+    exercise_09_catch_a_liar => "09-catch-a-liar",
+    exercise_12_login => "12-login",
+    exercise_13_history => "13-history",
+    exercise_14_file_transfer => "14-file-transfer",
+    exercise_16_classic_bug => "16-classic-bug",
+    exercise_20_predict_the_pool => "20-predict-the-pool",
+    exercise_22_give_up_politely => "22-give-up-politely",
+    exercise_25_always_writable => "25-always-writable",
+    exercise_27_break_the_edge => "27-break-the-edge",
+    exercise_30_epoll_echo => "30-epoll-echo",
+    exercise_37_async_server => "37-async-server",
 }
 
 /// Runs the check of exercise `name` on its starting point (it must fail, saying
@@ -40,7 +55,7 @@ fn prove(name: &str) {
     let exercise = Exercise::load(&exercises_dir().join(name)).unwrap_or_else(|e| panic!("{e}"));
     let problems = exercise.problems();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    let bin_dir = build_for(&exercise);
+    let bin_dir = build_all();
     if AWAITING_LOADGEN_ECHO.contains(&name) && echo_workload_missing(&bin_dir) {
         eprintln!(
             "{name}: NOT RUN: this loadgen has no echo workload yet (see AWAITING_LOADGEN_ECHO)"
@@ -113,21 +128,27 @@ fn describe(what: &str, run: &CheckRun) -> String {
     format!("{what}, but {how}:\n{}", run.tail())
 }
 
-/// Builds what the exercise's check runs (its `NEEDS`), what its hand-ins run, and loadgen;
-/// returns the folder of the binaries.
-fn build_for(exercise: &Exercise) -> PathBuf {
-    let catalog = Catalog::workspace().unwrap_or_else(|e| panic!("{e}"));
-    let mut binaries = exercise.binaries();
-    binaries.extend(needs(&exercise.dir.join("check")));
-    binaries.insert("loadgen".into());
-    let mut packages = BTreeSet::new();
-    for bin in &binaries {
-        match catalog.package_of(bin) {
-            Some(package) => packages.insert(package.to_string()),
-            None => panic!("{}: no package builds `{bin}`", exercise.name),
-        };
-    }
-    catalog.build(&packages).unwrap_or_else(|e| panic!("{e}"))
+/// Builds, once for every exercise (one cargo invocation, one set of features), what the checks
+/// run (their `NEEDS`), what the hand-ins run, and loadgen; returns the folder of the binaries.
+fn build_all() -> PathBuf {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let catalog = Catalog::workspace()?;
+        let mut binaries: BTreeSet<String> = BTreeSet::from(["loadgen".to_string()]);
+        for exercise in exercises::all()? {
+            binaries.extend(exercise.binaries());
+            binaries.extend(needs(&exercise.dir.join("check")));
+        }
+        let mut packages = BTreeSet::new();
+        for bin in &binaries {
+            let package = catalog
+                .package_of(bin)
+                .ok_or_else(|| format!("no package builds `{bin}`"))?;
+            packages.insert(package.to_string());
+        }
+        catalog.build(&packages)
+    });
+    built.clone().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The workspace binaries a check needs: its `NEEDS="..."` line, less the system's tools.
@@ -177,6 +198,18 @@ fn every_exercise_is_well_formed() {
         .unwrap_or_else(|e| panic!("{e}"))
         .iter()
         .flat_map(Exercise::problems)
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every check is named where instructors and students look for it: the catalogue
+/// (INSTRUCTORS.md, in both editions) and each lesson that assigns the exercise (both editions).
+#[test]
+fn every_check_is_named_by_the_catalogue_and_its_lessons() {
+    let problems: Vec<String> = exercises::all()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .flat_map(exercises::unnamed_check)
         .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
