@@ -34,6 +34,7 @@ exercise_tests! {
     exercise_01_recv_timing => "01-recv-timing",
     exercise_02_predict_the_backlog => "02-predict-the-backlog",
     exercise_04_blocking_server => "04-blocking-server",
+    exercise_05_polite_refusal => "05-polite-refusal",
     exercise_06_select_echo => "06-select-echo",
     exercise_07_stress_100x100 => "07-stress-100x100",
     exercise_09_catch_a_liar => "09-catch-a-liar",
