@@ -253,3 +253,25 @@ time_a_ping() {
         *) cannot_grade "the timed client got no \`pong\` within 60 s (got \`${reply:0:120}\`)" ;;
     esac
 }
+
+# idle_report FILE CONNS: FILE must be the report of `loadgen run --workload idle --conns CONNS
+# --server-pid PID` with every connection made; sets REPORT and PER_CONN_KIB (the server's
+# resident memory per connection, in KiB, as the report's `memory` row prints it).
+idle_report() {
+    report "$1" "the idle run of $2 connections"
+    expect_report "$REPORT" ".config.workload == \"idle\" and .config.conns == $2" \
+        "not a \`loadgen run --workload idle --conns $2\` report ($(jq -c '.config | {workload, conns}' "$REPORT"))"
+    expect_report "$REPORT" ".connections.connected == $2" \
+        "only $(field "$REPORT" .connections.connected) of $2 connections were made: the figures are not those of $2"
+    expect_report "$REPORT" '.server.rss_per_conn_bytes != null' \
+        "the report has no server memory: run it with --server-pid PID"
+    PER_CONN_KIB=$(jq -r '.server.rss_per_conn_bytes / 1024 * 10 | round / 10' "$REPORT")
+}
+
+# agrees KEY VALUE: the number `KEY:` of answers.txt must be VALUE, within 5% and the 0.1 that
+# rounding to one decimal costs (what the student read from the report must be what it says).
+agrees() {
+    number "$1"
+    holds "($ANSWER - $2) <= 0.05 * $2 + 0.1 && ($2 - $ANSWER) <= 0.05 * $2 + 0.1" ||
+        fail "answers.txt: \`$1: $ANSWER\`, but the report says $2"
+}

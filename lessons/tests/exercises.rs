@@ -33,6 +33,7 @@ macro_rules! exercise_tests {
 exercise_tests! {
     exercise_01_recv_timing => "01-recv-timing",
     exercise_02_predict_the_backlog => "02-predict-the-backlog",
+    exercise_03_shrink_the_backlog => "03-shrink-the-backlog",
     exercise_04_blocking_server => "04-blocking-server",
     exercise_05_polite_refusal => "05-polite-refusal",
     exercise_06_select_echo => "06-select-echo",
@@ -43,11 +44,13 @@ exercise_tests! {
     exercise_14_file_transfer => "14-file-transfer",
     exercise_16_classic_bug => "16-classic-bug",
     exercise_20_predict_the_pool => "20-predict-the-pool",
+    exercise_21_size_the_pool => "21-size-the-pool",
     exercise_22_give_up_politely => "22-give-up-politely",
     exercise_25_always_writable => "25-always-writable",
     exercise_27_break_the_edge => "27-break-the-edge",
     exercise_30_epoll_echo => "30-epoll-echo",
     exercise_37_async_server => "37-async-server",
+    exercise_41_memory_per_connection => "41-memory-per-connection",
 }
 
 /// Runs the check of exercise `name` on its starting point (it must fail, saying
