@@ -275,3 +275,16 @@ agrees() {
     holds "($ANSWER - $2) <= 0.05 * $2 + 0.1 && ($2 - $ANSWER) <= 0.05 * $2 + 0.1" ||
         fail "answers.txt: \`$1: $ANSWER\`, but the report says $2"
 }
+
+# chat_report FILE WHAT: FILE must be the report of a `loadgen run` chat workload with every
+# connection made and the server's CPU measured (`--server-pid`); sets REPORT. A run whose
+# generator fell behind on a busy machine still counts: its figures are those of what was sent.
+chat_report() {
+    report "$1" "$2"
+    expect_report "$REPORT" '.config.workload == "chat"' \
+        "not a chat workload ($(field "$REPORT" .config.workload))"
+    expect_report "$REPORT" '.connections.connected == .config.conns and .messages.sent_total > 0' \
+        "$(field "$REPORT" .connections.connected) of $(field "$REPORT" .config.conns) connections made, $(field "$REPORT" .messages.sent_total) messages sent: run it again"
+    expect_report "$REPORT" '.server.cpu_percent != null' \
+        "the report has no server CPU: run it with --server-pid PID"
+}

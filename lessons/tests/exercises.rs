@@ -38,6 +38,7 @@ exercise_tests! {
     exercise_05_polite_refusal => "05-polite-refusal",
     exercise_06_select_echo => "06-select-echo",
     exercise_07_stress_100x100 => "07-stress-100x100",
+    exercise_08_find_the_knee => "08-find-the-knee",
     exercise_09_catch_a_liar => "09-catch-a-liar",
     exercise_12_login => "12-login",
     exercise_13_history => "13-history",
@@ -50,6 +51,7 @@ exercise_tests! {
     exercise_27_break_the_edge => "27-break-the-edge",
     exercise_30_epoll_echo => "30-epoll-echo",
     exercise_37_async_server => "37-async-server",
+    exercise_40_fan_out_is_the_cost => "40-fan-out-is-the-cost",
     exercise_41_memory_per_connection => "41-memory-per-connection",
 }
 
