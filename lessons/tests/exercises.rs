@@ -49,6 +49,7 @@ exercise_tests! {
     exercise_22_give_up_politely => "22-give-up-politely",
     exercise_25_always_writable => "25-always-writable",
     exercise_27_break_the_edge => "27-break-the-edge",
+    exercise_29_ten_thousand_idle => "29-ten-thousand-idle",
     exercise_30_epoll_echo => "30-epoll-echo",
     exercise_37_async_server => "37-async-server",
     exercise_40_fan_out_is_the_cost => "40-fan-out-is-the-cost",
