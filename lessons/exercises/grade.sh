@@ -276,15 +276,53 @@ agrees() {
         fail "answers.txt: \`$1: $ANSWER\`, but the report says $2"
 }
 
-# chat_report FILE WHAT: FILE must be the report of a `loadgen run` chat workload with every
+# run_report FILE WHAT WORKLOAD: FILE must be the report of a `loadgen run` of WORKLOAD with every
 # connection made and the server's CPU measured (`--server-pid`); sets REPORT. A run whose
 # generator fell behind on a busy machine still counts: its figures are those of what was sent.
-chat_report() {
+run_report() {
     report "$1" "$2"
-    expect_report "$REPORT" '.config.workload == "chat"' \
-        "not a chat workload ($(field "$REPORT" .config.workload))"
+    expect_report "$REPORT" ".config.workload == \"$3\"" \
+        "not a $3 workload ($(field "$REPORT" .config.workload))"
     expect_report "$REPORT" '.connections.connected == .config.conns and .messages.sent_total > 0' \
         "$(field "$REPORT" .connections.connected) of $(field "$REPORT" .config.conns) connections made, $(field "$REPORT" .messages.sent_total) messages sent: run it again"
     expect_report "$REPORT" '.server.cpu_percent != null' \
         "the report has no server CPU: run it with --server-pid PID"
+}
+
+# chat_report FILE WHAT: `run_report` of the chat workload.
+chat_report() {
+    run_report "$1" "$2" chat
+}
+
+# compare_runs WORKLOAD FILTER NAME...: the hand-in's NAME.json, one report per configuration
+# compared, each a `run_report` of WORKLOAD satisfying the jq FILTER (the run the exercise asks
+# for), all with the same `config` but the address; the answers `msg_per_sec_NAME` and
+# `server_cpu_percent_NAME` are what they say, and `winner:` names the one with the most
+# acknowledged msg/s. Sets BEST to that NAME and BEST_QPS to its msg/s.
+compare_runs() {
+    local workload=$1 filter=$2 name first="" best_qps=-1
+    shift 2
+    for name in "$@"; do
+        run_report "$name.json" "the run against $name" "$workload"
+        expect_report "$REPORT" "$filter" \
+            "not the run the exercise asks for ($(jq -c '.config | {workload, mode, conns, message_size, duration_s}' "$REPORT"))"
+        if [ -z "$first" ]; then
+            first=$REPORT
+        else
+            [ "$(jq -c '.config | del(.addr, .addrs)' "$first")" = "$(jq -c '.config | del(.addr, .addrs)' "$REPORT")" ] ||
+                fail "$name.json was run with other settings than $(basename "$first"): compare the servers under the same load"
+        fi
+        local qps
+        qps=$(field "$REPORT" .messages.qps)
+        agrees "msg_per_sec_$name" "$qps"
+        agrees "server_cpu_percent_$name" "$(field "$REPORT" .server.cpu_percent)"
+        if holds "$qps > $best_qps"; then
+            best_qps=$qps
+            BEST=$name
+        fi
+    done
+    BEST_QPS=$best_qps
+    answer winner
+    [ "$ANSWER" = "$BEST" ] ||
+        fail "\`winner: $ANSWER\`, but the reports say $BEST acknowledged the most messages ($BEST_QPS msg/s)"
 }

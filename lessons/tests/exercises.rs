@@ -51,7 +51,9 @@ exercise_tests! {
     exercise_27_break_the_edge => "27-break-the-edge",
     exercise_29_ten_thousand_idle => "29-ten-thousand-idle",
     exercise_30_epoll_echo => "30-epoll-echo",
+    exercise_32_when_the_hand_off_pays => "32-when-the-hand-off-pays",
     exercise_37_async_server => "37-async-server",
+    exercise_39_one_thread => "39-one-thread",
     exercise_40_fan_out_is_the_cost => "40-fan-out-is-the-cost",
     exercise_41_memory_per_connection => "41-memory-per-connection",
 }
