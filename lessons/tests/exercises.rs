@@ -56,6 +56,7 @@ exercise_tests! {
     exercise_39_one_thread => "39-one-thread",
     exercise_40_fan_out_is_the_cost => "40-fan-out-is-the-cost",
     exercise_41_memory_per_connection => "41-memory-per-connection",
+    exercise_42_backlog_under_a_burst => "42-backlog-under-a-burst",
 }
 
 /// Runs the check of exercise `name` on its starting point (it must fail, saying
