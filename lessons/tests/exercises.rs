@@ -48,6 +48,7 @@ exercise_tests! {
     exercise_20_predict_the_pool => "20-predict-the-pool",
     exercise_21_size_the_pool => "21-size-the-pool",
     exercise_22_give_up_politely => "22-give-up-politely",
+    exercise_24_count_the_scan => "24-count-the-scan",
     exercise_25_always_writable => "25-always-writable",
     exercise_27_break_the_edge => "27-break-the-edge",
     exercise_29_ten_thousand_idle => "29-ten-thousand-idle",
