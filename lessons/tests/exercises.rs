@@ -44,6 +44,7 @@ exercise_tests! {
     exercise_13_history => "13-history",
     exercise_14_file_transfer => "14-file-transfer",
     exercise_16_classic_bug => "16-classic-bug",
+    exercise_17_too_small_a_stack => "17-too-small-a-stack",
     exercise_18_ten_thousand_threads => "18-ten-thousand-threads",
     exercise_20_predict_the_pool => "20-predict-the-pool",
     exercise_21_size_the_pool => "21-size-the-pool",
