@@ -86,7 +86,9 @@ mod tests {
         assert!(framing.feed(b"ab").is_empty());
         let lines = framing.feed(b"c\r\n\nde\n");
         assert_eq!(lines, [Ok(b"abc".to_vec()), Ok(b"de".to_vec())]);
-        let lines = framing.feed(b"1234567");
+        // Seven bytes may still end with their newline (8 bytes, the limit); eight cannot.
+        assert!(framing.feed(b"1234567").is_empty());
+        let lines = framing.feed(b"8");
         assert!(matches!(&lines[..], [Err(r)] if r.code == ErrorCode::LineTooLong));
         assert!(framing.feed(b"x\n").is_empty());
         let mut framing = Framing::new(8);

@@ -107,8 +107,10 @@ mod tests {
         assert_eq!(kept, [frame(2, 9), frame(3, 9), frame(4, 9)]);
         assert_eq!(h.last("r", Some(1)), [frame(4, 9)]);
         assert!(h.last("r", Some(0)).is_empty());
-        h.record("r", frame(5, 59)); // 60 bytes: 10 + 10 + 60 > 100, so two older ones go
-        assert_eq!(h.last("r", None), [frame(4, 9), frame(5, 59)]);
+        // 90 bytes: four messages are one too many (2 goes), and 10 + 10 + 90 is over 100 bytes
+        // (3 goes too).
+        h.record("r", frame(5, 89));
+        assert_eq!(h.last("r", None), [frame(4, 9), frame(5, 89)]);
         h.enter("r");
         h.leave("r");
         assert_eq!(h.last("r", None).len(), 2, "one member is still there");
