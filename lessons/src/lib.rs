@@ -15,11 +15,13 @@
 //! | [`refs`] | checks links and code references |
 //! | [`measured`] | checks that quoted numbers come from a repeatable run |
 //! | [`editions`] | checks that the Chinese edition mirrors the English one |
+//! | [`exercises`] | the exercises' checks, proven on a reference solution and a starting point |
 //!
 //! The conventions a lesson author follows are in `lessons/README.md`.
 
 pub mod catalog;
 pub mod editions;
+pub mod exercises;
 pub mod markdown;
 pub mod measured;
 pub mod proc;

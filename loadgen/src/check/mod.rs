@@ -35,12 +35,14 @@
 //! | `check/abuse.rs` | slowloris (only a complete frame is activity), `--max-conns-per-ip` |
 //! | `check/process.rs` | the assertions that need the server *process* (for the servers' tests) |
 //! | `check/cluster.rs` | a node killed, Redis restarted (with `--cluster-ctl`, or from tests) |
+//! | `check/extensions.rs` | the exercises' protocol extensions, only with `--extension login,history,file` |
 
 mod abuse;
 mod burst;
 mod client;
 mod cluster;
 mod errors;
+mod extensions;
 mod framing;
 mod half_close;
 mod limits;
@@ -53,6 +55,7 @@ mod rooms;
 
 pub use burst::{assert_burst_passes_repeatedly, BURST};
 pub use cluster::{ClusterControl, CommandControl};
+pub use extensions::Extension;
 pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
@@ -102,6 +105,10 @@ pub struct CheckArgs {
     /// Run only the scenarios whose name contains this.
     #[arg(long)]
     pub only: Option<String>,
+    /// Also check these protocol extensions of the course's exercises (12 to 14; their frames
+    /// are in lessons/exercises/*/README.md), comma-separated. Add `--only ext.` for them alone.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub extension: Vec<Extension>,
     /// How long to wait for each expected reply, in milliseconds.
     #[arg(long, default_value_t = 3000)]
     pub timeout_ms: u64,
@@ -121,6 +128,7 @@ pub fn main(args: CheckArgs) -> anyhow::Result<ExitCode> {
         max_backlog: args.max_backlog,
         max_conns_per_ip: args.max_conns_per_ip,
         only: args.only,
+        extensions: args.extension,
         reply_timeout: Duration::from_millis(args.timeout_ms),
         verbose: args.verbose,
         cluster: args
@@ -150,6 +158,8 @@ pub struct CheckConfig {
     pub max_conns_per_ip: Option<usize>,
     /// Run only scenarios whose name contains this.
     pub only: Option<String>,
+    /// The exercises' protocol extensions to check as well (`--extension`).
+    pub extensions: Vec<Extension>,
     /// How long to wait for each expected reply.
     pub reply_timeout: Duration,
     /// Log every frame to stderr.
@@ -169,6 +179,7 @@ impl Default for CheckConfig {
             max_backlog: None,
             max_conns_per_ip: None,
             only: None,
+            extensions: Vec::new(),
             reply_timeout: Duration::from_millis(3000),
             verbose: false,
             cluster: None,
@@ -198,7 +209,7 @@ fn run_checks_with(
     // Against a single server, the cluster scenarios are not even listed: they only exist for
     // the nodes of a cluster, or when the checker can kill nodes (`--cluster-ctl`).
     let cluster = addrs.len() > 1 || config.cluster.is_some();
-    for scenario in all_scenarios(cluster) {
+    for scenario in all_scenarios(cluster, &config.extensions) {
         if let Some(only) = &config.only {
             if !scenario.name.contains(only.as_str()) {
                 continue;
@@ -266,7 +277,7 @@ pub(crate) struct Scenario {
     pub run: fn(&Ctx) -> Result<(), String>,
 }
 
-fn all_scenarios(cluster: bool) -> Vec<Scenario> {
+fn all_scenarios(cluster: bool, extensions: &[Extension]) -> Vec<Scenario> {
     let mut all = Vec::new();
     all.extend(requests::scenarios());
     all.extend(rooms::scenarios());
@@ -277,6 +288,7 @@ fn all_scenarios(cluster: bool) -> Vec<Scenario> {
     all.extend(burst::scenarios());
     all.extend(half_close::scenarios());
     all.extend(abuse::scenarios());
+    all.extend(extensions::scenarios(extensions));
     if cluster {
         // Last: a killed node stays dead for the rest of the run.
         all.extend(cluster::scenarios());
