@@ -8,6 +8,8 @@
 //! | `loadgen run` | [`run`] | drives N connections with a workload and reports QPS, latency, loss |
 //! | `loadgen sweep` | [`sweep`] | runs every server model at several connection counts and charts them |
 //!
+//! [`ws`] is the WebSocket handshake and framing that `run --transport ws`, `check --transport
+//! ws` and the test server's WebSocket front share.
 //! [`server_process`] starts a server binary on a free port and always stops it again.
 //! [`testkit`] is an in-process chat server with injectable faults, for testing these tools,
 //! and [`testkit::TestClient`], the blocking test client every server crate's tests share.
@@ -18,3 +20,4 @@ pub mod run;
 pub mod server_process;
 pub mod sweep;
 pub mod testkit;
+pub mod ws;

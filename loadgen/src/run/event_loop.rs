@@ -23,13 +23,14 @@
 //! just to hear `EAGAIN`.
 
 use super::codec::{Incoming, MAX_FRAME};
-use super::conn::{Conn, Sends, State};
+use super::conn::{Churn, Conn, Sends, State};
 use super::connect::Failure;
 use super::schedule::Schedule;
 use super::sequence::Streams;
 use super::shard::{Plan, Shared};
 use super::stats::{Live, Recorder, Snapshot, Tally};
 use super::workload::clock_ns;
+use crate::ws::MaskKeys;
 use polling::{Event, Events, Poller};
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -62,6 +63,11 @@ pub(crate) enum Outcome {
         dropped: Option<String>,
         /// Messages it wrote.
         sent: u64,
+        /// It churned (`--churn`): what it received is not checked for loss.
+        churned: bool,
+        /// Its receivers may check its messages against `sent`: false when it left once
+        /// without its last message coming back.
+        trusted: bool,
     },
 }
 
@@ -78,6 +84,8 @@ pub(crate) struct ThreadResult {
     pub ends: Vec<ConnEnd>,
     /// CPU time this thread used during the measured window, and how much of it was spinning.
     pub cpu_ns: u64,
+    /// The first reason a churner could not reconnect.
+    pub churn_failure_example: Option<String>,
     pub spin_ns: u64,
     /// When its last connection attempt ended (µs on the run's clock).
     pub last_attempt_us: u64,
@@ -130,6 +138,17 @@ pub(super) struct EventLoop {
     pub(super) out: Vec<u8>,
     pub(super) id_buf: Vec<u8>,
     pub(super) frames: Vec<Incoming>,
+    /// WebSocket: the lines of the text messages just read, and the frames about to be written.
+    pub(super) lines: Vec<u8>,
+    pub(super) ws_out: Vec<u8>,
+    /// WebSocket: the masking keys of the frames this thread writes.
+    pub(super) mask_keys: MaskKeys,
+    /// `--churn`: the churners' turns, and those leaving by deadline (deadline µs, slot,
+    /// incarnation).
+    pub(super) churn: Option<Schedule>,
+    pub(super) leaving: VecDeque<(u64, usize, u32)>,
+    /// The first reason a churner could not reconnect, for the report.
+    pub(super) churn_failure_example: Option<String>,
     pub(super) tally: Tally,
     pub(super) rec: Recorder,
     /// What this thread has already added to the shard's live counters.
@@ -156,9 +175,14 @@ impl EventLoop {
                 let slot = shared
                     .layout
                     .addr_slot(i as usize, addrs, shared.config.spread);
-                Conn::new(i, slot)
+                let mut conn = Conn::new(i, slot);
+                if shared.churns(i) {
+                    conn.churn = Some(Churn::default());
+                }
+                conn
             })
             .collect();
+        let salt = indices.first().map_or(0, |&i| u64::from(i));
         EventLoop {
             conns,
             ramp_next: 0,
@@ -169,6 +193,12 @@ impl EventLoop {
             out: Vec::with_capacity(64 * 1024),
             id_buf: Vec::with_capacity(64),
             frames: Vec::with_capacity(256),
+            lines: Vec::new(),
+            ws_out: Vec::new(),
+            mask_keys: MaskKeys::new(salt),
+            churn: None,
+            leaving: VecDeque::new(),
+            churn_failure_example: None,
             tally: Tally::new(addrs),
             rec: Recorder::new(addrs),
             flushed: (Snapshot::default(), 0),
@@ -210,6 +240,7 @@ impl EventLoop {
     /// Everything due by `now`.
     fn on_time(&mut self, now: u64) {
         self.on_ramp(now);
+        self.on_leave_timeouts(now);
         let Some(plan) = self.plan.clone() else {
             return;
         };
@@ -226,6 +257,7 @@ impl EventLoop {
             }
         } else if now >= plan.times.start_us {
             self.send_due(now);
+            self.churn_due(now);
         }
     }
 
@@ -255,6 +287,7 @@ impl EventLoop {
             }
             None => self.closed_start = Some(0),
         }
+        self.churn = self.churn_schedule(&plan);
         self.plan = Some(plan);
     }
 
@@ -263,11 +296,20 @@ impl EventLoop {
         self.done_sending = true;
         if let Some(schedule) = &self.schedule {
             for conn in &self.conns {
-                if !conn.is_joined() || matches!(conn.sends, Sends::Nothing) {
+                if matches!(conn.sends, Sends::Nothing) {
                     continue;
                 }
-                let (_, measured) =
-                    schedule.remaining(conn.index, conn.next_seq, plan.times.measure_from_us);
+                let away = conn.churn.is_some() && !conn.is_sending();
+                if !conn.is_joined() && !away {
+                    continue;
+                }
+                let (all, measured) =
+                    schedule.remaining(conn.index, conn.next_slot, plan.times.measure_from_us);
+                if away {
+                    // A churner on its way out or back at the end: its turns are skipped.
+                    self.tally.churn.skipped += all;
+                    continue;
+                }
                 self.tally.unsent_measured += measured;
                 if !conn.unsent.is_empty() || conn.was_blocked {
                     self.tally.unsent_blocked += measured;
@@ -311,6 +353,9 @@ impl EventLoop {
         if let Some(&(deadline, _)) = self.joining.front() {
             at(deadline);
         }
+        if let Some(&(deadline, _, _)) = self.leaving.front() {
+            at(deadline);
+        }
         let Some(plan) = &self.plan else {
             return next;
         };
@@ -321,6 +366,9 @@ impl EventLoop {
             if self.closed_start.is_some() {
                 at(now);
             } else if let Some(due) = self.schedule.as_ref().and_then(Schedule::next_due) {
+                at(due);
+            }
+            if let Some(due) = self.churn.as_ref().and_then(Schedule::next_due) {
                 at(due);
             }
         }
@@ -378,7 +426,7 @@ impl EventLoop {
             }
             match self.conns[slot].state {
                 State::Connecting { started_us } => self.on_connected(slot, started_us),
-                State::Joining { .. } | State::Joined => {
+                State::Upgrading { .. } | State::Joining { .. } | State::Joined => {
                     if event.writable {
                         self.on_writable(slot);
                     }
@@ -437,25 +485,43 @@ impl EventLoop {
         let ends = self
             .conns
             .into_iter()
-            .map(|conn| ConnEnd {
-                index: conn.index,
-                outcome: match conn.state {
-                    State::Failed(f) => Outcome::Failed(f),
-                    State::Dropped(reason) => Outcome::Joined {
+            .map(|conn| {
+                // A churner that joined once is in the run whatever state its last reconnect
+                // reached; its receipts are counted, not checked.
+                let churned = conn.churn.as_ref().map(|c| {
+                    let joined_once = c.incarnation > 0
+                        || matches!(conn.state, State::Joined | State::Dropped(_));
+                    (joined_once, !c.timed_out)
+                });
+                let outcome = match (conn.state, churned) {
+                    (State::Dropped(reason), churned) => Outcome::Joined {
                         streams: conn.streams,
                         dropped: Some(reason),
                         sent: conn.next_seq,
+                        churned: churned.is_some(),
+                        trusted: churned.is_none_or(|c| c.1),
                     },
-                    State::Joined => Outcome::Joined {
+                    (State::Joined, churned) | (_, churned @ Some((true, _))) => Outcome::Joined {
                         streams: conn.streams,
                         dropped: None,
                         sent: conn.next_seq,
+                        churned: churned.is_some(),
+                        trusted: churned.is_none_or(|c| c.1),
                     },
+                    (State::Failed(f), _) => Outcome::Failed(f),
                     // The thread only ends after every attempt did.
-                    State::Waiting | State::Connecting { .. } | State::Joining { .. } => {
-                        Outcome::Failed(Failure::new("internal", "the attempt never finished"))
-                    }
-                },
+                    (
+                        State::Waiting
+                        | State::Connecting { .. }
+                        | State::Upgrading { .. }
+                        | State::Joining { .. },
+                        _,
+                    ) => Outcome::Failed(Failure::new("internal", "the attempt never finished")),
+                };
+                ConnEnd {
+                    index: conn.index,
+                    outcome,
+                }
             })
             .collect();
         ThreadResult {
@@ -463,6 +529,7 @@ impl EventLoop {
             recorder: self.rec,
             ends,
             cpu_ns: self.window.cpu_ns.unwrap_or(0),
+            churn_failure_example: self.churn_failure_example,
             spin_ns: self.window.spin_ns,
             last_attempt_us: self.last_attempt_us,
         }

@@ -54,6 +54,7 @@
 
 mod args;
 mod assemble;
+mod churn;
 mod codec;
 mod conn;
 mod connect;
@@ -68,21 +69,25 @@ mod resp;
 mod scan;
 mod schedule;
 mod sequence;
+mod series;
 mod shard;
 mod stats;
 mod summary;
 mod sysstat;
 mod traffic;
+mod wire;
 mod worker;
 mod workload;
 
 pub use args::{
-    parse_duration, RunArgs, RunConfig, Spread, Target, Workload, CONNS_PER_PROC, CONNS_PER_SOURCE,
+    parse_duration, RunArgs, RunConfig, Spread, Target, Transport, Workload, CONNS_PER_PROC,
+    CONNS_PER_SOURCE,
 };
 pub use report::{
-    AddrReport, ConfigReport, ConnectionReport, GeneratorReport, LatencyReport, MessageReport,
-    RunReport, ServerReport, SCHEMA,
+    AddrReport, ChurnReport, ConfigReport, ConnectionReport, GeneratorReport, LatencyReport,
+    MessageReport, RunReport, ServerReport, SCHEMA,
 };
+pub use series::{SeriesSample, SoakReport};
 pub use stats::LatencySummary;
 pub use summary::{render as render_summary, BEHIND};
 
