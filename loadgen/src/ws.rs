@@ -97,27 +97,59 @@ impl FrameAt {
     }
 }
 
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    /// The frame was well formed but its payload is over the limit (a server answers that
+    /// with `line_too_long`, not with a protocol error).
+    pub too_long: bool,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<FrameError> for String {
+    fn from(e: FrameError) -> String {
+        e.reason
+    }
+}
+
+fn broken(reason: impl Into<String>) -> FrameError {
+    FrameError {
+        too_long: false,
+        reason: reason.into(),
+    }
+}
+
 /// Parses the frame at the front of `buf`: `Ok(None)` while it has not fully arrived, an error
-/// for a frame no peer may send (a reserved opcode or bit, a payload over `max_payload`, a
-/// fragmented or oversized control frame).
-pub fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<FrameAt>, String> {
+/// for a frame no peer may send (a reserved opcode or bit, a fragmented or oversized control
+/// frame) or one whose payload is over `max_payload` (known from its header, before the
+/// payload arrives).
+pub fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<FrameAt>, FrameError> {
     let mut cursor = Cursor::new(buf);
     let (header, length) = match FrameHeader::parse(&mut cursor) {
         Ok(Some(parsed)) => parsed,
         Ok(None) => return Ok(None),
-        Err(e) => return Err(format!("not a WebSocket frame ({e})")),
+        Err(e) => return Err(broken(format!("not a WebSocket frame ({e})"))),
     };
     if header.rsv1 || header.rsv2 || header.rsv3 {
-        return Err("a frame with a reserved bit set (no extension was agreed)".into());
+        return Err(broken(
+            "a frame with a reserved bit set (no extension was agreed)",
+        ));
     }
-    let opcode = Opcode::from_tungstenite(header.opcode)?;
+    let opcode = Opcode::from_tungstenite(header.opcode).map_err(broken)?;
     if opcode.is_control() && (!header.is_final || length > 125) {
-        return Err("a fragmented or oversized control frame".into());
+        return Err(broken("a fragmented or oversized control frame"));
     }
     if length > max_payload as u64 {
-        return Err(format!(
-            "a frame of {length} bytes, over the {max_payload} allowed"
-        ));
+        return Err(FrameError {
+            too_long: true,
+            reason: format!("a frame of {length} bytes, over the {max_payload} allowed"),
+        });
     }
     let at = FrameAt {
         fin: header.is_final,
