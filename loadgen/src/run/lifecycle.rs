@@ -76,7 +76,10 @@ impl EventLoop {
         let conn = &self.conns[slot];
         let addr = self.shared.config.addrs[conn.addr_slot];
         let sources = &self.shared.sources;
-        let source = (!sources.is_empty()).then(|| sources[conn.index as usize % sources.len()]);
+        // A churner's reconnects take the next source address each time, so that the churn
+        // spreads over all of them.
+        let turn = conn.index as usize + conn.churn.as_ref().map_or(0, |c| c.incarnation as usize);
+        let source = (!sources.is_empty()).then(|| sources[turn % sources.len()]);
         match connect::start(addr, source) {
             Ok(stream) => {
                 // SAFETY: the socket is deleted from the poller before it is dropped (`close`).
