@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn machine_line_and_numbers() {
         let line = machine();
-        assert!(line.contains("cores") && line.contains("load average"), "{line}");
+        assert!(
+            line.contains("cores") && line.contains("load average"),
+            "{line}"
+        );
         let report = serde_json::json!({"latency_us": {"round_trip": {"p99": 120}}});
         assert_eq!(number(&report, &["latency_us", "round_trip", "p99"]), 120.0);
         assert!(number(&report, &["nothing"]).is_nan());

@@ -42,7 +42,11 @@ fn churn_keeps_the_stayers_whole_and_leaks_no_descriptor() {
     let (c, m) = (&report.connections, &report.messages);
     assert_eq!(c.connected, 2000, "{stdout}");
     assert_eq!(c.dropped, 0, "{stdout}");
-    assert_eq!((m.lost, m.duplicated, m.out_of_order), (0, 0, 0), "{stdout}");
+    assert_eq!(
+        (m.lost, m.duplicated, m.out_of_order),
+        (0, 0, 0),
+        "{stdout}"
+    );
     assert_eq!(m.received_copies, m.expected_copies, "{stdout}");
 
     // The churn happened, and every reconnect came back.
@@ -50,7 +54,10 @@ fn churn_keeps_the_stayers_whole_and_leaks_no_descriptor() {
     assert_eq!(churn.churners, 200);
     assert_eq!(churn.reconnect_failures, 0, "{stdout}");
     assert_eq!(churn.ack_timeouts, 0, "{stdout}");
-    assert!(churn.closes >= 3000, "at least half the churn asked: {stdout}");
+    assert!(
+        churn.closes >= 3000,
+        "at least half the churn asked: {stdout}"
+    );
     assert!(churn.reconnects + 200 >= churn.closes, "{stdout}");
     assert!(churn.sent > 0, "the churners sent messages too: {stdout}");
 

@@ -524,6 +524,11 @@ impl EventLoop {
                 }
             })
             .collect();
+        // Closed loop recorded each latency once (see `on_frame`).
+        if self.shared.config.rate.is_none() {
+            self.rec.round_trip_uncorrected = self.rec.round_trip.clone();
+            self.rec.fanout_uncorrected = self.rec.fanout.clone();
+        }
         ThreadResult {
             tally: self.tally,
             recorder: self.rec,

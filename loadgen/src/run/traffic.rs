@@ -325,16 +325,21 @@ impl EventLoop {
         let corrected = now.saturating_sub(id.intended_us);
         let uncorrected = now.saturating_sub(id.sent_us);
         let at = conn.addr_slot;
-        // With one address its figures are the totals: no need to record them twice.
+        // With one address its figures are the totals: no need to record them twice. In
+        // closed loop a message is sent when it is meant to be, so its corrected and
+        // uncorrected latencies are the same: recorded once, copied at the end (`finish`).
         let per_addr = self.rec.per_addr.len() > 1;
+        let open = self.shared.config.rate.is_some();
         if id.sender == conn.index {
             self.tally.acked += 1;
-            conn.ack_pending = self.shared.config.rate.is_none();
+            conn.ack_pending = !open;
             if measured {
                 self.tally.acked_measured += 1;
                 self.tally.per_addr[at].acked_measured += 1;
                 self.rec.round_trip.record(corrected);
-                self.rec.round_trip_uncorrected.record(uncorrected);
+                if open {
+                    self.rec.round_trip_uncorrected.record(uncorrected);
+                }
                 if per_addr {
                     self.rec.per_addr[at].round_trip.record(corrected);
                 }
@@ -348,16 +353,20 @@ impl EventLoop {
                 self.tally.delivered_measured += 1;
                 self.tally.per_addr[at].delivered_measured += 1;
                 self.rec.fanout.record(corrected);
-                self.rec.fanout_uncorrected.record(uncorrected);
-                self.rec.per_addr[at].fanout.record(corrected);
-                let addrs = self.shared.config.addrs.len();
-                let from = self.shared.layout.addr_slot(
-                    id.sender as usize,
-                    addrs,
-                    self.shared.config.spread,
-                );
-                if from != at {
-                    self.rec.fanout_cross.record(corrected);
+                if open {
+                    self.rec.fanout_uncorrected.record(uncorrected);
+                }
+                if per_addr {
+                    self.rec.per_addr[at].fanout.record(corrected);
+                    let addrs = self.shared.config.addrs.len();
+                    let from = self.shared.layout.addr_slot(
+                        id.sender as usize,
+                        addrs,
+                        self.shared.config.spread,
+                    );
+                    if from != at {
+                        self.rec.fanout_cross.record(corrected);
+                    }
                 }
             }
         }
