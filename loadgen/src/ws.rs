@@ -91,8 +91,8 @@ pub struct FrameAt {
 }
 
 impl FrameAt {
-    /// The whole frame's length.
-    pub fn len(&self) -> usize {
+    /// The whole frame's length (header and payload).
+    pub fn frame_len(&self) -> usize {
         self.header + self.payload
     }
 }
@@ -158,7 +158,7 @@ pub fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<FrameAt>, Fr
         header: cursor.position() as usize,
         payload: length as usize,
     };
-    Ok((buf.len() >= at.len()).then_some(at))
+    Ok((buf.len() >= at.frame_len()).then_some(at))
 }
 
 /// Appends one frame: the header (with `mask` when given: a client must mask, a server must
@@ -387,7 +387,7 @@ mod tests {
                 (at.fin, at.opcode, at.mask),
                 (true, Opcode::Text, Some(key))
             );
-            assert_eq!(at.len(), out.len());
+            assert_eq!(at.frame_len(), out.len());
             let mut body = out[at.header..].to_vec();
             apply_mask(&mut body, key);
             assert_eq!(body, payload, "size {size}");

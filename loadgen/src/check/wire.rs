@@ -156,7 +156,7 @@ impl Reader {
             if frame.mask.is_some() {
                 return Err("the server masked a frame (RFC 6455 forbids it)".into());
             }
-            let payload = &self.raw[at + frame.header..at + frame.len()];
+            let payload = &self.raw[at + frame.header..at + frame.frame_len()];
             match frame.opcode {
                 Opcode::Text | Opcode::Continuation => {
                     self.message.extend_from_slice(payload);
@@ -184,7 +184,7 @@ impl Reader {
                     self.close = Some((code, reason));
                 }
             }
-            at += frame.len();
+            at += frame.frame_len();
         }
         self.raw.drain(..at);
         Ok(())

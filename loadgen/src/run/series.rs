@@ -217,7 +217,7 @@ pub(crate) fn sparkline(values: &[u64], width: usize) -> String {
     averaged
         .iter()
         .map(|&v| {
-            if hi - lo < f64::EPSILON {
+            if (hi - lo).abs() < f64::EPSILON {
                 BARS[0]
             } else {
                 BARS[(((v - lo) / (hi - lo)) * 7.0).round() as usize]

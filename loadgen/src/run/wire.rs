@@ -92,8 +92,8 @@ impl EventLoop {
                 self.lines = lines;
                 return Err("the server masked a frame (RFC 6455 forbids it)".into());
             }
-            let payload = at + frame.header..at + frame.len();
-            at += frame.len();
+            let payload = at + frame.header..at + frame.frame_len();
+            at += frame.frame_len();
             let Some(link) = self.conns[slot].ws.as_mut() else {
                 break;
             };

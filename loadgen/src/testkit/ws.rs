@@ -133,9 +133,9 @@ pub(super) fn read_loop(
                 done = true;
                 break;
             };
-            let mut payload = buf[frame.header..frame.len()].to_vec();
+            let mut payload = buf[frame.header..frame.frame_len()].to_vec();
             ws::apply_mask(&mut payload, mask);
-            buf.drain(..frame.len());
+            buf.drain(..frame.frame_len());
             match frame.opcode {
                 Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                     if frame.opcode != Opcode::Continuation {
