@@ -234,3 +234,27 @@ fn grading_commands() {
     assert!(output.status.success(), "{stdout}");
     assert!(stdout.contains("8 passed, 0 failed, 0 skipped"), "{stdout}");
 }
+
+/// Churn works without a handshake too: an echo connection that leaves waits for its last
+/// line, reconnects, and is ready at once.
+#[test]
+fn echo_workload_with_churn() {
+    let server = EchoServer::start(Echo::Correct);
+    let mut config = echo_run(server.addr, Some(20.0));
+    config.churn = Some(10.0);
+    config.duration = Duration::from_secs(2);
+    let report = run(&config).expect("run");
+    let churn = report.churn.as_ref().expect("churn section");
+    assert!(
+        churn.closes >= 5 && churn.reconnect_failures == 0,
+        "{}",
+        report.headline
+    );
+    let m = &report.messages;
+    assert_eq!(
+        (m.lost, m.duplicated, m.out_of_order),
+        (0, 0, 0),
+        "{}",
+        report.headline
+    );
+}

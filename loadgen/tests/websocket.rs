@@ -178,3 +178,32 @@ fn command_line_transport_flag() {
     assert!(stdout.contains("(WebSocket /ws)"), "{stdout}");
     assert!(stdout.contains("20 connected"), "{stdout}");
 }
+
+/// Churn over WebSocket: churners say goodbye with a close frame, upgrade again and rejoin;
+/// the members that stay lose nothing.
+#[test]
+fn churn_over_websocket() {
+    let server = TestServer::start_with_ws(Limits::default(), Faults::default()).expect("start");
+    let mut config = RunConfig::new(server.ws_addr().expect("ws"), 50);
+    config.transport = Transport::Ws;
+    config.room_size = 5;
+    config.rate = Some(5.0);
+    config.churn = Some(20.0);
+    config.warmup = Duration::from_millis(300);
+    config.duration = Duration::from_secs(2);
+    config.connect_timeout = Duration::from_secs(20);
+    config.drain = Duration::from_secs(5);
+    let report = run(&config).expect("run");
+    let churn = report.churn.as_ref().expect("churn section");
+    assert!(churn.closes >= 10, "{}", report.headline);
+    assert_eq!(churn.reconnect_failures, 0, "{}", report.headline);
+    let m = &report.messages;
+    assert_eq!(
+        (m.lost, m.duplicated, m.out_of_order),
+        (0, 0, 0),
+        "{}",
+        report.headline
+    );
+    assert_eq!(m.received_copies, m.expected_copies, "{}", report.headline);
+    assert_eq!(report.connections.dropped, 0, "{}", report.headline);
+}
