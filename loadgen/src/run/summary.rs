@@ -257,11 +257,11 @@ pub fn render(report: &RunReport) -> String {
     if let Some(churn) = &report.churn {
         let _ = writeln!(
             out,
-            "\nchurn        {} of {} churners closed and {} reopened = {}/s (asked {}/s); {} \
+            "\nchurn        {} closes and {} reopens by {} churners = {}/s (asked {}/s); {} \
              reconnects failed, {} turns missed while busy, rejoin p99 {} µs",
             churn.closes,
-            churn.churners,
             churn.reconnects,
+            churn.churners,
             churn.achieved_per_sec,
             churn.rate_per_sec,
             churn.reconnect_failures,
