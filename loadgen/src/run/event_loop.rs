@@ -24,9 +24,8 @@
 
 use super::codec::{Incoming, MAX_FRAME};
 use super::conn::{Churn, Conn, Sends, State};
-use super::connect::Failure;
+use super::outcome::ThreadResult;
 use super::schedule::Schedule;
-use super::sequence::Streams;
 use super::shard::{Plan, Shared};
 use super::stats::{Live, Recorder, Snapshot, Tally};
 use super::workload::clock_ns;
@@ -53,44 +52,6 @@ const DRAIN_TICK_US: u64 = 2_000;
 /// nothing else is ever due.
 const COARSE_US: u64 = 5_000;
 
-/// How a connection ended, for the shard's accounting.
-pub(crate) enum Outcome {
-    Failed(Failure),
-    Joined {
-        /// Per sender, the stream as this connection received it.
-        streams: Streams,
-        /// Why the connection ended before the run did (server closed it, reset, write error).
-        dropped: Option<String>,
-        /// Messages it wrote.
-        sent: u64,
-        /// It churned (`--churn`): what it received is not checked for loss.
-        churned: bool,
-        /// Its receivers may check its messages against `sent`: false when it left once
-        /// without its last message coming back.
-        trusted: bool,
-    },
-}
-
-/// One connection's end.
-pub(crate) struct ConnEnd {
-    pub index: u32,
-    pub outcome: Outcome,
-}
-
-/// What one engine thread hands back.
-pub(crate) struct ThreadResult {
-    pub tally: Tally,
-    pub recorder: Recorder,
-    pub ends: Vec<ConnEnd>,
-    /// CPU time this thread used during the measured window, and how much of it was spinning.
-    pub cpu_ns: u64,
-    /// The first reason a churner could not reconnect.
-    pub churn_failure_example: Option<String>,
-    pub spin_ns: u64,
-    /// When its last connection attempt ended (µs on the run's clock).
-    pub last_attempt_us: u64,
-}
-
 /// Runs one engine thread over `conns` (indices in the run) until its share is done.
 pub(crate) fn run_thread(
     shared: Arc<Shared>,
@@ -110,16 +71,17 @@ fn thread_cpu_ns() -> u64 {
 
 /// The CPU figures of the measured window.
 #[derive(Debug, Default)]
-struct Window {
+pub(super) struct Window {
     /// Thread CPU time when the window opened, and how much it used by the time it closed.
     cpu_start_ns: Option<u64>,
-    cpu_ns: Option<u64>,
+    pub(super) cpu_ns: Option<u64>,
     /// Time spent spinning (`--spin-us`) inside the window.
-    spin_ns: u64,
+    pub(super) spin_ns: u64,
 }
 
 /// One engine thread's state. The fields are shared with `lifecycle.rs` (connecting, joining,
-/// failing) and `traffic.rs` (sending, receiving), the other parts of its `impl`.
+/// failing), `traffic.rs` (sending, receiving) and `outcome.rs` (the thread's result), the
+/// other parts of its `impl`.
 pub(super) struct EventLoop {
     pub(super) shared: Arc<Shared>,
     pub(super) poller: Arc<Poller>,
@@ -160,7 +122,7 @@ pub(super) struct EventLoop {
     pub(super) closed_start: Option<usize>,
     /// Sending is over for this thread (its `expected` count is final).
     pub(super) done_sending: bool,
-    window: Window,
+    pub(super) window: Window,
     events: Events,
     /// The events of the last wait, copied out so handling them may borrow the loop.
     ready: Vec<Event>,
@@ -475,68 +437,5 @@ impl EventLoop {
         // Attempts last: the shard reads it to know the counts above are complete.
         Live::add(&live.attempts_done, t.attempted - attempts_before);
         self.flushed = (now, t.attempted);
-    }
-
-    /// Closes every socket and hands back what the thread saw.
-    fn finish(mut self) -> ThreadResult {
-        for slot in 0..self.conns.len() {
-            self.close(slot);
-        }
-        let ends = self
-            .conns
-            .into_iter()
-            .map(|conn| {
-                // A churner that joined once is in the run whatever state its last reconnect
-                // reached; its receipts are counted, not checked.
-                let churned = conn.churn.as_ref().map(|c| {
-                    let joined_once = c.incarnation > 0
-                        || matches!(conn.state, State::Joined | State::Dropped(_));
-                    (joined_once, !c.timed_out)
-                });
-                let outcome = match (conn.state, churned) {
-                    (State::Dropped(reason), churned) => Outcome::Joined {
-                        streams: conn.streams,
-                        dropped: Some(reason),
-                        sent: conn.next_seq,
-                        churned: churned.is_some(),
-                        trusted: churned.is_none_or(|c| c.1),
-                    },
-                    (State::Joined, churned) | (_, churned @ Some((true, _))) => Outcome::Joined {
-                        streams: conn.streams,
-                        dropped: None,
-                        sent: conn.next_seq,
-                        churned: churned.is_some(),
-                        trusted: churned.is_none_or(|c| c.1),
-                    },
-                    (State::Failed(f), _) => Outcome::Failed(f),
-                    // The thread only ends after every attempt did.
-                    (
-                        State::Waiting
-                        | State::Connecting { .. }
-                        | State::Upgrading { .. }
-                        | State::Joining { .. },
-                        _,
-                    ) => Outcome::Failed(Failure::new("internal", "the attempt never finished")),
-                };
-                ConnEnd {
-                    index: conn.index,
-                    outcome,
-                }
-            })
-            .collect();
-        // Closed loop recorded each latency once (see `on_frame`).
-        if self.shared.config.rate.is_none() {
-            self.rec.round_trip_uncorrected = self.rec.round_trip.clone();
-            self.rec.fanout_uncorrected = self.rec.fanout.clone();
-        }
-        ThreadResult {
-            tally: self.tally,
-            recorder: self.rec,
-            ends,
-            cpu_ns: self.window.cpu_ns.unwrap_or(0),
-            churn_failure_example: self.churn_failure_example,
-            spin_ns: self.window.spin_ns,
-            last_attempt_us: self.last_attempt_us,
-        }
     }
 }

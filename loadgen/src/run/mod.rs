@@ -69,6 +69,7 @@ mod event_loop;
 mod lifecycle;
 mod link;
 mod merge;
+mod outcome;
 mod progress;
 mod report;
 mod resp;

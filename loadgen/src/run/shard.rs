@@ -10,9 +10,10 @@
 
 use super::codec::Codec;
 use super::conn::Sends;
-use super::event_loop::{self, ConnEnd, Outcome, ThreadResult};
+use super::event_loop;
 use super::link::{Command, PlanTimes, Report, ShardSpec};
 use super::merge::{ShardResult, EXAMPLES};
+use super::outcome::{ConnEnd, Outcome, ThreadResult};
 use super::sequence::Streams;
 use super::stats::{Live, Recorder, Tally};
 use super::workload::{Clock, Layout, Membership};
