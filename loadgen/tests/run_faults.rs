@@ -47,6 +47,38 @@ fn dropped_broadcasts_are_reported_lost() {
     );
 }
 
+/// `--tolerate-generator-lag` lifts only the generator's own verdict: the same lossy server with
+/// a generator made "behind" (any send lag over 0 µs counts) still fails the run, and the
+/// headline names both.
+#[test]
+fn tolerating_the_generator_never_hides_a_loss() {
+    let server = TestServer::start(Faults {
+        drop_every_nth_broadcast: Some(7),
+        ..Faults::default()
+    })
+    .expect("test server");
+    let mut config = config(server.addr(), 12, 4);
+    config.tolerate_generator_lag = true;
+    // Microsecond resolution: a nanosecond allowed is 0 µs, which no woken thread can keep.
+    config.max_send_lag = Duration::from_nanos(1);
+    let report = run(&config).expect("run");
+    assert!(report.generator.behind, "{}", report.headline);
+    assert!(report.messages.lost > 0, "{}", report.headline);
+    assert!(!report.ok);
+    assert!(
+        report
+            .headline
+            .starts_with(&format!("FAILED: {} (", loadgen::run::BEHIND)),
+        "{}",
+        report.headline
+    );
+    assert!(
+        report.headline.contains("copies lost"),
+        "{}",
+        report.headline
+    );
+}
+
 /// A server that swaps consecutive broadcasts: the run counts deliveries out of order, none
 /// lost (the swapped copies do arrive), and fails.
 #[test]

@@ -103,6 +103,7 @@ fn config_part(config: &RunConfig, layout: &Layout, phases: &Phases) -> ConfigRe
         procs: phases.procs,
         threads: phases.threads_per_proc,
         max_send_lag_us: config.max_send_lag.as_micros() as u64,
+        tolerate_generator_lag: config.tolerate_generator_lag,
         spin_us: config.spin_us,
     }
 }

@@ -8,14 +8,14 @@
 //! Fields are only ever added within a version; a change of meaning gets a new one.
 //!
 //! v2 (the `polling` engine, several processes and servers) changed meanings: `ok` is false when
-//! the generator fell behind; the generator's CPU counts its engine threads only (not the
+//! the generator fell behind (unless `config.tolerate_generator_lag`); the generator's CPU counts its engine threads only (not the
 //! process, which may hold an in-process test server); `server` adds up several processes
 //! (`pids`); `config.addr` may list several addresses. It added `config.addrs`, `spread`,
 //! `procs`, `threads`, `max_send_lag_us`, `spin_us`; `messages.unsent` and `blocked`;
 //! `latency_us.fanout_cross`; `generator.procs`, `cpu_us_per_msg`, `busiest_thread_percent`,
 //! `spin_s`, `behind`; `server.cpu_us_per_msg`; and `per_addr`. Later, within v2: the `echo`
-//! workload; `config.transport`, `ws_path`, `churn_per_sec`, `sample_every_s`; `churn`;
-//! `series` and `soak`.
+//! workload; `config.transport`, `ws_path`, `churn_per_sec`, `sample_every_s`,
+//! `tolerate_generator_lag`; `churn`; `series` and `soak`.
 
 use super::series::{SeriesSample, SoakReport};
 use super::stats::LatencySummary;
@@ -33,7 +33,8 @@ pub struct RunReport {
     /// One line saying how the run went; the summary's first line.
     pub headline: String,
     /// All connections opened, none dropped, nothing lost, duplicated or reordered, and the
-    /// generator kept up (its figures describe the server).
+    /// generator kept up (its figures describe the server), or fell behind with
+    /// `--tolerate-generator-lag` given (then `problems` still says so).
     pub ok: bool,
     /// Everything that went wrong or should not be trusted, one sentence each (may be
     /// non-empty when `ok`: e.g. the generator could not keep the offered rate).
@@ -130,6 +131,10 @@ pub struct ConfigReport {
     pub threads: usize,
     /// Send lag p99 above which the generator counts as fallen behind.
     pub max_send_lag_us: u64,
+    /// `--tolerate-generator-lag`: a generator that fell behind made the run a warning, not a
+    /// failure (`generator.behind` and `problems` still say so).
+    #[serde(default)]
+    pub tolerate_generator_lag: bool,
     /// Spinning before each due send (0: none).
     pub spin_us: u64,
 }
