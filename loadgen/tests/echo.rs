@@ -200,7 +200,9 @@ fn echo_workload_catches_lost_and_reordered_lines() {
     assert!(!report.ok);
 }
 
-/// The exact commands the course's exercise is graded with.
+/// The exact commands the course's exercise is graded with. A grade judges the student's
+/// server, not the grading machine's speed, so the runs tolerate a generator that fell behind:
+/// a correct server passes (exit 0) however busy the machine.
 #[test]
 fn grading_commands() {
     let server = EchoServer::start(Echo::Correct);
@@ -209,14 +211,13 @@ fn grading_commands() {
         let mut command = Command::new(env!("CARGO_BIN_EXE_loadgen"));
         command.args(["run", "--addr", &addr, "--workload", "echo"]);
         command.args(["--conns", "100", "--rate", "100", "--duration", "5s"]);
+        command.arg("--tolerate-generator-lag");
         if closed {
             command.arg("--closed");
         }
         let output = command.output().expect("loadgen run runs");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        // Exit 0, or 1 only because a busy machine made the generator fall behind.
-        let behind = stdout.starts_with(&format!("FAILED: {} (", loadgen::run::BEHIND));
-        assert!(output.status.success() || behind, "{stdout}");
+        assert!(output.status.success(), "{stdout}");
         assert!(
             stdout.contains("100 connected, 0 failed, 0 dropped"),
             "{stdout}"
