@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | `core` | criterion | the sans-I/O core alone: decoding and encoding throughput, the Hub's fan-out, and what encoding a broadcast once saves |
 //! | `c10k` | custom | every server binary under load at growing connection counts, charted |
+//! | `soak` | custom | 10,000 connections with churn for minutes: memory and descriptors over time |
+//! | `flood` | custom | a connect flood past `--max-conns` beside a measured load: p99 with and without |
 //!
 //! This library holds what the targets share, tested here so a bench can never silently
 //! measure the wrong thing:
@@ -17,12 +19,16 @@
 //! | [`plan`] | `c10k` | connection levels, workloads and durations; the smoke test's verdict |
 //! | [`release_build`] | `c10k` | building the server binaries in release, where reports go |
 //! | [`index_html`] | `c10k` | the page that embeds every chart |
+//! | [`loadgen_cli`] | `soak`, `flood` | `loadgen run` as a process, its JSON read back; the machine line |
+//! | [`flood`] | `flood` | the connect flood |
 //!
 //! Run them with `cargo bench -p c10k-benches` (everything), `cargo bench -p c10k-benches
 //! --bench core` (the micro-benchmarks), or with `C10K_BENCH_QUICK=1` for a smoke run.
 
 pub mod fixtures;
+pub mod flood;
 pub mod index_html;
+pub mod loadgen_cli;
 pub mod plan;
 pub mod quick;
 pub mod release_build;

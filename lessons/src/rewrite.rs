@@ -38,10 +38,12 @@ pub fn default_addr(text: &str) -> String {
 
 /// `loadgen run` and `loadgen sweep` as the test runs them: at most 2 s measured, 1 s of
 /// warm-up, 200 connections (a sweep: each of its levels at most 200), and for a run
-/// `--max-send-lag 1h` unless the lesson sets it (the flags and the report are what the test
-/// checks; the figures come from the lesson's measured runs). A generator that falls behind on a
-/// busy test machine fails its run by design (its figures would bound the generator); that
-/// verdict is about the machine's speed, which the tests never judge, so it is lifted here.
+/// `--tolerate-generator-lag` unless the lesson sets it or `--max-send-lag` (the flags and the
+/// report are what the test checks; the figures come from the lesson's measured runs). A
+/// generator that falls behind on a busy test machine (late sends, messages never sent, a
+/// saturated thread) fails its run by design (its figures would bound the generator); that
+/// verdict is about the machine's speed, which the tests never judge, so it is made a warning
+/// here. What the server did wrong (loss, disorder, drops, refused connects) still fails.
 pub fn bound_load(text: &str) -> String {
     let Some(tool) = ["loadgen run", "loadgen sweep"]
         .into_iter()
@@ -56,10 +58,6 @@ pub fn bound_load(text: &str) -> String {
             "--duration" => Limit::Seconds(2.0),
             "--warmup" => Limit::Seconds(1.0),
             "--conns" => Limit::Count(MAX_CONNS),
-            "--max-send-lag" => {
-                seen.insert(words[i].clone());
-                continue;
-            }
             _ => continue,
         };
         seen.insert(words[i].clone());
@@ -85,19 +83,21 @@ pub fn bound_load(text: &str) -> String {
     let defaults = [
         ("--duration", "2s"),
         ("--warmup", "1s"),
-        ("--max-send-lag", "1h"),
         // A sweep's default levels go up to 10,000 connections.
         ("--conns", sweep_levels.as_str()),
     ];
     for (flag, value) in defaults {
-        let applies = match flag {
-            "--conns" => tool == "loadgen sweep",
-            "--max-send-lag" => tool == "loadgen run",
-            _ => true,
-        };
+        let applies = flag != "--conns" || tool == "loadgen sweep";
         if applies && !seen.contains(flag) {
             let _ = write!(missing, " {flag} {value}");
         }
+    }
+    // A lesson that sets the generator's bar itself (to show it falling behind) keeps it.
+    let judges_generator = words
+        .iter()
+        .any(|w| w.starts_with("--max-send-lag") || w.as_str() == "--tolerate-generator-lag");
+    if tool == "loadgen run" && !judges_generator {
+        missing.push_str(" --tolerate-generator-lag");
     }
     words
         .join(" ")
@@ -135,15 +135,20 @@ mod tests {
     fn bounds_load_runs() {
         assert_eq!(
             bound_load("loadgen run --addr 127.0.0.1:1 --conns 10000 --duration 30s"),
-            "loadgen run --warmup 1s --max-send-lag 1h --addr 127.0.0.1:1 --conns 200 --duration 2s"
+            "loadgen run --warmup 1s --tolerate-generator-lag --addr 127.0.0.1:1 --conns 200 \
+             --duration 2s"
         );
         assert_eq!(
             bound_load("loadgen run --conns 10 --duration 500ms --warmup 0s | tail -3"),
-            "loadgen run --max-send-lag 1h --conns 10 --duration 500ms --warmup 0s | tail -3"
+            "loadgen run --tolerate-generator-lag --conns 10 --duration 500ms --warmup 0s | tail -3"
         );
         assert_eq!(
             bound_load("loadgen run --max-send-lag 5ms --conns 10"),
             "loadgen run --duration 2s --warmup 1s --max-send-lag 5ms --conns 10"
+        );
+        assert_eq!(
+            bound_load("loadgen run --conns 10 --tolerate-generator-lag"),
+            "loadgen run --duration 2s --warmup 1s --conns 10 --tolerate-generator-lag"
         );
         assert_eq!(
             bound_load("loadgen check --addr x"),

@@ -5,7 +5,7 @@
 //! joins them in rooms of `room_size`, waits until everyone has joined (so every member is owed
 //! every message), lets each member send `messages_per_conn` messages with
 //! `id = "<sender>:<seq>"`, and checks each member received each broadcast of its room exactly
-//! once and every sender's messages in order (guarantees 2 and 3 of the spec).
+//! once and every sender's messages in order (PROTOCOL.md, guarantees 2 and 3).
 //!
 //! The server must run in another process: 10,000 connections are 10,000 descriptors on each
 //! side, and a process may hold 20,000.

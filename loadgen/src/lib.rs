@@ -9,6 +9,8 @@
 //! | `loadgen sweep` | [`sweep`] | runs every server model at several connection counts and charts them |
 //! | `loadgen fuzz` | [`fuzz`] | attacks any server with hostile traffic while a witness checks it still answers |
 //!
+//! [`ws`] is the WebSocket handshake and framing that `run --transport ws`, `check --transport
+//! ws` and the test server's WebSocket front share.
 //! [`server_process`] starts a server binary on a free port and always stops it again.
 //! [`testkit`] is an in-process chat server with injectable faults, for testing these tools,
 //! and [`testkit::TestClient`], the blocking test client every server crate's tests share.
@@ -20,3 +22,4 @@ pub mod run;
 pub mod server_process;
 pub mod sweep;
 pub mod testkit;
+pub mod ws;

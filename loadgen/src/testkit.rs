@@ -24,12 +24,17 @@
 //! [`Limits::one_at_a_time`], which serves one connection at a time like the blocking model (to
 //! test `loadgen check --single`).
 //!
+//! [`TestServer::start_with_ws`] adds a WebSocket front (`ws.rs`): the same Hub behind a second
+//! listener that speaks PROTOCOL.md's WebSocket rules, so the tools' WebSocket transport is
+//! tested without the cluster node that serves `/ws` for real.
+//!
 //! The other fixture, [`TestClient`] (in `client.rs`), goes the other way: a blocking,
 //! panicking JSON-lines client that every server crate's tests use to drive a real server
 //! process step by step.
 
 pub mod client;
 mod conn;
+mod ws;
 
 pub use client::TestClient;
 
@@ -96,6 +101,8 @@ impl Default for Limits {
 /// client and closes every connection.
 pub struct TestServer {
     addr: SocketAddr,
+    /// The WebSocket front's address, when it has one ([`TestServer::start_with_ws`]).
+    ws_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -136,13 +143,40 @@ impl TestServer {
         Self::start_limited_at(addr, limits, faults)
     }
 
+    /// Starts a server with the given limits on `127.0.0.1:0` that also speaks WebSocket, on
+    /// a second listener ([`TestServer::ws_addr`], path `/ws`), with the rules of PROTOCOL.md,
+    /// section 9: one text message is one frame, a binary message is a `bad_request`, and the
+    /// server's closes carry the close codes 1000 (`quit`), 1001 (`shutting_down`), 1008
+    /// (`idle_timeout`, `line_too_long`) and 1013 (`server_full`). TCP and WebSocket clients
+    /// share one Hub, so they share rooms. The faults apply to both.
+    pub fn start_with_ws(limits: Limits, faults: Faults) -> io::Result<TestServer> {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_full(any, limits, faults, Some(any))
+    }
+
     /// Starts a server with the given limits on a chosen address.
     pub fn start_limited_at(
         addr: SocketAddr,
         limits: Limits,
         faults: Faults,
     ) -> io::Result<TestServer> {
+        Self::start_full(addr, limits, faults, None)
+    }
+
+    fn start_full(
+        addr: SocketAddr,
+        limits: Limits,
+        faults: Faults,
+        ws_at: Option<SocketAddr>,
+    ) -> io::Result<TestServer> {
         let listener = chat_core::net::bind_listener(addr, &SocketOptions::default())?;
+        let ws_listener = ws_at
+            .map(|at| chat_core::net::bind_listener(at, &SocketOptions::default()))
+            .transpose()?;
+        let ws_addr = ws_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -168,16 +202,32 @@ impl TestServer {
                 .name("testkit-tick".into())
                 .spawn(move || tick_loop(&shared))?
         };
+        let mut threads = vec![acceptor, ticker];
+        if let Some(ws_listener) = ws_listener {
+            let shared = Arc::clone(&shared);
+            threads.push(
+                std::thread::Builder::new()
+                    .name("testkit-ws-accept".into())
+                    .spawn(move || ws::accept_loop(ws_listener, &shared))?,
+            );
+        }
         Ok(TestServer {
             addr,
+            ws_addr,
             shared,
-            threads: vec![acceptor, ticker],
+            threads,
         })
     }
 
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The WebSocket front's address (`ws://ADDR/ws`), when started with
+    /// [`TestServer::start_with_ws`].
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
     }
 
     /// Open connections the Hub knows (joined or not).
@@ -189,8 +239,10 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the acceptor, blocked in accept(2), with a connection of our own.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        // Wake the acceptors, blocked in accept(2), with a connection of our own.
+        for addr in std::iter::once(self.addr).chain(self.ws_addr) {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -232,9 +284,9 @@ impl chat_core::Sink for Conns {
         }
     }
 
-    fn close(&mut self, conn: chat_core::ConnId, _reason: chat_core::CloseReason) {
+    fn close(&mut self, conn: chat_core::ConnId, reason: chat_core::CloseReason) {
         if let Some(conn) = self.0.get(&conn) {
-            conn.close_after_flush();
+            conn.close_for(reason);
         }
     }
 

@@ -20,15 +20,20 @@ fn config(addr: SocketAddr, conns: usize, room_size: usize) -> RunConfig {
     config
 }
 
+/// A server that drops every 7th broadcast to each recipient.
+fn lossy_server() -> TestServer {
+    TestServer::start(Faults {
+        drop_every_nth_broadcast: Some(7),
+        ..Faults::default()
+    })
+    .expect("test server")
+}
+
 /// A server that drops every 7th broadcast to each recipient: the run counts the missing
 /// copies as lost (and every expected copy is either received or lost), fails, and says so.
 #[test]
 fn dropped_broadcasts_are_reported_lost() {
-    let server = TestServer::start(Faults {
-        drop_every_nth_broadcast: Some(7),
-        ..Faults::default()
-    })
-    .expect("test server");
+    let server = lossy_server();
     let report = run(&config(server.addr(), 12, 4)).expect("run");
     let m = &report.messages;
     assert!(m.lost > 0, "no loss detected: {}", report.headline);
@@ -37,6 +42,34 @@ fn dropped_broadcasts_are_reported_lost() {
     assert!(!report.ok);
     assert!(
         report.headline.starts_with("FAILED:"),
+        "{}",
+        report.headline
+    );
+    assert!(
+        report.headline.contains("copies lost"),
+        "{}",
+        report.headline
+    );
+}
+
+/// `--tolerate-generator-lag` lifts only the generator's own verdict: the same lossy server with
+/// a generator made "behind" (any send lag over 0 µs counts) still fails the run, and the
+/// headline names both.
+#[test]
+fn tolerating_the_generator_never_hides_a_loss() {
+    let server = lossy_server();
+    let mut config = config(server.addr(), 12, 4);
+    config.tolerate_generator_lag = true;
+    // Microsecond resolution: a nanosecond allowed is 0 µs, which no woken thread can keep.
+    config.max_send_lag = Duration::from_nanos(1);
+    let report = run(&config).expect("run");
+    assert!(report.generator.behind, "{}", report.headline);
+    assert!(report.messages.lost > 0, "{}", report.headline);
+    assert!(!report.ok);
+    assert!(
+        report
+            .headline
+            .starts_with(&format!("FAILED: {} (", loadgen::run::BEHIND)),
         "{}",
         report.headline
     );

@@ -4,9 +4,11 @@
 //! It never uses chat-core: requests are written as JSON text, replies are judged as
 //! `serde_json::Value`, so the checker grades the wire format itself.
 
+use super::wire::{self, Reader, Writer};
 use super::Ctx;
+use crate::run::Transport;
 use serde_json::{json, Value};
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +17,12 @@ const TS_TOLERANCE_MS: i64 = 60_000;
 
 /// One connection to the server under test.
 pub(crate) struct Client {
+    /// The socket, read here (and written through `writer`).
     stream: TcpStream,
+    /// This client's own writes (lines; masked text messages over WebSocket).
+    writer: Writer,
+    /// Turns what is read into lines (over WebSocket: the text messages), and keeps the close.
+    reader: Reader,
     /// Bytes received but not yet split into lines.
     pending: Vec<u8>,
     /// Who this is in FAIL messages (usually the nickname).
@@ -28,6 +35,14 @@ pub(crate) struct Client {
     closed: bool,
     /// Counter for the ids of [`Client::still_works`] pings.
     probes: u64,
+}
+
+/// What waiting for the next line gave (raw bytes, for the echo profile).
+pub(crate) enum Line {
+    Bytes(Vec<u8>),
+    Timeout,
+    /// EOF, reset or a close frame, with a word on which.
+    Closed(String),
 }
 
 /// What waiting for the next frame gave.
@@ -65,13 +80,33 @@ impl Client {
         Self::from_stream(ctx, label, socket.into())
     }
 
-    pub(crate) fn from_stream(ctx: &Ctx, label: &str, stream: TcpStream) -> Result<Client, String> {
+    pub(crate) fn from_stream(
+        ctx: &Ctx,
+        label: &str,
+        mut stream: TcpStream,
+    ) -> Result<Client, String> {
         stream
             .set_nodelay(true)
             .and_then(|()| stream.set_write_timeout(Some(ctx.timeout())))
             .map_err(|e| format!("{label}: socket setup failed: {e}"))?;
-        Ok(Client {
+        let ws = ctx.config.transport == Transport::Ws;
+        let early = if ws {
+            let addr = stream
+                .peer_addr()
+                .map_err(|e| format!("{label}: socket setup failed: {e}"))?;
+            wire::upgrade(&mut stream, addr, &ctx.config.ws_path, ctx.timeout())
+                .map_err(|e| format!("{label}: {e}"))?
+        } else {
+            Vec::new()
+        };
+        let writer = stream
+            .try_clone()
+            .map(|s| Writer::new(s, ws))
+            .map_err(|e| format!("{label}: socket setup failed: {e}"))?;
+        let mut client = Client {
             stream,
+            writer,
+            reader: Reader::new(ws),
             pending: Vec::new(),
             label: label.to_string(),
             last_sent: "(nothing yet)".into(),
@@ -79,7 +114,28 @@ impl Client {
             verbose: ctx.config.verbose,
             closed: false,
             probes: 0,
-        })
+        };
+        if !early.is_empty() {
+            client.take(&early)?;
+        }
+        Ok(client)
+    }
+
+    /// Adds bytes read from the socket to `pending` (over WebSocket: their text messages).
+    fn take(&mut self, chunk: &[u8]) -> Result<(), String> {
+        let taken = self
+            .reader
+            .take(chunk, &mut self.pending, &mut self.writer)
+            .map_err(|e| format!("{}: {e}", self.label));
+        if self.reader.close.is_some() {
+            self.closed = true;
+        }
+        taken
+    }
+
+    /// The WebSocket close code the server ended the connection with, if it sent one.
+    pub fn close_code(&self) -> Option<u16> {
+        self.reader.close.as_ref().and_then(|c| c.0)
     }
 
     /// Connects and joins `room` (or the default room) as `nickname`; returns the `welcome`.
@@ -94,9 +150,10 @@ impl Client {
         Ok((client, welcome))
     }
 
-    /// A second handle on the socket, for a writer thread.
-    pub fn writer(&self) -> Result<TcpStream, String> {
-        self.stream
+    /// A second handle on the socket, for a writer thread: it writes whole lines (masked text
+    /// messages over WebSocket).
+    pub fn writer(&self) -> Result<Writer, String> {
+        self.writer
             .try_clone()
             .map_err(|e| format!("{}: cannot clone the socket: {e}", self.label))
     }
@@ -114,51 +171,113 @@ impl Client {
         if self.verbose {
             eprintln!("{} > {}", self.label, self.last_sent);
         }
-        self.stream
-            .write_all(bytes)
+        self.writer
+            .send(bytes)
             .map_err(|e| format!("{}: sending {} failed: {e}", self.label, self.last_sent))
     }
 
     /// Waits until `deadline` for the next frame. `Err` when the server sent something that is
     /// not a JSON object with a string `type`.
     pub fn next(&mut self, deadline: Instant) -> Result<Next, String> {
-        let mut buf = [0u8; 64 * 1024];
+        Ok(match self.next_line(deadline)? {
+            Line::Bytes(line) => Next::Frame(self.parse(&line)?),
+            Line::Timeout => Next::Timeout,
+            Line::Closed(how) => Next::Closed(how),
+        })
+    }
+
+    /// Waits until `deadline` for the next line, as raw bytes with its `\n` (over WebSocket:
+    /// the next text message, with a `\n` added).
+    pub fn next_line(&mut self, deadline: Instant) -> Result<Line, String> {
         loop {
             if let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.pending.drain(..=newline).collect();
-                return self.parse(&line).map(Next::Frame);
+                return Ok(Line::Bytes(self.pending.drain(..=newline).collect()));
             }
             if self.closed {
-                return Ok(Next::Closed("the connection is closed".into()));
+                let how = self
+                    .reader
+                    .close_text()
+                    .unwrap_or_else(|| "the connection is closed".into());
+                return Ok(Line::Closed(how));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(Next::Timeout);
-            }
-            if let Err(e) = self.stream.set_read_timeout(Some(left)) {
-                return Ok(Next::Closed(format!("socket error: {e}")));
-            }
-            match self.stream.read(&mut buf) {
-                Ok(0) => {
-                    self.closed = true;
-                    if !self.pending.is_empty() {
-                        return Err(format!(
-                            "{}: the connection closed in the middle of a frame: {}",
-                            self.label,
-                            clip(&String::from_utf8_lossy(&self.pending))
-                        ));
-                    }
-                    return Ok(Next::Closed("EOF".into()));
-                }
-                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.closed = true;
-                    return Ok(Next::Closed(format!("{e}")));
-                }
+            if let Some(how) = self.read_once(deadline)? {
+                return Ok(how);
             }
         }
+    }
+
+    /// One read from the socket, into `pending`, waiting at most until `deadline`:
+    /// `Some(Timeout)` when it passed, `Some(Closed)` when the connection ended.
+    fn read_once(&mut self, deadline: Instant) -> Result<Option<Line>, String> {
+        let mut buf = [0u8; 64 * 1024];
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Some(Line::Timeout));
+        }
+        if let Err(e) = self.stream.set_read_timeout(Some(left)) {
+            return Ok(Some(Line::Closed(format!("socket error: {e}"))));
+        }
+        match self.stream.read(&mut buf) {
+            Ok(0) => {
+                self.closed = true;
+                if !self.pending.is_empty() {
+                    return Err(format!(
+                        "{}: the connection closed in the middle of a frame: {}",
+                        self.label,
+                        clip(&String::from_utf8_lossy(&self.pending))
+                    ));
+                }
+                let how = self.reader.close_text().unwrap_or_else(|| "EOF".into());
+                return Ok(Some(Line::Closed(how)));
+            }
+            Ok(n) => self.take(&buf[..n])?,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.closed = true;
+                return Ok(Some(Line::Closed(format!("{e}"))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits until `deadline` for a WebSocket pong (the answer to a ping control frame), and
+    /// returns its payload. Lines that arrive meanwhile stay pending.
+    pub fn expect_control_pong(&mut self, deadline: Instant) -> Result<Vec<u8>, String> {
+        loop {
+            if let Some(pong) = self.reader.pongs.pop() {
+                return Ok(pong);
+            }
+            if self.closed {
+                return Err(format!(
+                    "{}: the connection closed before the pong",
+                    self.label
+                ));
+            }
+            match self.read_once(deadline)? {
+                Some(Line::Timeout) => {
+                    return Err(format!(
+                        "{}: no pong for the ping frame within {} ms",
+                        self.label,
+                        self.timeout.as_millis()
+                    ))
+                }
+                Some(Line::Closed(how)) => {
+                    return Err(format!("{}: the connection closed ({how})", self.label))
+                }
+                Some(Line::Bytes(_)) | None => {}
+            }
+        }
+    }
+
+    /// How long each expected reply may take from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// How long each expected reply may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     fn parse(&self, line: &[u8]) -> Result<Value, String> {

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// How a dead node must be noticed (the spec's bound).
+/// How soon a dead node's members must leave their rooms (PROTOCOL.md, section 9).
 const NODE_DEATH_BOUND: Duration = Duration::from_secs(10);
 
 /// How long Redis stays down in the restart scenario.

@@ -14,7 +14,13 @@
 //! loadgen check --addr 127.0.0.1:8888 --max-conns-per-ip 4    # a server started with it
 //! loadgen check --addr 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003   # the nodes of a cluster
 //! loadgen check --addr A,B,C --cluster-ctl ./ctl.sh           # plus node death and Redis restart
+//! loadgen check --addr 127.0.0.1:8080 --transport ws          # a node's WebSocket endpoint (/ws)
+//! loadgen check --addr 127.0.0.1:9000 --profile echo          # an echo server, not a chat server
 //! ```
+//!
+//! With `--transport ws` every client upgrades at `--ws-path` (`/ws`) and each line travels as
+//! one masked text message (`wire.rs`); the scenarios about TCP's byte stream are skipped with
+//! their reason (`transport.rs`), and the `ws.*` scenarios check WebSocket's own rules.
 //!
 //! Given several addresses (the nodes of one cluster), the checker places each new client on
 //! the next node in turn, so every scenario with two or more clients crosses nodes.
@@ -36,11 +42,15 @@
 //! | `check/process.rs` | the assertions that need the server *process* (for the servers' tests) |
 //! | `check/cluster.rs` | a node killed, Redis restarted (with `--cluster-ctl`, or from tests) |
 //! | `check/extensions.rs` | the exercises' protocol extensions, only with `--extension login,history,file` |
+//! | `check/websocket.rs` | `--transport ws`: fragments, binary and bad text, control frames, close codes |
+//! | `check/echo.rs` | `--profile echo`: an echo server's lines, exactly, in order, split, long, many clients |
+//! | `check/wire.rs`, `check/transport.rs` | the transports, and which scenarios each runs |
 
 mod abuse;
 mod burst;
 mod client;
 mod cluster;
+mod echo;
 mod errors;
 mod extensions;
 mod framing;
@@ -52,6 +62,9 @@ mod process;
 mod report;
 mod requests;
 mod rooms;
+mod transport;
+mod websocket;
+mod wire;
 
 pub use burst::{assert_burst_passes_repeatedly, BURST};
 pub use cluster::{ClusterControl, CommandControl};
@@ -59,6 +72,7 @@ pub use extensions::Extension;
 pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
+use crate::run::Transport;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -115,6 +129,26 @@ pub struct CheckArgs {
     /// Print every frame sent and received (to stderr).
     #[arg(long)]
     pub verbose: bool,
+    /// TCP (JSON lines), or WebSocket (`ws`: each client upgrades at --ws-path on --addr, and
+    /// each line is one text message).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+    /// The WebSocket endpoint's path, with --transport ws.
+    #[arg(long, default_value = crate::ws::DEFAULT_PATH)]
+    pub ws_path: String,
+    /// What the server is: a chat server (PROTOCOL.md), or an echo server (every line back
+    /// exactly as sent, to its sender).
+    #[arg(long, value_enum, default_value_t = Profile::Chat)]
+    pub profile: Profile,
+}
+
+/// Which scenarios `loadgen check` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// The chat protocol of PROTOCOL.md.
+    Chat,
+    /// An echo server: lines come back exactly as sent (`check/echo.rs`).
+    Echo,
 }
 
 /// Runs the checker from the command line.
@@ -131,6 +165,9 @@ pub fn main(args: CheckArgs) -> anyhow::Result<ExitCode> {
         extensions: args.extension,
         reply_timeout: Duration::from_millis(args.timeout_ms),
         verbose: args.verbose,
+        transport: args.transport,
+        ws_path: args.ws_path,
+        profile: args.profile,
         cluster: args
             .cluster_ctl
             .map(|program| Arc::new(CommandControl::new(program)) as Arc<dyn ClusterControl>),
@@ -166,6 +203,11 @@ pub struct CheckConfig {
     pub verbose: bool,
     /// How to kill a node and restart Redis (enables the `cluster.*` scenarios).
     pub cluster: Option<Arc<dyn ClusterControl>>,
+    /// TCP or WebSocket, and the WebSocket endpoint's path.
+    pub transport: Transport,
+    pub ws_path: String,
+    /// Chat or echo scenarios.
+    pub profile: Profile,
 }
 
 impl Default for CheckConfig {
@@ -183,6 +225,9 @@ impl Default for CheckConfig {
             reply_timeout: Duration::from_millis(3000),
             verbose: false,
             cluster: None,
+            transport: Transport::Tcp,
+            ws_path: crate::ws::DEFAULT_PATH.to_string(),
+            profile: Profile::Chat,
         }
     }
 }
@@ -209,7 +254,8 @@ fn run_checks_with(
     // Against a single server, the cluster scenarios are not even listed: they only exist for
     // the nodes of a cluster, or when the checker can kill nodes (`--cluster-ctl`).
     let cluster = addrs.len() > 1 || config.cluster.is_some();
-    for scenario in all_scenarios(cluster, &config.extensions) {
+    let ws = config.transport == Transport::Ws;
+    for scenario in all_scenarios(cluster, ws, config.profile, &config.extensions) {
         if let Some(only) = &config.only {
             if !scenario.name.contains(only.as_str()) {
                 continue;
@@ -263,6 +309,8 @@ pub(crate) enum Need {
     MaxConnsPerIp,
     /// A way to kill nodes and restart Redis (`--cluster-ctl`), and two nodes or more.
     ClusterControl,
+    /// A WebSocket connection (`--transport ws`).
+    WebSocket,
 }
 
 /// The ordering scenarios send bursts of up to ~100 KB to each member at once. A server
@@ -277,7 +325,17 @@ pub(crate) struct Scenario {
     pub run: fn(&Ctx) -> Result<(), String>,
 }
 
-fn all_scenarios(cluster: bool, extensions: &[Extension]) -> Vec<Scenario> {
+/// The scenarios of `profile`; the WebSocket ones only over WebSocket (`ws`), the cluster ones
+/// only for a cluster.
+fn all_scenarios(
+    cluster: bool,
+    ws: bool,
+    profile: Profile,
+    extensions: &[Extension],
+) -> Vec<Scenario> {
+    if profile == Profile::Echo {
+        return echo::scenarios();
+    }
     let mut all = Vec::new();
     all.extend(requests::scenarios());
     all.extend(rooms::scenarios());
@@ -289,6 +347,9 @@ fn all_scenarios(cluster: bool, extensions: &[Extension]) -> Vec<Scenario> {
     all.extend(half_close::scenarios());
     all.extend(abuse::scenarios());
     all.extend(extensions::scenarios(extensions));
+    if ws {
+        all.extend(websocket::scenarios());
+    }
     if cluster {
         // Last: a killed node stays dead for the rest of the run.
         all.extend(cluster::scenarios());
@@ -297,6 +358,14 @@ fn all_scenarios(cluster: bool, extensions: &[Extension]) -> Vec<Scenario> {
 }
 
 fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
+    let ws = config.transport == Transport::Ws;
+    if ws {
+        if let Some(why) = transport::tcp_only(scenario.name) {
+            return Some(format!("TCP only: {why}"));
+        }
+    } else if scenario.needs.contains(&Need::WebSocket) {
+        return Some("a WebSocket scenario: run with --transport ws".into());
+    }
     if config.max_conns_per_ip.is_some() && !scenario.needs.contains(&Need::MaxConnsPerIp) {
         return Some(
             "the server limits connections per address (--max-conns-per-ip), which this \
@@ -346,7 +415,7 @@ fn skip_reason(scenario: &Scenario, config: &CheckConfig) -> Option<String> {
                         .into(),
                 )
             }
-            Need::ClusterControl => None,
+            Need::ClusterControl | Need::WebSocket => None,
         };
         if let Some(flag) = missing {
             return Some(format!(

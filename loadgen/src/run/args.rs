@@ -21,6 +21,20 @@ pub enum Workload {
     Private,
     /// Connect, join and hold: connect latency and the server's memory per connection.
     Idle,
+    /// For an echo server, not a chat server: no join; each connection sends lines carrying a
+    /// unique payload and expects exactly those lines back, in order (the round trip is the
+    /// latency).
+    Echo,
+}
+
+/// How the bytes travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// JSON lines over TCP (PROTOCOL.md, section 1).
+    Tcp,
+    /// WebSocket at `--ws-path`: one text message per frame (PROTOCOL.md, section 9).
+    Ws,
 }
 
 /// How the connections are spread over several server addresses (`--addr A,B,C`).
@@ -96,6 +110,27 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Target::Chat)]
     pub target: Target,
 
+    /// TCP (JSON lines), or WebSocket (`ws`: an HTTP upgrade at --ws-path on each --addr, then
+    /// one masked text message per frame).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+
+    /// The WebSocket endpoint's path, with --transport ws.
+    #[arg(long, default_value = crate::ws::DEFAULT_PATH)]
+    pub ws_path: String,
+
+    /// Churn: close and reopen this many connections per second, continuously, while messages
+    /// flow. The last member of every room churns (it stops sending, waits for its last
+    /// message to come back, closes, reconnects under a fresh nickname and carries on); the
+    /// others stay, and are checked for zero loss and kept order. 0: no churn.
+    #[arg(long, default_value_t = 0.0)]
+    pub churn: f64,
+
+    /// How often the report's time series samples the servers' and the generator's memory and
+    /// open descriptors.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub sample_every: Duration,
+
     /// Bytes of `content` per message.
     #[arg(long, default_value_t = 32)]
     pub message_size: usize,
@@ -137,6 +172,14 @@ pub struct RunArgs {
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub max_send_lag: Duration,
 
+    /// Report a generator that fell behind (send lag p99 over --max-send-lag, more than 1% of
+    /// the measured messages never sent, or its busiest thread at 90% of a core or more) as a
+    /// warning instead of failing the run: for smoke runs on a busy machine, where only the
+    /// server's behaviour is judged. Loss, duplicates, disorder, dropped connections and failed
+    /// connects still fail the run.
+    #[arg(long)]
+    pub tolerate_generator_lag: bool,
+
     /// Wake this many microseconds before each due send and spin to it (less send lag on a busy
     /// machine, more generator CPU; 0: sleep until the due time).
     #[arg(long, default_value_t = 0)]
@@ -155,6 +198,9 @@ pub struct RunConfig {
     pub spread: Spread,
     pub target: Target,
     pub workload: Workload,
+    /// TCP or WebSocket, and the WebSocket endpoint's path.
+    pub transport: Transport,
+    pub ws_path: String,
     pub conns: usize,
     pub room_size: usize,
     /// Messages per second per connection; `None` is closed loop.
@@ -175,8 +221,14 @@ pub struct RunConfig {
     pub threads: Option<usize>,
     /// Send lag p99 above which the generator counts as fallen behind.
     pub max_send_lag: Duration,
+    /// A generator that fell behind is a warning, not a failure: only the server is judged.
+    pub tolerate_generator_lag: bool,
     /// Wake this long before a due send and spin to it (0: no spinning).
     pub spin_us: u64,
+    /// Connections closed and reopened per second (`None`: no churn).
+    pub churn: Option<f64>,
+    /// The time series' sampling interval.
+    pub sample_every: Duration,
     /// Draw the live progress line (only ever on a terminal).
     pub progress: bool,
 }
@@ -196,6 +248,8 @@ impl RunConfig {
             spread: Spread::Members,
             target: Target::Chat,
             workload: Workload::Chat,
+            transport: Transport::Tcp,
+            ws_path: crate::ws::DEFAULT_PATH.to_string(),
             conns,
             room_size: 10,
             rate: Some(1.0),
@@ -210,7 +264,10 @@ impl RunConfig {
             procs: None,
             threads: None,
             max_send_lag: Duration::from_millis(1),
+            tolerate_generator_lag: false,
             spin_us: 0,
+            churn: None,
+            sample_every: Duration::from_secs(1),
             progress: false,
         }
     }
@@ -226,6 +283,8 @@ impl RunConfig {
             spread: args.spread,
             target: args.target,
             workload: args.workload,
+            transport: args.transport,
+            ws_path: args.ws_path.clone(),
             conns: args.conns,
             room_size,
             rate: (!args.closed).then_some(args.rate),
@@ -240,7 +299,10 @@ impl RunConfig {
             procs: args.procs,
             threads: args.threads,
             max_send_lag: args.max_send_lag,
+            tolerate_generator_lag: args.tolerate_generator_lag,
             spin_us: args.spin_us,
+            churn: (args.churn != 0.0).then_some(args.churn),
+            sample_every: args.sample_every,
             progress: true,
         };
         config.validate()?;
@@ -275,6 +337,42 @@ impl RunConfig {
                 "--workload private needs rooms of at least 2 (a partner to write to)"
             );
         }
+        if self.target == Target::Redis {
+            anyhow::ensure!(
+                self.workload != Workload::Echo,
+                "--workload echo is for an echo server; it has no Redis equivalent"
+            );
+            anyhow::ensure!(
+                self.transport == Transport::Tcp,
+                "--transport ws is for a chat node's WebSocket endpoint; Redis speaks RESP over TCP"
+            );
+        }
+        if self.transport == Transport::Ws {
+            anyhow::ensure!(
+                self.ws_path.starts_with('/') && !self.ws_path.contains(char::is_whitespace),
+                "--ws-path must be a path such as /ws"
+            );
+        }
+        if let Some(churn) = self.churn {
+            anyhow::ensure!(
+                churn.is_finite() && churn > 0.0,
+                "--churn must be a positive number of connections per second (or 0 for none)"
+            );
+            anyhow::ensure!(
+                self.workload != Workload::Private,
+                "--churn renames the churning members, so private messages to them would miss; \
+                 use chat, ping, echo or idle"
+            );
+            anyhow::ensure!(
+                self.room_size >= 2,
+                "--churn needs rooms of at least 2: the last member of each room churns and the \
+                 others stay"
+            );
+        }
+        anyhow::ensure!(
+            !self.sample_every.is_zero(),
+            "--sample-every must be above zero"
+        );
         let rooms = self.conns.div_ceil(self.room_size);
         if let Some(procs) = self.procs {
             anyhow::ensure!(procs > 0, "--procs must be at least 1");

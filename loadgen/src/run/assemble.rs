@@ -3,10 +3,11 @@
 
 use super::merge::ShardResult;
 use super::report::*;
+use super::series::{SeriesSample, SoakReport};
 use super::stats::Tally;
 use super::sysstat::{self, ServerWatch};
 use super::workload::Layout;
-use super::{RunConfig, Workload};
+use super::{RunConfig, Transport, Workload};
 use std::time::{Duration, Instant};
 
 /// At this share of one core or more, an engine thread counts as saturated: it was busy all
@@ -29,6 +30,11 @@ pub(crate) struct Phases {
     pub server_cpu: Option<Duration>,
     /// The servers' memory once everyone was connected.
     pub rss_connected_kib: Option<u64>,
+    /// The sending window, warm-up included (churn per second is over it).
+    pub sending: Duration,
+    /// Memory and descriptors over time, and the verdict on them.
+    pub series: Vec<SeriesSample>,
+    pub soak: Option<SoakReport>,
 }
 
 pub(crate) fn build_report(
@@ -51,6 +57,9 @@ pub(crate) fn build_report(
         connections: connections_part(config, total, phases),
         server: server.map(|s| server_part(s, phases, &total.tally)),
         per_addr: per_addr_part(config, total),
+        churn: churn_part(config, layout, total, phases),
+        series: phases.series.clone(),
+        soak: phases.soak.clone(),
         errors: total.recorder.errors.clone(),
         messages,
         latency_us,
@@ -68,6 +77,10 @@ fn config_part(config: &RunConfig, layout: &Layout, phases: &Phases) -> ConfigRe
         spread: config.spread,
         target: config.target,
         workload: config.workload,
+        transport: config.transport,
+        ws_path: (config.transport == Transport::Ws).then(|| config.ws_path.clone()),
+        churn_per_sec: config.churn,
+        sample_every_s: config.sample_every.as_secs_f64(),
         mode: if config.rate.is_some() {
             "open"
         } else {
@@ -90,6 +103,7 @@ fn config_part(config: &RunConfig, layout: &Layout, phases: &Phases) -> ConfigRe
         procs: phases.procs,
         threads: phases.threads_per_proc,
         max_send_lag_us: config.max_send_lag.as_micros() as u64,
+        tolerate_generator_lag: config.tolerate_generator_lag,
         spin_us: config.spin_us,
     }
 }
@@ -185,6 +199,36 @@ fn generator_part(
         spin_s: round3(Duration::from_nanos(total.spin_ns).as_secs_f64()),
         behind: !messages.rate_kept || busiest_thread_percent >= SATURATED_PERCENT,
     }
+}
+
+fn churn_part(
+    config: &RunConfig,
+    layout: &Layout,
+    total: &ShardResult,
+    phases: &Phases,
+) -> Option<ChurnReport> {
+    let rate = config.churn?;
+    let c = &total.tally.churn;
+    let sending = phases.sending.as_secs_f64();
+    Some(ChurnReport {
+        rate_per_sec: rate,
+        churners: layout.churners(),
+        closes: c.closes,
+        reconnects: c.reconnects,
+        achieved_per_sec: if sending > 0.0 {
+            round1(c.closes as f64 / sending)
+        } else {
+            0.0
+        },
+        reconnect_failures: c.failed,
+        failure_example: total.churn_failure_example.clone(),
+        ack_timeouts: c.ack_timeouts,
+        busy: c.busy,
+        sent: c.sent,
+        skipped: c.skipped,
+        received: c.received,
+        rejoin_us: total.recorder.churn_rejoin.summary(),
+    })
 }
 
 fn server_part(s: &ServerWatch, phases: &Phases, t: &Tally) -> ServerReport {

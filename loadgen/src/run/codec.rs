@@ -1,6 +1,7 @@
-//! What goes over the wire: the chat protocol's JSON lines, or Redis' RESP (see [`super::resp`]).
+//! What goes over the wire: the chat protocol's JSON lines, Redis' RESP (see [`super::resp`]),
+//! or an echo server's lines.
 //!
-//! Both targets are reduced to the same few events the engine cares about: "the connection is
+//! All three are reduced to the same few events the engine cares about: "the connection is
 //! ready" (`welcome`, or Redis' subscribe confirmation), "a tagged message arrived" (a
 //! `broadcast`, `private` or `pong` carrying one of our ids, or a Redis pub/sub message or PING
 //! reply), and "an error arrived".
@@ -26,6 +27,9 @@ pub(crate) enum Codec {
     /// Redis pub/sub over RESP3. `subscribe`: the handshake subscribes to the room (chat and
     /// idle workloads); otherwise `HELLO 3` alone makes the connection ready (ping).
     Redis { subscribe: bool },
+    /// An echo server (`--workload echo`): no handshake; each message is a line `<id> <padding>`
+    /// that must come back exactly as sent. `padding` is the padding's length.
+    Echo { padding: usize },
 }
 
 /// A message to send.
@@ -37,6 +41,8 @@ pub(crate) enum Outgoing<'a> {
     Private(&'a str),
     /// Request/response (chat `ping`; Redis `PING`).
     Ping,
+    /// A line for an echo server.
+    Echo,
 }
 
 /// What the engine learns from one incoming frame.
@@ -59,9 +65,16 @@ pub(crate) enum Incoming {
 pub(crate) const MAX_FRAME: usize = 65_536 + 1024;
 
 impl Codec {
+    /// Whether a connection must send a handshake and wait for its reply before it is ready
+    /// (an echo server needs none: connected is ready).
+    pub(crate) fn has_handshake(&self) -> bool {
+        !matches!(self, Codec::Echo { .. })
+    }
+
     /// The bytes that join a connection: chat `join`, or Redis `HELLO 3` (+ `SUBSCRIBE`).
     pub(crate) fn handshake(&self, out: &mut Vec<u8>, nickname: &str, room: &str) {
         match self {
+            Codec::Echo { .. } => {}
             Codec::Chat => out.extend_from_slice(
                 &chat_core::Request::Join {
                     nickname: nickname.to_string(),
@@ -115,6 +128,9 @@ impl Codec {
                 resp::publish(out, channel.as_bytes(), id, padding);
             }
             (Codec::Redis { .. }, Outgoing::Ping) => resp::command(out, &[b"PING", id]),
+            (Codec::Echo { .. }, _) | (_, Outgoing::Echo) => {
+                push_all(out, &[id, b" ", padding, b"\n"]);
+            }
         }
     }
 
@@ -125,6 +141,15 @@ impl Codec {
     pub(crate) fn decode(&self, buf: &[u8], out: &mut Vec<Incoming>) -> Result<usize, String> {
         let mut used = 0;
         match self {
+            Codec::Echo { padding } => {
+                while let Some(end) = memchr::memchr(b'\n', &buf[used..]) {
+                    out.push(decode_echo_line(&buf[used..used + end], *padding));
+                    used += end + 1;
+                }
+                if buf.len() - used > MAX_FRAME {
+                    return Err(format!("a line longer than {MAX_FRAME} bytes"));
+                }
+            }
             Codec::Chat => {
                 while let Some(end) = memchr::memchr(b'\n', &buf[used..]) {
                     let line = &buf[used..used + end];
@@ -157,6 +182,22 @@ impl Codec {
 fn push_all(out: &mut Vec<u8>, parts: &[&[u8]]) {
     for part in parts {
         out.extend_from_slice(part);
+    }
+}
+
+/// One echoed line: ours, unchanged, or not (`Unparsed`: a line we never sent, or one the server
+/// changed, whose message then also counts as lost).
+fn decode_echo_line(line: &[u8], padding: usize) -> Incoming {
+    let Some(space) = memchr::memchr(b' ', line) else {
+        return Incoming::Unparsed;
+    };
+    let (id, rest) = (&line[..space], &line[space + 1..]);
+    if rest.len() != padding || rest.iter().any(|&b| b != b'x') {
+        return Incoming::Unparsed;
+    }
+    match MsgId::parse(id) {
+        Some(id) => Incoming::Tagged(id),
+        None => Incoming::Unparsed,
     }
 }
 
@@ -312,6 +353,36 @@ mod tests {
             .collect();
         assert_eq!(requests.len(), 3);
         assert!(matches!(&requests[1], chat_core::Request::Private { to, .. } if to == "bob"));
+    }
+
+    /// An echo line comes back as its id when it is exactly what was sent, and as unparsed when
+    /// the server changed anything.
+    #[test]
+    fn echo_lines() {
+        let codec = Codec::Echo { padding: 4 };
+        let mut out = Vec::new();
+        codec.encode(&mut out, Outgoing::Echo, b"1:2:3:4", b"xxxx");
+        assert_eq!(out, b"1:2:3:4 xxxx\n");
+        out.extend_from_slice(b"1:2:3:4 xxxy\n1:2:3:4 xxx\n1:2:3 xxxx\nhello\n1:2:3:5 xx");
+        let (events, left) = decode_all(codec, &out);
+        let id = MsgId {
+            sender: 1,
+            seq: 2,
+            intended_us: 3,
+            sent_us: 4,
+        };
+        assert_eq!(
+            events,
+            vec![
+                Incoming::Tagged(id),
+                Incoming::Unparsed,
+                Incoming::Unparsed,
+                Incoming::Unparsed,
+                Incoming::Unparsed
+            ]
+        );
+        assert_eq!(left, 10);
+        assert!(!codec.has_handshake());
     }
 
     /// A line that never ends is refused once it passes the frame limit.

@@ -19,6 +19,9 @@ pub(crate) enum State {
     Waiting,
     /// TCP connect in progress since `started_us`.
     Connecting { started_us: u64 },
+    /// WebSocket only: connected after `connect_us`, upgrade request sent, waiting for the
+    /// `101` (the `Sec-WebSocket-Key` to check it against is in [`Conn::ws`]).
+    Upgrading { started_us: u64, connect_us: u64 },
     /// Connected after `connect_us`; handshake sent, waiting for the reply.
     Joining { started_us: u64, connect_us: u64 },
     /// Joined: part of the workload.
@@ -41,6 +44,34 @@ pub(crate) enum Sends {
     Private(String),
     /// `ping` / `PING`.
     Ping,
+    /// A line for an echo server.
+    Echo,
+}
+
+/// A WebSocket connection's state beyond the socket's.
+#[derive(Debug, Default)]
+pub(crate) struct WsLink {
+    /// The `Sec-WebSocket-Key` of the upgrade request, until the answer has been checked.
+    pub key: String,
+    /// The fragments of a text message whose last fragment has not arrived yet (rare: servers
+    /// send each message in one frame).
+    pub message: Vec<u8>,
+    /// Inside a fragmented message (its first frame has come, its last not yet).
+    pub in_message: bool,
+}
+
+/// A churning connection's part in `--churn`.
+#[derive(Debug, Default)]
+pub(crate) struct Churn {
+    /// How many times it has reconnected (0: still its first connection). Its nickname carries
+    /// the number, so a reconnect never waits for the server to forget the old one.
+    pub incarnation: u32,
+    /// Leaving since this time (µs): it sends nothing more, and closes once its last message
+    /// has come back.
+    pub leaving_since: Option<u64>,
+    /// It gave up waiting for its last message once: the server may or may not have handled
+    /// what was in flight, so its sent count can no longer be trusted by its receivers.
+    pub timed_out: bool,
 }
 
 /// One connection of an engine thread.
@@ -52,6 +83,10 @@ pub(crate) struct Conn {
     pub addr_slot: usize,
     /// The socket, from the connect until it ends.
     pub stream: Option<TcpStream>,
+    /// WebSocket state (`--transport ws`), `None` over plain TCP.
+    pub ws: Option<WsLink>,
+    /// `Some` for a connection that churns (`--churn`), `None` for one that stays.
+    pub churn: Option<Churn>,
     pub state: State,
     /// An incomplete frame left at the end of the last read, to put before the next one.
     pub tail: Vec<u8>,
@@ -64,6 +99,10 @@ pub(crate) struct Conn {
     pub streams: Streams,
     /// Messages written so far: the sequence number of the next one.
     pub next_seq: u64,
+    /// Open loop: the next slot of its schedule (message `k` is due at the schedule's time for
+    /// `k`). The same as `next_seq`, except for a churning connection, which skips the slots
+    /// that fell due while it was away.
+    pub next_slot: u64,
     /// Copies each of its messages produces (itself plus the other receivers).
     pub copies: u64,
     pub sends: Sends,
@@ -87,12 +126,15 @@ impl Conn {
             index,
             addr_slot,
             stream: None,
+            ws: None,
+            churn: None,
             state: State::Waiting,
             tail: Vec::new(),
             unsent: Vec::new(),
             was_blocked: false,
             streams: Streams::default(),
             next_seq: 0,
+            next_slot: 0,
             copies: 0,
             sends: Sends::Nothing,
             ack_pending: false,
@@ -101,6 +143,20 @@ impl Conn {
 
     pub(crate) fn is_joined(&self) -> bool {
         matches!(self.state, State::Joined)
+    }
+
+    /// Joined, and not on its way out (`--churn`): it sends on schedule.
+    pub(crate) fn is_sending(&self) -> bool {
+        self.is_joined()
+            && self
+                .churn
+                .as_ref()
+                .is_none_or(|c| c.leaving_since.is_none())
+    }
+
+    /// Whether every message it wrote has come back to it (its own copy: the acknowledgement).
+    pub(crate) fn all_acked(&self) -> bool {
+        self.streams.received_up_to(self.index) >= self.next_seq
     }
 
     /// Reads once into `buf`, after this connection's tail, which is copied to the front

@@ -9,15 +9,17 @@ use super::assemble::{self, Phases};
 use super::link::{Command, PlanTimes, Report, ShardSpec};
 use super::merge::ShardResult;
 use super::progress::Progress;
+use super::series::{self, SeriesWatch};
 use super::shard;
 use super::stats::{Recorder, Snapshot, Tally};
-use super::sysstat::ServerWatch;
+use super::sysstat::{count_all_fds, ServerWatch};
 use super::worker::Worker;
 use super::workload::{Clock, Layout};
 use super::{RunConfig, RunReport};
 use anyhow::{bail, Context};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -85,6 +87,8 @@ impl Drop for Shard {
 /// What the parent knows of its shards.
 struct Board {
     reports: Receiver<(usize, Report)>,
+    /// The run's latest counters, all shards added (the time series reads them).
+    live: Arc<Mutex<Snapshot>>,
     ready: Vec<bool>,
     connected: Vec<Option<(u64, u64)>>,
     progress: Vec<Snapshot>,
@@ -95,6 +99,7 @@ impl Board {
     fn new(reports: Receiver<(usize, Report)>, shards: usize) -> Board {
         Board {
             reports,
+            live: Arc::new(Mutex::new(Snapshot::default())),
             ready: vec![false; shards],
             connected: vec![None; shards],
             progress: vec![Snapshot::default(); shards],
@@ -131,6 +136,9 @@ impl Board {
                             total.add(s);
                         }
                         progress.update(&total);
+                        if let Ok(mut live) = self.live.lock() {
+                            *live = total;
+                        }
                     }
                     Report::Connected { connected, failed } => {
                         self.connected[i] = Some((connected, failed))
@@ -186,6 +194,7 @@ pub(crate) fn drive(config: &RunConfig) -> anyhow::Result<RunReport> {
     let specs = shard_specs(config, &layout, clock, procs);
     let threads_per_proc = specs.first().map_or(1, |s| s.threads);
     let server = ServerWatch::start(&config.server_pids);
+    let fds_baseline = count_all_fds(&config.server_pids);
     let progress = Progress::start(config.progress, config.conns);
     let (reports, received) = mpsc::channel();
     let mut shards = Vec::with_capacity(procs);
@@ -198,6 +207,11 @@ pub(crate) fn drive(config: &RunConfig) -> anyhow::Result<RunReport> {
     }
     drop(reports);
     let mut board = Board::new(received, procs);
+    let mut generator_pids = vec![std::process::id()];
+    generator_pids.extend(shards.iter().filter_map(|s| match s {
+        Shard::Worker(worker) => Some(worker.pid()),
+        Shard::Local { .. } => None,
+    }));
 
     // 1. Start: every shard ready (descriptors raised, pollers made).
     progress.phase("starting");
@@ -211,6 +225,14 @@ pub(crate) fn drive(config: &RunConfig) -> anyhow::Result<RunReport> {
     // two timeouts (connect, handshake).
     progress.phase("connecting");
     let ramp_start_us = clock.now_us() + RAMP_DELAY_US;
+    let series = SeriesWatch::start(
+        config.server_pids.clone(),
+        generator_pids,
+        config.sample_every,
+        clock,
+        ramp_start_us,
+        Arc::clone(&board.live),
+    );
     for shard in &mut shards {
         shard.send(Command::Ramp {
             at_us: ramp_start_us,
@@ -273,6 +295,26 @@ pub(crate) fn drive(config: &RunConfig) -> anyhow::Result<RunReport> {
     }
     progress.finish();
     drop(shards);
+    let series = series.finish();
+    // Every socket of the generator is closed now: give the servers a moment to close theirs.
+    let fds_after = fds_baseline.and_then(|baseline| {
+        let settle = Instant::now() + series::SETTLE;
+        loop {
+            let now = count_all_fds(&config.server_pids);
+            if now.is_none_or(|n| n <= baseline) || Instant::now() >= settle {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let since_ramp = |us: u64| us.saturating_sub(ramp_start_us) as f64 / 1e6;
+    let soak = series::judge(
+        &series,
+        since_ramp(times.measure_from_us),
+        since_ramp(times.send_until_us),
+        fds_baseline,
+        fds_after,
+    );
 
     let addrs = config.addrs.len();
     let mut total = ShardResult {
@@ -297,6 +339,9 @@ pub(crate) fn drive(config: &RunConfig) -> anyhow::Result<RunReport> {
             .zip(server1)
             .map(|(a, b)| b.cpu.saturating_sub(a.cpu)),
         rss_connected_kib,
+        sending: Duration::from_micros(times.send_until_us.saturating_sub(times.start_us)),
+        series,
+        soak,
     };
     Ok(assemble::build_report(
         config,

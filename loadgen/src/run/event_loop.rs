@@ -23,13 +23,13 @@
 //! just to hear `EAGAIN`.
 
 use super::codec::{Incoming, MAX_FRAME};
-use super::conn::{Conn, Sends, State};
-use super::connect::Failure;
+use super::conn::{Churn, Conn, Sends, State};
+use super::outcome::ThreadResult;
 use super::schedule::Schedule;
-use super::sequence::Streams;
 use super::shard::{Plan, Shared};
 use super::stats::{Live, Recorder, Snapshot, Tally};
 use super::workload::clock_ns;
+use crate::ws::MaskKeys;
 use polling::{Event, Events, Poller};
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
@@ -52,37 +52,6 @@ const DRAIN_TICK_US: u64 = 2_000;
 /// nothing else is ever due.
 const COARSE_US: u64 = 5_000;
 
-/// How a connection ended, for the shard's accounting.
-pub(crate) enum Outcome {
-    Failed(Failure),
-    Joined {
-        /// Per sender, the stream as this connection received it.
-        streams: Streams,
-        /// Why the connection ended before the run did (server closed it, reset, write error).
-        dropped: Option<String>,
-        /// Messages it wrote.
-        sent: u64,
-    },
-}
-
-/// One connection's end.
-pub(crate) struct ConnEnd {
-    pub index: u32,
-    pub outcome: Outcome,
-}
-
-/// What one engine thread hands back.
-pub(crate) struct ThreadResult {
-    pub tally: Tally,
-    pub recorder: Recorder,
-    pub ends: Vec<ConnEnd>,
-    /// CPU time this thread used during the measured window, and how much of it was spinning.
-    pub cpu_ns: u64,
-    pub spin_ns: u64,
-    /// When its last connection attempt ended (µs on the run's clock).
-    pub last_attempt_us: u64,
-}
-
 /// Runs one engine thread over `conns` (indices in the run) until its share is done.
 pub(crate) fn run_thread(
     shared: Arc<Shared>,
@@ -102,16 +71,17 @@ fn thread_cpu_ns() -> u64 {
 
 /// The CPU figures of the measured window.
 #[derive(Debug, Default)]
-struct Window {
+pub(super) struct Window {
     /// Thread CPU time when the window opened, and how much it used by the time it closed.
     cpu_start_ns: Option<u64>,
-    cpu_ns: Option<u64>,
+    pub(super) cpu_ns: Option<u64>,
     /// Time spent spinning (`--spin-us`) inside the window.
-    spin_ns: u64,
+    pub(super) spin_ns: u64,
 }
 
 /// One engine thread's state. The fields are shared with `lifecycle.rs` (connecting, joining,
-/// failing) and `traffic.rs` (sending, receiving), the other parts of its `impl`.
+/// failing), `traffic.rs` (sending, receiving) and `outcome.rs` (the thread's result), the
+/// other parts of its `impl`.
 pub(super) struct EventLoop {
     pub(super) shared: Arc<Shared>,
     pub(super) poller: Arc<Poller>,
@@ -130,6 +100,17 @@ pub(super) struct EventLoop {
     pub(super) out: Vec<u8>,
     pub(super) id_buf: Vec<u8>,
     pub(super) frames: Vec<Incoming>,
+    /// WebSocket: the lines of the text messages just read, and the frames about to be written.
+    pub(super) lines: Vec<u8>,
+    pub(super) ws_out: Vec<u8>,
+    /// WebSocket: the masking keys of the frames this thread writes.
+    pub(super) mask_keys: MaskKeys,
+    /// `--churn`: the churners' turns, and those leaving by deadline (deadline µs, slot,
+    /// incarnation).
+    pub(super) churn: Option<Schedule>,
+    pub(super) leaving: VecDeque<(u64, usize, u32)>,
+    /// The first reason a churner could not reconnect, for the report.
+    pub(super) churn_failure_example: Option<String>,
     pub(super) tally: Tally,
     pub(super) rec: Recorder,
     /// What this thread has already added to the shard's live counters.
@@ -141,7 +122,7 @@ pub(super) struct EventLoop {
     pub(super) closed_start: Option<usize>,
     /// Sending is over for this thread (its `expected` count is final).
     pub(super) done_sending: bool,
-    window: Window,
+    pub(super) window: Window,
     events: Events,
     /// The events of the last wait, copied out so handling them may borrow the loop.
     ready: Vec<Event>,
@@ -156,9 +137,14 @@ impl EventLoop {
                 let slot = shared
                     .layout
                     .addr_slot(i as usize, addrs, shared.config.spread);
-                Conn::new(i, slot)
+                let mut conn = Conn::new(i, slot);
+                if shared.churns(i) {
+                    conn.churn = Some(Churn::default());
+                }
+                conn
             })
             .collect();
+        let salt = indices.first().map_or(0, |&i| u64::from(i));
         EventLoop {
             conns,
             ramp_next: 0,
@@ -169,6 +155,12 @@ impl EventLoop {
             out: Vec::with_capacity(64 * 1024),
             id_buf: Vec::with_capacity(64),
             frames: Vec::with_capacity(256),
+            lines: Vec::new(),
+            ws_out: Vec::new(),
+            mask_keys: MaskKeys::new(salt),
+            churn: None,
+            leaving: VecDeque::new(),
+            churn_failure_example: None,
             tally: Tally::new(addrs),
             rec: Recorder::new(addrs),
             flushed: (Snapshot::default(), 0),
@@ -210,6 +202,7 @@ impl EventLoop {
     /// Everything due by `now`.
     fn on_time(&mut self, now: u64) {
         self.on_ramp(now);
+        self.on_leave_timeouts(now);
         let Some(plan) = self.plan.clone() else {
             return;
         };
@@ -226,6 +219,7 @@ impl EventLoop {
             }
         } else if now >= plan.times.start_us {
             self.send_due(now);
+            self.churn_due(now);
         }
     }
 
@@ -255,6 +249,7 @@ impl EventLoop {
             }
             None => self.closed_start = Some(0),
         }
+        self.churn = self.churn_schedule(&plan);
         self.plan = Some(plan);
     }
 
@@ -263,11 +258,20 @@ impl EventLoop {
         self.done_sending = true;
         if let Some(schedule) = &self.schedule {
             for conn in &self.conns {
-                if !conn.is_joined() || matches!(conn.sends, Sends::Nothing) {
+                if matches!(conn.sends, Sends::Nothing) {
                     continue;
                 }
-                let (_, measured) =
-                    schedule.remaining(conn.index, conn.next_seq, plan.times.measure_from_us);
+                let away = conn.churn.is_some() && !conn.is_sending();
+                if !conn.is_joined() && !away {
+                    continue;
+                }
+                let (all, measured) =
+                    schedule.remaining(conn.index, conn.next_slot, plan.times.measure_from_us);
+                if away {
+                    // A churner on its way out or back at the end: its turns are skipped.
+                    self.tally.churn.skipped += all;
+                    continue;
+                }
                 self.tally.unsent_measured += measured;
                 if !conn.unsent.is_empty() || conn.was_blocked {
                     self.tally.unsent_blocked += measured;
@@ -311,6 +315,9 @@ impl EventLoop {
         if let Some(&(deadline, _)) = self.joining.front() {
             at(deadline);
         }
+        if let Some(&(deadline, _, _)) = self.leaving.front() {
+            at(deadline);
+        }
         let Some(plan) = &self.plan else {
             return next;
         };
@@ -321,6 +328,9 @@ impl EventLoop {
             if self.closed_start.is_some() {
                 at(now);
             } else if let Some(due) = self.schedule.as_ref().and_then(Schedule::next_due) {
+                at(due);
+            }
+            if let Some(due) = self.churn.as_ref().and_then(Schedule::next_due) {
                 at(due);
             }
         }
@@ -378,7 +388,7 @@ impl EventLoop {
             }
             match self.conns[slot].state {
                 State::Connecting { started_us } => self.on_connected(slot, started_us),
-                State::Joining { .. } | State::Joined => {
+                State::Upgrading { .. } | State::Joining { .. } | State::Joined => {
                     if event.writable {
                         self.on_writable(slot);
                     }
@@ -427,44 +437,5 @@ impl EventLoop {
         // Attempts last: the shard reads it to know the counts above are complete.
         Live::add(&live.attempts_done, t.attempted - attempts_before);
         self.flushed = (now, t.attempted);
-    }
-
-    /// Closes every socket and hands back what the thread saw.
-    fn finish(mut self) -> ThreadResult {
-        for slot in 0..self.conns.len() {
-            self.close(slot);
-        }
-        let ends = self
-            .conns
-            .into_iter()
-            .map(|conn| ConnEnd {
-                index: conn.index,
-                outcome: match conn.state {
-                    State::Failed(f) => Outcome::Failed(f),
-                    State::Dropped(reason) => Outcome::Joined {
-                        streams: conn.streams,
-                        dropped: Some(reason),
-                        sent: conn.next_seq,
-                    },
-                    State::Joined => Outcome::Joined {
-                        streams: conn.streams,
-                        dropped: None,
-                        sent: conn.next_seq,
-                    },
-                    // The thread only ends after every attempt did.
-                    State::Waiting | State::Connecting { .. } | State::Joining { .. } => {
-                        Outcome::Failed(Failure::new("internal", "the attempt never finished"))
-                    }
-                },
-            })
-            .collect();
-        ThreadResult {
-            tally: self.tally,
-            recorder: self.rec,
-            ends,
-            cpu_ns: self.window.cpu_ns.unwrap_or(0),
-            spin_ns: self.window.spin_ns,
-            last_attempt_us: self.last_attempt_us,
-        }
     }
 }

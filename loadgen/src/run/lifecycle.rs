@@ -7,6 +7,7 @@
 use super::conn::State;
 use super::connect::{self, Failure};
 use super::event_loop::{EventLoop, BATCH};
+use super::Transport;
 use polling::{Event, PollMode};
 
 impl EventLoop {
@@ -45,7 +46,10 @@ impl EventLoop {
                 break;
             }
             self.joining.pop_front();
-            if matches!(self.conns[slot].state, State::Joining { .. }) {
+            if matches!(
+                self.conns[slot].state,
+                State::Joining { .. } | State::Upgrading { .. }
+            ) {
                 let timeout = self.shared.config.connect_timeout;
                 self.fail(
                     slot,
@@ -68,11 +72,14 @@ impl EventLoop {
     }
 
     /// Starts a non-blocking connect and watches the socket for its outcome.
-    fn start_connect(&mut self, slot: usize, now: u64) {
+    pub(super) fn start_connect(&mut self, slot: usize, now: u64) {
         let conn = &self.conns[slot];
         let addr = self.shared.config.addrs[conn.addr_slot];
         let sources = &self.shared.sources;
-        let source = (!sources.is_empty()).then(|| sources[conn.index as usize % sources.len()]);
+        // A churner's reconnects take the next source address each time, so that the churn
+        // spreads over all of them.
+        let turn = conn.index as usize + conn.churn.as_ref().map_or(0, |c| c.incarnation as usize);
+        let source = (!sources.is_empty()).then(|| sources[turn % sources.len()]);
         match connect::start(addr, source) {
             Ok(stream) => {
                 // SAFETY: the socket is deleted from the poller before it is dropped (`close`).
@@ -94,31 +101,44 @@ impl EventLoop {
         }
     }
 
-    /// The connect finished (the socket turned ready): send the handshake.
+    /// The connect finished (the socket turned ready): upgrade to WebSocket, or send the
+    /// handshake.
     pub(super) fn on_connected(&mut self, slot: usize, started_us: u64) {
         let stream = self.conns[slot].stream.as_ref().expect("connecting socket");
         if let Err(failure) = connect::finished(stream) {
             return self.fail(slot, failure);
         }
         let now = self.now_us();
+        let connect_us = now.saturating_sub(started_us);
+        let timeout = self.shared.config.connect_timeout.as_micros() as u64;
+        self.joining.push_back((now + timeout, slot));
+        if self.shared.config.transport == Transport::Ws {
+            return self.start_upgrade(slot, started_us, connect_us);
+        }
+        self.conns[slot].state = State::Joining {
+            started_us,
+            connect_us,
+        };
+        self.send_handshake(slot, now);
+    }
+
+    /// Sends the handshake (`join` under the connection's nickname, or Redis' subscribe); a
+    /// protocol without one (an echo server) is ready at once.
+    pub(super) fn send_handshake(&mut self, slot: usize, now: u64) {
+        if !self.shared.codec.has_handshake() {
+            self.on_joined(slot, now);
+            return self.watch_if_idle(slot);
+        }
         let (layout, index) = (&self.shared.layout, self.conns[slot].index as usize);
+        let incarnation = self.conns[slot].churn.as_ref().map_or(0, |c| c.incarnation);
         let mut hello = Vec::new();
         self.shared.codec.handshake(
             &mut hello,
-            &layout.nickname(index),
+            &layout.nickname_of(index, incarnation),
             &layout.room_name(layout.room_of(index)),
         );
-        let conn = &mut self.conns[slot];
-        conn.state = State::Joining {
-            started_us,
-            connect_us: now.saturating_sub(started_us),
-        };
-        match conn.write(&hello) {
-            Ok(waiting) => self.watch(slot, waiting),
-            Err(e) => return self.fail(slot, Failure::new("reset", format!("handshake: {e}"))),
-        }
-        let timeout = self.shared.config.connect_timeout.as_micros() as u64;
-        self.joining.push_back((now + timeout, slot));
+        self.send_lines(slot, &hello);
+        self.watch_if_idle(slot);
     }
 
     /// The handshake's reply arrived: the connection is part of the run.
@@ -129,6 +149,11 @@ impl EventLoop {
             connect_us,
         } = conn.state
         {
+            if conn.churn.as_ref().is_some_and(|c| c.incarnation > 0) {
+                self.rec.churn_rejoin.record(now.saturating_sub(started_us));
+                conn.state = State::Joined;
+                return self.rejoined(slot, now);
+            }
             self.rec.connect.record(connect_us);
             self.rec.join.record(now.saturating_sub(started_us));
         }
@@ -144,6 +169,16 @@ impl EventLoop {
     pub(super) fn fail(&mut self, slot: usize, failure: Failure) {
         self.close(slot);
         let conn = &mut self.conns[slot];
+        if conn.churn.as_ref().is_some_and(|c| c.incarnation > 0) {
+            // A churning connection that could not come back: the churn's failure, not the
+            // ramp's. It tries again at its next turn.
+            self.tally.churn.failed += 1;
+            if self.churn_failure_example.is_none() {
+                self.churn_failure_example = Some(format!("{}: {}", failure.kind, failure.detail));
+            }
+            conn.state = State::Failed(failure);
+            return;
+        }
         conn.state = State::Failed(failure);
         self.tally.failed += 1;
         self.tally.per_addr[conn.addr_slot].failed += 1;
@@ -169,8 +204,18 @@ impl EventLoop {
     }
 
     pub(super) fn close(&mut self, slot: usize) {
+        self.say_goodbye(slot);
         if let Some(stream) = self.conns[slot].stream.take() {
             let _ = self.poller.delete(&stream);
+        }
+    }
+
+    /// Watches a socket for reading only, unless bytes wait to be written.
+    fn watch_if_idle(&mut self, slot: usize) {
+        let conn = &self.conns[slot];
+        if matches!(conn.state, State::Joining { .. } | State::Joined) {
+            let waiting = !conn.unsent.is_empty();
+            self.watch(slot, waiting);
         }
     }
 

@@ -37,6 +37,9 @@ pub(crate) struct ShardResult {
     pub threads: usize,
     /// When the shard's last connection attempt ended (µs on the run's clock).
     pub ramp_end_us: u64,
+    /// The first reason a churning connection could not reconnect (`--churn`).
+    #[serde(default)]
+    pub churn_failure_example: Option<String>,
 }
 
 impl ShardResult {
@@ -70,6 +73,9 @@ impl ShardResult {
         self.spin_ns += other.spin_ns;
         self.threads += other.threads;
         self.ramp_end_us = self.ramp_end_us.max(other.ramp_end_us);
+        if self.churn_failure_example.is_none() {
+            self.churn_failure_example = other.churn_failure_example.clone();
+        }
     }
 }
 

@@ -8,15 +8,18 @@
 //! Fields are only ever added within a version; a change of meaning gets a new one.
 //!
 //! v2 (the `polling` engine, several processes and servers) changed meanings: `ok` is false when
-//! the generator fell behind; the generator's CPU counts its engine threads only (not the
+//! the generator fell behind (unless `config.tolerate_generator_lag`); the generator's CPU counts its engine threads only (not the
 //! process, which may hold an in-process test server); `server` adds up several processes
 //! (`pids`); `config.addr` may list several addresses. It added `config.addrs`, `spread`,
 //! `procs`, `threads`, `max_send_lag_us`, `spin_us`; `messages.unsent` and `blocked`;
 //! `latency_us.fanout_cross`; `generator.procs`, `cpu_us_per_msg`, `busiest_thread_percent`,
-//! `spin_s`, `behind`; `server.cpu_us_per_msg`; and `per_addr`.
+//! `spin_s`, `behind`; `server.cpu_us_per_msg`; and `per_addr`. Later, within v2: the `echo`
+//! workload; `config.transport`, `ws_path`, `churn_per_sec`, `sample_every_s`,
+//! `tolerate_generator_lag`; `churn`; `series` and `soak`.
 
+use super::series::{SeriesSample, SoakReport};
 use super::stats::LatencySummary;
-use super::{Spread, Target, Workload};
+use super::{Spread, Target, Transport, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -30,7 +33,8 @@ pub struct RunReport {
     /// One line saying how the run went; the summary's first line.
     pub headline: String,
     /// All connections opened, none dropped, nothing lost, duplicated or reordered, and the
-    /// generator kept up (its figures describe the server).
+    /// generator kept up (its figures describe the server), or fell behind with
+    /// `--tolerate-generator-lag` given (then `problems` still says so).
     pub ok: bool,
     /// Everything that went wrong or should not be trusted, one sentence each (may be
     /// non-empty when `ok`: e.g. the generator could not keep the offered rate).
@@ -46,8 +50,47 @@ pub struct RunReport {
     pub server: Option<ServerReport>,
     /// One entry per server address, in `--addr` order.
     pub per_addr: Vec<AddrReport>,
+    /// What the churning connections did (`--churn`).
+    #[serde(default)]
+    pub churn: Option<ChurnReport>,
+    /// Memory and descriptors over time, every `config.sample_every_s`.
+    #[serde(default)]
+    pub series: Vec<SeriesSample>,
+    /// Whether the servers' memory stayed flat and their descriptors came back (with
+    /// `--server-pid`).
+    #[serde(default)]
+    pub soak: Option<SoakReport>,
     /// Wall time of the whole run, ramp-up and drain included.
     pub wall_s: f64,
+}
+
+/// `--churn`: connections closed and reopened while messages flow (see `churn.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChurnReport {
+    /// Closes and reopens per second asked for, over this many churning connections (the last
+    /// member of every full room).
+    pub rate_per_sec: f64,
+    pub churners: usize,
+    /// Churners that closed, and that joined again; closes per second over the sending time.
+    pub closes: u64,
+    pub reconnects: u64,
+    pub achieved_per_sec: f64,
+    /// Reconnects that failed, and the first reason.
+    pub reconnect_failures: u64,
+    pub failure_example: Option<String>,
+    /// Churners that gave up waiting for their last message before closing (their receivers
+    /// then cannot check their messages for loss).
+    pub ack_timeouts: u64,
+    /// Turns missed because the churner was still on its way out or back.
+    pub busy: u64,
+    /// Messages the churners sent (checked at every member that stayed), the schedule's
+    /// messages they skipped while away, and copies of others' messages they received
+    /// (counted, not checked).
+    pub sent: u64,
+    pub skipped: u64,
+    pub received: u64,
+    /// From the start of a reconnect to the server's `welcome`.
+    pub rejoin_us: LatencySummary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +102,17 @@ pub struct ConfigReport {
     pub spread: Spread,
     pub target: Target,
     pub workload: Workload,
+    /// `tcp` or `ws`, and the WebSocket path.
+    #[serde(default = "tcp")]
+    pub transport: Transport,
+    #[serde(default)]
+    pub ws_path: Option<String>,
+    /// Closes and reopens per second (`--churn`).
+    #[serde(default)]
+    pub churn_per_sec: Option<f64>,
+    /// The time series' sampling interval.
+    #[serde(default)]
+    pub sample_every_s: f64,
     /// `open` (fixed schedule, coordinated-omission corrected) or `closed`.
     pub mode: String,
     pub conns: usize,
@@ -77,6 +131,10 @@ pub struct ConfigReport {
     pub threads: usize,
     /// Send lag p99 above which the generator counts as fallen behind.
     pub max_send_lag_us: u64,
+    /// `--tolerate-generator-lag`: a generator that fell behind made the run a warning, not a
+    /// failure (`generator.behind` and `problems` still say so).
+    #[serde(default)]
+    pub tolerate_generator_lag: bool,
     /// Spinning before each due send (0: none).
     pub spin_us: u64,
 }
@@ -215,6 +273,10 @@ pub struct AddrReport {
     /// Round trips of its senders, and deliveries to its receivers (corrected).
     pub round_trip_us: LatencySummary,
     pub fanout_us: LatencySummary,
+}
+
+fn tcp() -> Transport {
+    Transport::Tcp
 }
 
 impl RunReport {

@@ -169,7 +169,7 @@ impl<'a> Cursor<'a> {
         let start = self.at + 1;
         let rest = &self.line[start..];
         // A plain loop: the strings of a chat line are a few bytes to a few dozen, too short
-        // for a vectorised search to pay for its setup.
+        // for a vectorised search to pay for its setup (memchr2 measured no better here).
         match rest.iter().position(|&b| b == b'"' || b == b'\\') {
             Some(end) if rest[end] == b'"' => {
                 self.at = start + end + 1;

@@ -102,6 +102,11 @@ impl Streams {
         }
     }
 
+    /// One past the highest sequence number of `sender` seen so far (0: none yet).
+    pub(crate) fn received_up_to(&self, sender: u32) -> u64 {
+        self.get(sender).map_or(0, |s| s.next)
+    }
+
     /// Duplicates and reorderings over every stream.
     pub(crate) fn duplicated_and_out_of_order(&self) -> (u64, u64) {
         self.checks

@@ -10,9 +10,10 @@
 
 use super::codec::Codec;
 use super::conn::Sends;
-use super::event_loop::{self, ConnEnd, Outcome, ThreadResult};
+use super::event_loop;
 use super::link::{Command, PlanTimes, Report, ShardSpec};
 use super::merge::{ShardResult, EXAMPLES};
+use super::outcome::{ConnEnd, Outcome, ThreadResult};
 use super::sequence::Streams;
 use super::stats::{Live, Recorder, Tally};
 use super::workload::{Clock, Layout, Membership};
@@ -68,6 +69,11 @@ impl Plan {
 }
 
 impl Shared {
+    /// Whether connection `conn` churns in this run (`--churn`).
+    pub(crate) fn churns(&self, conn: u32) -> bool {
+        self.config.churn.is_some() && self.layout.is_churner(conn as usize)
+    }
+
     /// What connection `conn` sends, to whom, how many copies each message makes, and whose
     /// messages it expects, given the plan.
     pub(crate) fn role(&self, plan: &Plan, conn: u32) -> (Sends, u64, Streams) {
@@ -76,11 +82,20 @@ impl Shared {
         match self.config.workload {
             Workload::Idle => (Sends::Nothing, 0, Streams::default()),
             Workload::Ping => (Sends::Ping, 1, Streams::new(vec![conn])),
-            Workload::Chat => (
-                Sends::Room(layout.room_name(layout.room_of(conn as usize))),
-                members.len() as u64,
-                Streams::new(members.to_vec()),
-            ),
+            Workload::Echo => (Sends::Echo, 1, Streams::new(vec![conn])),
+            Workload::Chat => {
+                // Its own copy, and one per other member that stays: what churners receive is
+                // counted apart (see `churn.rs`).
+                let stayers = members
+                    .iter()
+                    .filter(|&&m| m != conn && !self.churns(m))
+                    .count();
+                (
+                    Sends::Room(layout.room_name(layout.room_of(conn as usize))),
+                    1 + stayers as u64,
+                    Streams::new(members.to_vec()),
+                )
+            }
             Workload::Private => {
                 let expected = std::iter::once(conn)
                     .chain(plan.membership.partner_of(layout, conn))
@@ -133,6 +148,9 @@ fn run_shard(
     let config = spec.config.clone();
     let shared = Arc::new(Shared {
         codec: match config.target {
+            Target::Chat if config.workload == Workload::Echo => Codec::Echo {
+                padding: config.message_size.max(1),
+            },
             Target::Chat => Codec::Chat,
             Target::Redis => Codec::Redis {
                 subscribe: config.workload != Workload::Ping,
@@ -295,6 +313,9 @@ fn account(shared: &Shared, results: Vec<ThreadResult>) -> ShardResult {
             .busiest_thread_ns
             .max(result.cpu_ns.saturating_sub(result.spin_ns));
         out.ramp_end_us = out.ramp_end_us.max(result.last_attempt_us);
+        if out.churn_failure_example.is_none() {
+            out.churn_failure_example = result.churn_failure_example;
+        }
         for ConnEnd { index, outcome } in result.ends {
             match &outcome {
                 Outcome::Failed(f) => {
@@ -332,6 +353,7 @@ fn check_streams(shared: &Shared, plan: &Plan, ends: &[Option<Outcome>]) -> (u64
         Some(Some(Outcome::Joined {
             dropped: None,
             sent,
+            trusted: true,
             ..
         })) => Some(*sent),
         _ => None,
@@ -339,7 +361,10 @@ fn check_streams(shared: &Shared, plan: &Plan, ends: &[Option<Outcome>]) -> (u64
     let (mut lost, mut duplicated, mut out_of_order) = (0, 0, 0);
     for (i, end) in ends.iter().enumerate() {
         let Some(Outcome::Joined {
-            streams, dropped, ..
+            streams,
+            dropped,
+            churned,
+            ..
         }) = end
         else {
             continue;
@@ -347,8 +372,10 @@ fn check_streams(shared: &Shared, plan: &Plan, ends: &[Option<Outcome>]) -> (u64
         let (d, o) = streams.duplicated_and_out_of_order();
         duplicated += d;
         out_of_order += o;
-        if dropped.is_some() {
-            continue; // what a dropped receiver missed is reported as the drop itself
+        if dropped.is_some() || *churned {
+            // What a dropped receiver missed is reported as the drop itself; a churner is away
+            // part of the time.
+            continue;
         }
         let conn = (first + i) as u32;
         let senders: Vec<u32> = match shared.config.workload {
@@ -356,7 +383,7 @@ fn check_streams(shared: &Shared, plan: &Plan, ends: &[Option<Outcome>]) -> (u64
             Workload::Private => std::iter::once(conn)
                 .chain(plan.membership.partner_of(layout, conn))
                 .collect(),
-            Workload::Ping => vec![conn],
+            Workload::Ping | Workload::Echo => vec![conn],
             Workload::Idle => Vec::new(),
         };
         for sender in senders {

@@ -159,6 +159,9 @@ pub(crate) struct Recorder {
     pub connect: Latency,
     /// From the start of the TCP connect until the server's `welcome` (or Redis' reply).
     pub join: Latency,
+    /// The same for the reconnects of churning connections (`--churn`).
+    #[serde(default)]
+    pub churn_rejoin: Latency,
     /// `error` frames received, by code.
     pub errors: BTreeMap<String, u64>,
     /// Per server address, in `--addr` order.
@@ -192,6 +195,7 @@ impl Recorder {
         self.send_lag.merge(&other.send_lag);
         self.connect.merge(&other.connect);
         self.join.merge(&other.join);
+        self.churn_rejoin.merge(&other.churn_rejoin);
         for (code, n) in &other.errors {
             *self.errors.entry(code.clone()).or_default() += n;
         }
@@ -235,8 +239,44 @@ pub(crate) struct Tally {
     pub expected: u64,
     /// Frames that were not the protocol, or not the generator's own ids.
     pub unparsed: u64,
+    /// What the churning connections did (`--churn`).
+    #[serde(default)]
+    pub churn: ChurnTally,
     /// Per server address, in `--addr` order.
     pub per_addr: Vec<AddrTally>,
+}
+
+/// The counts of `--churn` (see `churn.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ChurnTally {
+    /// Churners that closed (after their last message came back, or after giving up on it),
+    /// and reconnects that joined again.
+    pub closes: u64,
+    pub reconnects: u64,
+    /// Reconnects that failed (refused, timed out, `server_full`…).
+    pub failed: u64,
+    /// Churners that gave up waiting for their last message before closing.
+    pub ack_timeouts: u64,
+    /// Turns a churner missed because it was still on its way out or back.
+    pub busy: u64,
+    /// Messages the churners sent, and the schedule's messages they skipped while away.
+    pub sent: u64,
+    pub skipped: u64,
+    /// Copies of other members' messages the churners received (counted, not checked).
+    pub received: u64,
+}
+
+impl ChurnTally {
+    fn add(&mut self, o: &ChurnTally) {
+        self.closes += o.closes;
+        self.reconnects += o.reconnects;
+        self.failed += o.failed;
+        self.ack_timeouts += o.ack_timeouts;
+        self.busy += o.busy;
+        self.sent += o.sent;
+        self.skipped += o.skipped;
+        self.received += o.received;
+    }
 }
 
 /// The counts of one server address.
@@ -277,6 +317,7 @@ impl Tally {
         self.delivered_measured += o.delivered_measured;
         self.expected += o.expected;
         self.unparsed += o.unparsed;
+        self.churn.add(&o.churn);
         if self.per_addr.len() < o.per_addr.len() {
             self.per_addr.resize(o.per_addr.len(), AddrTally::default());
         }

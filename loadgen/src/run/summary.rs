@@ -11,6 +11,8 @@ pub const BEHIND: &str =
 
 /// Fills `ok`, `problems` and `headline`. The headline names every problem, so a run that did
 /// not open all its connections, lost messages, or whose generator fell behind says so first.
+/// With `--tolerate-generator-lag` a generator that fell behind is still named first, but the
+/// run is a warning rather than a failure unless the server failed too.
 pub(crate) fn judge(report: &mut RunReport) {
     let c = &report.connections;
     let m = &report.messages;
@@ -39,7 +41,12 @@ pub(crate) fn judge(report: &mut RunReport) {
                 g.busiest_thread_percent
             ));
         }
-        problems.push(format!("{BEHIND} ({})", why.join("; ")));
+        let tolerated = if report.config.tolerate_generator_lag {
+            ", tolerated by --tolerate-generator-lag"
+        } else {
+            ""
+        };
+        problems.push(format!("{BEHIND} ({}){tolerated}", why.join("; ")));
     }
     if c.connected < c.attempted {
         let kinds: Vec<String> = c.failures.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -75,6 +82,31 @@ pub(crate) fn judge(report: &mut RunReport) {
     if m.unparsed > 0 {
         problems.push(format!("{} frames could not be parsed", m.unparsed));
     }
+    let mut churn_ok = true;
+    if let Some(churn) = &report.churn {
+        if churn.reconnect_failures > 0 {
+            churn_ok = false;
+            problems.push(format!(
+                "{} churn reconnects failed (e.g. {})",
+                churn.reconnect_failures,
+                churn.failure_example.as_deref().unwrap_or("?")
+            ));
+        }
+        if churn.ack_timeouts > 0 {
+            churn_ok = false;
+            problems.push(format!(
+                "{} churning connections never got their last message back",
+                churn.ack_timeouts
+            ));
+        }
+        if let Some(soak) = &report.soak {
+            // A soak's promise: flat memory, no descriptor leak.
+            if !soak.rss_flat || !soak.fds_back {
+                churn_ok = false;
+                problems.push(format!("soak: {}", soak.verdict));
+            }
+        }
+    }
     if !report.errors.is_empty() {
         let codes: Vec<String> = report
             .errors
@@ -88,7 +120,8 @@ pub(crate) fn judge(report: &mut RunReport) {
         && m.lost == 0
         && m.duplicated == 0
         && m.out_of_order == 0
-        && !g.behind;
+        && churn_ok
+        && (!g.behind || report.config.tolerate_generator_lag);
     let figures = format!(
         "{}/{} connected, {} msg/s acknowledged, round trip p99 {} µs, {} deliveries/s, {} lost, \
          send lag p99 {} µs",
@@ -122,6 +155,10 @@ pub fn render(report: &RunReport) -> String {
     let target = serde_json::to_value(cfg.target).unwrap_or_default();
     let workload = serde_json::to_value(cfg.workload).unwrap_or_default();
     let target = target.as_str().unwrap_or("?");
+    let target = match &cfg.ws_path {
+        Some(path) => format!("{target} (WebSocket {path})"),
+        None => target.to_string(),
+    };
     let servers = match cfg.addrs.len() {
         1 => format!("{target} server at {}", cfg.addr),
         n => {
@@ -224,6 +261,28 @@ pub fn render(report: &RunReport) -> String {
             .collect();
         let _ = writeln!(out, "\nerrors       {}", codes.join(", "));
     }
+    if let Some(churn) = &report.churn {
+        let _ = writeln!(
+            out,
+            "\nchurn        {} closes and {} reopens by {} churners = {}/s (asked {}/s); {} \
+             reconnects failed, {} turns missed while busy, rejoin p99 {} µs",
+            churn.closes,
+            churn.reconnects,
+            churn.churners,
+            churn.achieved_per_sec,
+            churn.rate_per_sec,
+            churn.reconnect_failures,
+            churn.busy,
+            churn.rejoin_us.p99
+        );
+        let _ = writeln!(
+            out,
+            "             churners sent {} (checked at every member that stayed), skipped {} \
+             while away, received {} (counted only)",
+            churn.sent, churn.skipped, churn.received
+        );
+    }
+    render_series(&mut out, report);
     let g = &report.generator;
     let procs = match g.procs {
         1 => String::new(),
@@ -263,6 +322,64 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     out
+}
+
+/// The time series as sparklines, and the soak verdict.
+fn render_series(out: &mut String, report: &RunReport) {
+    let series = &report.series;
+    if series.len() < 2 {
+        return;
+    }
+    const WIDTH: usize = 40;
+    let span = series.last().map_or(0.0, |s| s.t_s);
+    let _ = writeln!(
+        out,
+        "\nover time    {} samples over {span:.0} s          first → last (min … max)",
+        series.len()
+    );
+    let mut line = |name: &str, values: Vec<u64>, unit: &str| {
+        if values.is_empty() {
+            return;
+        }
+        let (lo, hi) = (
+            values.iter().copied().min().unwrap_or(0),
+            values.iter().copied().max().unwrap_or(0),
+        );
+        let (first, last) = (values[0], values[values.len() - 1]);
+        let _ = writeln!(
+            out,
+            "  {name:<18} {:<WIDTH$} {first} → {last} {unit} ({lo} … {hi})",
+            super::series::sparkline(&values, WIDTH)
+        );
+    };
+    line(
+        "connected",
+        series.iter().map(|s| s.connected).collect(),
+        "",
+    );
+    line(
+        "server RSS",
+        series.iter().filter_map(|s| s.server_rss_kib).collect(),
+        "KiB",
+    );
+    line(
+        "server fds",
+        series.iter().filter_map(|s| s.server_fds).collect(),
+        "",
+    );
+    line(
+        "generator RSS",
+        series.iter().map(|s| s.generator_rss_kib).collect(),
+        "KiB",
+    );
+    line(
+        "generator fds",
+        series.iter().map(|s| s.generator_fds).collect(),
+        "",
+    );
+    if let Some(soak) = &report.soak {
+        let _ = writeln!(out, "  verdict            {}", soak.verdict);
+    }
 }
 
 /// `, 3.2 µs per message` when there were messages.

@@ -41,6 +41,18 @@ pub(crate) fn sample(pid: u32) -> Option<ProcSample> {
     Some(ProcSample { cpu, rss_kib })
 }
 
+/// Open descriptors of `pid`: the entries of `/proc/<pid>/fd`; `None` when it cannot be read.
+pub(crate) fn count_fds(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(dir.count() as u64)
+}
+
+/// Open descriptors of every process of `pids`, added up; `None` when none could be read.
+pub(crate) fn count_all_fds(pids: &[u32]) -> Option<u64> {
+    let counts: Vec<u64> = pids.iter().filter_map(|&pid| count_fds(pid)).collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
+}
+
 /// CPU use over an interval as a percentage of one core (200 = two cores busy).
 pub(crate) fn cpu_percent(cpu: Duration, wall: Duration) -> f64 {
     if wall.is_zero() {
@@ -142,5 +154,11 @@ mod tests {
         let twice = sample_all(&[me, me, u32::MAX]).expect("two of three exist");
         assert!(twice.rss_kib > after.rss_kib);
         assert!(sample_all(&[u32::MAX]).is_none());
+        // Opening a file shows as one more descriptor.
+        let before = count_fds(me).expect("/proc/self/fd is readable");
+        let file = std::fs::File::open("/proc/self/status").expect("opens");
+        assert!(count_fds(me).expect("readable") > before);
+        drop(file);
+        assert!(count_fds(u32::MAX).is_none());
     }
 }

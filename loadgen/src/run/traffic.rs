@@ -18,6 +18,7 @@ use super::conn::{Got, Sends, State};
 use super::connect::Failure;
 use super::event_loop::EventLoop;
 use super::workload::MsgId;
+use crate::ws::Opcode;
 
 impl EventLoop {
     /// Sends everything due by `now`, at most a batch of connections at a time.
@@ -48,6 +49,9 @@ impl EventLoop {
             return;
         };
         let conn = &mut self.conns[slot];
+        if !conn.is_sending() {
+            return; // a churning connection on its way out, or away: it skips its turns
+        }
         if !conn.unsent.is_empty() {
             // The socket is full: the server is not reading. Write them when it drains.
             conn.was_blocked = true;
@@ -61,11 +65,13 @@ impl EventLoop {
         let (mut count, mut measured) = (0, 0);
         self.out.clear();
         loop {
-            let intended = schedule.due(self.conns[slot].index, self.conns[slot].next_seq);
+            let conn = &self.conns[slot];
+            let intended = schedule.due(conn.index, conn.next_slot);
             if intended > now || !schedule.in_window(intended) {
                 break;
             }
             self.encode_next(slot, intended, now);
+            self.conns[slot].next_slot += 1;
             count += 1;
             if plan.measured(intended) {
                 measured += 1;
@@ -89,7 +95,7 @@ impl EventLoop {
         let measured = u64::from(plan.measured(now));
         let conn = &mut self.conns[slot];
         conn.ack_pending = false;
-        if !conn.is_joined() || matches!(conn.sends, Sends::Nothing) {
+        if !conn.is_sending() || matches!(conn.sends, Sends::Nothing) {
             return;
         }
         self.out.clear();
@@ -105,6 +111,7 @@ impl EventLoop {
             Sends::Room(room) => Outgoing::Room(room),
             Sends::Private(to) => Outgoing::Private(to),
             Sends::Ping => Outgoing::Ping,
+            Sends::Echo => Outgoing::Echo,
             Sends::Nothing => return,
         };
         self.id_buf.clear();
@@ -133,10 +140,33 @@ impl EventLoop {
         self.tally.sent += count;
         self.tally.sent_measured += measured;
         self.tally.per_addr[conn.addr_slot].sent_measured += measured;
-        match conn.write(&self.out) {
+        if conn.churn.is_some() {
+            self.tally.churn.sent += count;
+        }
+        let out = std::mem::take(&mut self.out);
+        self.send_lines(slot, &out);
+        self.out = out;
+    }
+
+    /// Writes protocol lines (each ending in `\n`) to `slot`: as they are over TCP, one text
+    /// message each over WebSocket. A full socket keeps the rest and is watched; an error ends
+    /// the connection.
+    pub(super) fn send_lines(&mut self, slot: usize, lines: &[u8]) {
+        let result = if self.conns[slot].ws.is_some() {
+            self.ws_out.clear();
+            for line in lines.split_inclusive(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\n").unwrap_or(line);
+                let key = self.mask_keys.next_key();
+                crate::ws::push_frame(&mut self.ws_out, Opcode::Text, true, line, Some(key));
+            }
+            self.conns[slot].write(&self.ws_out)
+        } else {
+            self.conns[slot].write(lines)
+        };
+        match result {
             Ok(false) => {}
             Ok(true) => self.watch(slot, true),
-            Err(reason) => self.drop_conn(slot, reason),
+            Err(reason) => self.ended(slot, reason),
         }
     }
 
@@ -171,26 +201,23 @@ impl EventLoop {
                 Got::Ended(reason) => return self.ended(slot, reason),
             };
             let len = tail + n;
-            self.frames.clear();
-            let decoded = self
-                .shared
-                .codec
-                .decode(&self.read_buf[..len], &mut self.frames);
             let now = self.now_us();
-            match decoded {
-                Ok(used) => {
-                    let rest = &self.read_buf[used..len];
-                    self.conns[slot].tail.extend_from_slice(rest);
-                    self.take_frames(slot, now);
-                }
-                Err(e) => {
-                    self.take_frames(slot, now);
-                    return self.ended(slot, format!("unreadable stream: {e}"));
-                }
+            let taken = if self.conns[slot].ws.is_some() {
+                self.take_ws(slot, len, now)
+            } else {
+                self.take_lines(slot, len, now)
+            };
+            if let Err(reason) = taken {
+                return self.ended(slot, reason);
             }
-            if !self.conns[slot].is_joined()
-                && !matches!(self.conns[slot].state, State::Joining { .. })
-            {
+            if !self.conns[slot].is_joined() {
+                if matches!(
+                    self.conns[slot].state,
+                    State::Joining { .. } | State::Upgrading { .. }
+                ) && len == self.read_buf.len()
+                {
+                    continue;
+                }
                 return;
             }
             if self.conns[slot].ack_pending {
@@ -201,21 +228,52 @@ impl EventLoop {
                 }
                 self.conns[slot].ack_pending = false;
             }
+            if self.conns[slot]
+                .churn
+                .as_ref()
+                .is_some_and(|c| c.leaving_since.is_some())
+                && self.conns[slot].all_acked()
+            {
+                return self.leave(slot, now);
+            }
             if len < self.read_buf.len() {
                 return; // the socket is drained for now
             }
         }
     }
 
+    /// Decodes the lines in the first `len` bytes of the read buffer; an unfinished one is kept
+    /// for the next read.
+    fn take_lines(&mut self, slot: usize, len: usize, now: u64) -> Result<(), String> {
+        self.frames.clear();
+        let decoded = self
+            .shared
+            .codec
+            .decode(&self.read_buf[..len], &mut self.frames);
+        match decoded {
+            Ok(used) => {
+                let rest = &self.read_buf[used..len];
+                self.conns[slot].tail.extend_from_slice(rest);
+                self.take_frames(slot, now);
+                Ok(())
+            }
+            Err(e) => {
+                self.take_frames(slot, now);
+                Err(format!("unreadable stream: {e}"))
+            }
+        }
+    }
+
     /// The stream of `slot` ended: a drop if it had joined, a failed attempt if not.
-    fn ended(&mut self, slot: usize, reason: String) {
+    pub(super) fn ended(&mut self, slot: usize, reason: String) {
         if self.conns[slot].is_joined() {
             self.drop_conn(slot, reason);
         } else {
             let kind = if reason.starts_with("closed") {
                 "closed".to_string()
             } else {
-                reason.split(' ').next().unwrap_or("io_error").to_string()
+                let cause = reason.strip_prefix("write failed: ").unwrap_or(&reason);
+                cause.split(' ').next().unwrap_or("io_error").to_string()
             };
             self.fail(
                 slot,
@@ -225,7 +283,7 @@ impl EventLoop {
     }
 
     /// Handles the frames just decoded for `slot`, received at `now`.
-    fn take_frames(&mut self, slot: usize, now: u64) {
+    pub(super) fn take_frames(&mut self, slot: usize, now: u64) {
         let mut frames = std::mem::take(&mut self.frames);
         for frame in frames.drain(..) {
             match self.conns[slot].state {
@@ -267,36 +325,48 @@ impl EventLoop {
         let corrected = now.saturating_sub(id.intended_us);
         let uncorrected = now.saturating_sub(id.sent_us);
         let at = conn.addr_slot;
-        // With one address its figures are the totals: no need to record them twice.
+        // With one address its figures are the totals: no need to record them twice. In
+        // closed loop a message is sent when it is meant to be, so its corrected and
+        // uncorrected latencies are the same: recorded once, copied at the end (`finish`).
         let per_addr = self.rec.per_addr.len() > 1;
+        let open = self.shared.config.rate.is_some();
         if id.sender == conn.index {
             self.tally.acked += 1;
-            conn.ack_pending = self.shared.config.rate.is_none();
+            conn.ack_pending = !open;
             if measured {
                 self.tally.acked_measured += 1;
                 self.tally.per_addr[at].acked_measured += 1;
                 self.rec.round_trip.record(corrected);
-                self.rec.round_trip_uncorrected.record(uncorrected);
+                if open {
+                    self.rec.round_trip_uncorrected.record(uncorrected);
+                }
                 if per_addr {
                     self.rec.per_addr[at].round_trip.record(corrected);
                 }
             }
+        } else if conn.churn.is_some() {
+            // A churning receiver's copies are counted, not checked: it is away part of the time.
+            self.tally.churn.received += 1;
         } else {
             self.tally.delivered += 1;
             if measured {
                 self.tally.delivered_measured += 1;
                 self.tally.per_addr[at].delivered_measured += 1;
                 self.rec.fanout.record(corrected);
-                self.rec.fanout_uncorrected.record(uncorrected);
-                self.rec.per_addr[at].fanout.record(corrected);
-                let addrs = self.shared.config.addrs.len();
-                let from = self.shared.layout.addr_slot(
-                    id.sender as usize,
-                    addrs,
-                    self.shared.config.spread,
-                );
-                if from != at {
-                    self.rec.fanout_cross.record(corrected);
+                if open {
+                    self.rec.fanout_uncorrected.record(uncorrected);
+                }
+                if per_addr {
+                    self.rec.per_addr[at].fanout.record(corrected);
+                    let addrs = self.shared.config.addrs.len();
+                    let from = self.shared.layout.addr_slot(
+                        id.sender as usize,
+                        addrs,
+                        self.shared.config.spread,
+                    );
+                    if from != at {
+                        self.rec.fanout_cross.record(corrected);
+                    }
                 }
             }
         }

@@ -98,6 +98,11 @@ impl Worker {
         Ok(Worker { child, stdin })
     }
 
+    /// The worker's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends one command.
     pub(crate) fn send(&mut self, command: &Command) -> anyhow::Result<()> {
         writeln!(self.stdin, "{}", serde_json::to_string(command)?)

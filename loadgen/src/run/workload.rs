@@ -196,6 +196,29 @@ impl Layout {
         format!("g{}u{conn}", self.token)
     }
 
+    /// The nickname of `conn`'s `incarnation`-th reconnect (`--churn`): `g<token>u<conn>c<n>`,
+    /// a fresh one each time, so a reconnect never waits for the server to forget the last.
+    pub(crate) fn nickname_of(&self, conn: usize, incarnation: u32) -> String {
+        match incarnation {
+            0 => self.nickname(conn),
+            n => format!("g{}u{conn}c{n}", self.token),
+        }
+    }
+
+    /// Whether `conn` churns (`--churn`): the last member of every full room.
+    pub(crate) fn is_churner(&self, conn: usize) -> bool {
+        self.room_size >= 2 && conn % self.room_size == self.room_size - 1
+    }
+
+    /// How many connections churn: one per full room.
+    pub(crate) fn churners(&self) -> usize {
+        if self.room_size >= 2 {
+            self.conns / self.room_size
+        } else {
+            0
+        }
+    }
+
     pub(crate) fn room_name(&self, room: usize) -> String {
         format!("g{}r{room}", self.token)
     }
@@ -307,6 +330,13 @@ mod tests {
         assert_eq!(m.partner(&layout, 6), None);
         assert_eq!(m.partner(&layout, 1), None);
         assert!(layout.nickname(9999).chars().count() <= 32);
+        assert!(layout.nickname_of(99_999, u32::MAX).chars().count() <= 32);
+        assert_eq!(layout.nickname_of(5, 0), layout.nickname(5));
+        assert_ne!(layout.nickname_of(5, 1), layout.nickname(5));
+        // Rooms of 3 over 7 connections: 0-2, 3-5, 6; the full rooms' last members churn.
+        let churners: Vec<usize> = (0..7).filter(|&c| layout.is_churner(c)).collect();
+        assert_eq!(churners, vec![2, 5]);
+        assert_eq!(layout.churners(), 2);
         let tail = Membership::new(&layout, 1..3, &joined[3..]);
         assert_eq!(tail.room_members(&layout, 4), &[3, 4, 5]);
         assert_eq!(tail.room_members(&layout, 6), &[6]);

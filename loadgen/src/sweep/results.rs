@@ -120,13 +120,15 @@ impl SweepRow {
 
     /// A row from a run report; `limit_note` explains a failure by the model's known limit.
     pub fn from_report(model: &str, report: RunReport, limit_note: Option<&str>) -> SweepRow {
-        // Behind, not failed, when the generator's lateness is the only problem.
+        // Behind, not failed, when the generator's lateness is the only problem; behind too
+        // when it was tolerated (`--tolerate-generator-lag`): its figures still bound the
+        // generator, so they are not plotted.
         let status = match (report.ok, report.generator.behind, report.problems.len()) {
-            (true, _, _) => Status::Ok,
-            (false, true, 1) => Status::Behind,
+            (true, false, _) => Status::Ok,
+            (true, true, _) | (false, true, 1) => Status::Behind,
             _ => Status::Failed,
         };
-        let reason = (!report.ok).then(|| {
+        let reason = (status != Status::Ok).then(|| {
             let mut reason = report.problems.join("; ");
             if let (Some(note), Status::Failed) = (limit_note, &status) {
                 let _ = write!(reason, " ({model} {note})");

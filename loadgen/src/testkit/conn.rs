@@ -2,7 +2,7 @@
 //! and a writer thread that drains a byte-bounded queue to the socket, applying the faults.
 
 use super::{Faults, State};
-use chat_core::{BacklogFull, ConnId, Frame, LineDecoder, Outbox};
+use chat_core::{BacklogFull, CloseReason, ConnId, Frame, LineDecoder, Outbox};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
@@ -62,6 +62,9 @@ pub(crate) struct Connection {
     written: AtomicBool,
     /// Both threads have ended.
     finished: AtomicBool,
+    /// A WebSocket connection (the test server's WebSocket front): frames go out as text
+    /// messages, and a close is a close frame with the code PROTOCOL.md, section 9, gives.
+    pub(crate) ws: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +78,11 @@ struct Queue {
     refusing: bool,
     /// Write what is queued, then close.
     close: bool,
+    /// Why the Hub closed it (for a WebSocket's close code); `None`: the peer went away.
+    close_reason: Option<CloseReason>,
+    /// WebSocket control frames (a pong, the answer to a close), written before the next
+    /// frames.
+    control: Vec<Vec<u8>>,
     /// Stop at once: the peer is gone or was cut off.
     aborted: bool,
 }
@@ -107,6 +115,21 @@ impl Connection {
         self.ready.notify_one();
     }
 
+    /// The Hub closed it for `reason`: writes what is queued, then closes.
+    pub(crate) fn close_for(&self, reason: CloseReason) {
+        let mut queue = self.lock();
+        queue.close = true;
+        queue.close_reason.get_or_insert(reason);
+        drop(queue);
+        self.ready.notify_one();
+    }
+
+    /// Queues a pre-encoded WebSocket control frame (written ahead of the next frames).
+    pub(crate) fn push_control(&self, frame: Vec<u8>) {
+        self.lock().control.push(frame);
+        self.ready.notify_one();
+    }
+
     /// Cuts the connection off now.
     pub(crate) fn abort(&self) {
         self.lock().aborted = true;
@@ -125,6 +148,16 @@ impl Connection {
 
 /// Registers an accepted socket with the Hub and starts its two threads.
 pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<Connection>> {
+    spawn_with(stream, shared, None)
+}
+
+/// Like [`spawn`]; with `ws: Some(bytes)` the socket has been upgraded to WebSocket, and
+/// `bytes` are what the peer sent after its upgrade request.
+pub(crate) fn spawn_with(
+    stream: TcpStream,
+    shared: &Arc<Shared>,
+    ws: Option<Vec<u8>>,
+) -> io::Result<Arc<Connection>> {
     let conn = Arc::new(Connection {
         stream: stream.try_clone()?,
         queue: Mutex::new(Queue::default()),
@@ -133,6 +166,7 @@ pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<C
         ready: Condvar::new(),
         written: AtomicBool::new(false),
         finished: AtomicBool::new(false),
+        ws: ws.is_some(),
     });
     let writer_stream = stream.try_clone()?;
     let id = {
@@ -168,7 +202,10 @@ pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<C
             .name(format!("testkit-read-{}", id.0))
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                read_loop(stream, id, &conn, &shared);
+                match ws {
+                    Some(early) => super::ws::read_loop(stream, early, id, &conn, &shared),
+                    None => read_loop(stream, id, &conn, &shared),
+                }
                 let _ = writer.join();
                 let _ = conn.stream.shutdown(SocketShutdown::Both);
                 conn.finished.store(true, Ordering::SeqCst);
@@ -183,7 +220,7 @@ pub(crate) fn spawn(stream: TcpStream, shared: &Arc<Shared>) -> io::Result<Arc<C
 }
 
 /// Disconnects `id` from the Hub (its room hears `left`) and cuts the socket.
-fn forget(shared: &Shared, id: ConnId, conn: &Connection) {
+pub(crate) fn forget(shared: &Shared, id: ConnId, conn: &Connection) {
     let mut state = shared.lock();
     let mut out = Outbox::new();
     state.hub.disconnect(id, &mut out);
@@ -248,9 +285,13 @@ fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
             // up for a moment before taking them.
             std::thread::sleep(UNTRIED_DELAY);
         }
-        let (frames, close) = {
+        let (frames, close, control, close_reason) = {
             let mut queue = conn.lock();
-            while queue.frames.is_empty() && !queue.close && !queue.aborted {
+            while queue.frames.is_empty()
+                && queue.control.is_empty()
+                && !queue.close
+                && !queue.aborted
+            {
                 if faults.held.is_some() {
                     let (q, timeout) = conn
                         .ready
@@ -267,11 +308,22 @@ fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
             if queue.aborted {
                 return;
             }
-            (std::mem::take(&mut queue.frames), queue.close)
+            (
+                std::mem::take(&mut queue.frames),
+                queue.close,
+                std::mem::take(&mut queue.control),
+                queue.close_reason,
+            )
         };
+        for frame in &control {
+            if stream.write_all(frame).is_err() {
+                conn.abort();
+                return;
+            }
+        }
         // These bytes stay counted in the backlog until they are written.
         let taken: usize = frames.iter().map(|f| f.len()).sum();
-        let quiet = frames.is_empty(); // woken by the reorder timeout, not by a frame
+        let quiet = frames.is_empty() && control.is_empty(); // woken by the reorder timeout
         let mut batch: Vec<Frame> = Vec::with_capacity(frames.len() + 1);
         for frame in frames {
             faults.apply(&shared.faults, frame, &mut batch);
@@ -281,7 +333,12 @@ fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
         }
         wait_out_stall(&shared.faults, shared.started);
         for frame in &batch {
-            if write_frame(&mut stream, frame, conn).is_err() {
+            let written = if conn.ws {
+                write_frame(&mut stream, &super::ws::text_frame(frame), conn)
+            } else {
+                write_frame(&mut stream, frame, conn)
+            };
+            if written.is_err() {
                 conn.abort();
                 return;
             }
@@ -293,6 +350,11 @@ fn write_loop(mut stream: TcpStream, conn: &Connection, shared: &Shared) {
         }
         drop(queue);
         if close {
+            // A WebSocket the Hub closed ends with the close code of its reason; one whose peer
+            // went away (or closed first, and was answered) gets none.
+            if let (true, Some(reason)) = (conn.ws, close_reason) {
+                let _ = stream.write_all(&super::ws::close_frame(reason));
+            }
             let _ = stream.shutdown(SocketShutdown::Write);
             // The reader keeps draining the peer's input for a while, then ends.
             let _ = stream.set_read_timeout(Some(LINGER));

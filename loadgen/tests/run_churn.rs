@@ -1,0 +1,76 @@
+//! `loadgen run --churn` against a real server: the bounded version of the soak (the
+//! 10-minute runs are `cargo bench -p c10k-benches --bench soak`).
+//!
+//! chat-epoll with 2,000 connections in rooms of 10, each sending a message every 2 s, while
+//! the last member of every room closes and reconnects: 100 closes and reopens per second for
+//! 30 s (sized for the debug build `cargo test` runs, on a shared machine). The
+//! members that stay lose nothing and see every sender in order (the churners' messages
+//! included, across their reconnects); every reconnect joins; and once the generator has
+//! closed everything, the server's descriptors are back where they started.
+
+use loadgen::run::RunReport;
+use loadgen::server_process::ServerProcess;
+use loadgen::sweep::find_or_build;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn churn_keeps_the_stayers_whole_and_leaks_no_descriptor() {
+    let program = find_or_build("chat-epoll", true).expect("chat-epoll binary");
+    let mut server =
+        ServerProcess::spawn(&program, ["--idle-timeout", "0"]).expect("chat-epoll starts");
+    let dir = std::env::temp_dir().join(format!("loadgen-churn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json_path = dir.join("churn.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["run", "--addr", &server.addr().to_string()])
+        .args(["--conns", "2000", "--room-size", "10", "--rate", "0.5"])
+        .args(["--churn", "100", "--duration", "25s", "--warmup", "5s"])
+        .args(["--connect-timeout", "30s", "--drain", "10s"])
+        .args(["--server-pid", &server.pid().to_string()])
+        .arg("--json")
+        .arg(&json_path)
+        .output()
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let text = std::fs::read_to_string(&json_path)
+        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{stdout}"));
+    let report = RunReport::from_json(&text).expect("a run report");
+
+    // The stayers: all connected, nothing lost, duplicated or out of order.
+    let (c, m) = (&report.connections, &report.messages);
+    assert_eq!(c.connected, 2000, "{stdout}");
+    assert_eq!(c.dropped, 0, "{stdout}");
+    assert_eq!(
+        (m.lost, m.duplicated, m.out_of_order),
+        (0, 0, 0),
+        "{stdout}"
+    );
+    assert_eq!(m.received_copies, m.expected_copies, "{stdout}");
+
+    // The churn happened, and every reconnect came back.
+    let churn = report.churn.as_ref().expect("a churn section");
+    assert_eq!(churn.churners, 200);
+    assert_eq!(churn.reconnect_failures, 0, "{stdout}");
+    assert_eq!(churn.ack_timeouts, 0, "{stdout}");
+    assert!(
+        churn.closes >= 3000,
+        "at least half the churn asked: {stdout}"
+    );
+    assert!(churn.reconnects + 200 >= churn.closes, "{stdout}");
+    assert!(churn.sent > 0, "the churners sent messages too: {stdout}");
+
+    // The time series, and no descriptor left behind.
+    assert!(report.series.len() >= 25, "{stdout}");
+    assert!(report.series.iter().all(|s| s.server_fds.is_some()));
+    let soak = report.soak.as_ref().expect("a soak verdict");
+    assert!(soak.fds_back, "{}", soak.verdict);
+    assert!(soak.fds_peak >= 2000, "{}", soak.verdict);
+    assert!(stdout.contains("over time"), "{stdout}");
+
+    assert!(server
+        .terminate(Duration::from_secs(5))
+        .expect("terminate")
+        .is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}
