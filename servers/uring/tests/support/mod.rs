@@ -11,6 +11,7 @@ pub fn program() -> &'static Path {
 /// Whether io_uring works here, asked of `chat-uring --probe` (the same checks the server makes
 /// at start). Where it does not (an old kernel, `io_uring_disabled`, a seccomp filter), the
 /// test is skipped and says why on stderr: there is nothing of chat-uring to test there.
+#[allow(dead_code)] // not by `unavailable.rs`, which makes io_uring unavailable on purpose
 pub fn io_uring_usable(test: &str) -> bool {
     let probe = Command::new(program())
         .arg("--probe")
