@@ -126,6 +126,9 @@ impl Server {
         if ended {
             peer.receiving = false;
         }
+        if result > 0 {
+            peer.fed = true;
+        }
         if let (1.., Some(bid), true) = (result, buffer, peer.is_open()) {
             // One buffer may hold half a line or fifty: the decoder sorts that out, copying
             // only an unfinished line, so the buffer can go back at once.

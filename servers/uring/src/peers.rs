@@ -71,6 +71,10 @@ pub struct Peer {
     /// Whether its multishot receive is armed: the last completion (without
     /// `IORING_CQE_F_MORE`) has not come yet.
     pub receiving: bool,
+    /// Whether its receive brought data since it was last armed: a receive that ends having
+    /// brought none was starved of buffers, and is armed again before the others
+    /// ([`Peers::rearm_receives`]).
+    pub fed: bool,
     /// Whether its `shutdown(SHUT_WR)` is in flight.
     pub shutting_down: bool,
     /// Whether the client sent its FIN (a receive completed with 0): nothing more will come,
@@ -90,6 +94,7 @@ impl Peer {
             queue,
             state: PeerState::Open,
             receiving: false,
+            fed: false,
             shutting_down: false,
             hung_up: false,
             dirty: false,
@@ -168,6 +173,7 @@ impl Peers {
             return;
         };
         peer.receiving = true;
+        peer.fed = false;
         let entry = opcode::RecvMulti::new(types::Fixed(peer.slot), buffers::GROUP)
             .build()
             .user_data(Token::Recv(id).encode());
@@ -184,8 +190,15 @@ impl Peers {
 
     /// Arms again the receives that ended this turn, for peers still reading. The turn's
     /// buffers are back in the pool by now.
+    ///
+    /// Starved ones first. The kernel runs the turn's receives in the order they were
+    /// submitted, and the first ones with data take what the pool holds: a client streaming a
+    /// burst would take every buffer again and again, while a quiet one's ping waited (and its
+    /// idle timeout ran). So a receive that ended without having brought any data goes before
+    /// those that were fed.
     pub fn rearm_receives(&mut self) {
         let mut ids = std::mem::take(&mut self.to_rearm);
+        ids.sort_by_key(|id| self.map.get(id).is_some_and(|peer| peer.fed));
         for id in ids.drain(..) {
             if self.map.get(&id).is_some_and(Peer::wants_receive) {
                 self.arm_receive(id);
