@@ -1,7 +1,8 @@
-//! The workspace's packages and binaries (from `cargo metadata`), and building them.
+//! The workspace's packages, binaries and examples (from `cargo metadata`), and building them.
 //!
 //! The lesson tests run the real binaries, freshly built: a renamed flag in a server's source
-//! then breaks the lesson test at once, instead of passing against an old binary.
+//! then breaks the lesson test at once, instead of passing against an old binary. An example
+//! (`cargo run -p chat-async --example hand_written_future`) is built the same way, on demand.
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,10 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-/// Package name -> its binaries, and where the workspace is.
+/// Package name -> its binaries and its examples, and where the workspace is.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     bins: BTreeMap<String, Vec<String>>,
+    /// Package name -> its examples (`examples/*.rs`), which a lesson runs with `cargo run
+    /// --example`.
+    examples: BTreeMap<String, Vec<String>>,
     root: PathBuf,
 }
 
@@ -33,8 +37,33 @@ impl Catalog {
                 .iter()
                 .map(|(p, b)| (p.to_string(), b.iter().map(|s| s.to_string()).collect()))
                 .collect(),
+            examples: BTreeMap::new(),
             root: PathBuf::new(),
         }
+    }
+
+    /// The same, with examples (package, its examples).
+    pub fn with_examples(mut self, pairs: &[(&str, &[&str])]) -> Catalog {
+        for (package, names) in pairs {
+            let names = names.iter().map(|s| s.to_string());
+            self.examples
+                .entry(package.to_string())
+                .or_default()
+                .extend(names);
+        }
+        self
+    }
+
+    pub fn examples_of(&self, package: &str) -> &[String] {
+        self.examples.get(package).map_or(&[], Vec::as_slice)
+    }
+
+    /// The package of example `name`.
+    pub fn package_of_example(&self, name: &str) -> Option<&str> {
+        self.examples
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n == name))
+            .map(|(p, _)| p.as_str())
     }
 
     /// The workspace root (where `Cargo.toml` with `[workspace]` is).
@@ -90,6 +119,37 @@ impl Catalog {
         *built = Some((done, dir.clone()));
         Ok(dir)
     }
+
+    /// Builds the examples named (debug profile), each with its package; they land in the
+    /// `examples` folder beside the binaries, which the lesson's `PATH` includes. A build of
+    /// its own, so that the dev-dependencies an example may use do not change the features
+    /// the binaries are built with.
+    pub fn build_examples(&self, names: &BTreeSet<String>) -> Result<(), String> {
+        static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        let missing: Vec<&String> = names.iter().filter(|n| !built.contains(*n)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut command = Command::new(cargo());
+        command.arg("build").current_dir(&self.root);
+        for name in &missing {
+            let package = self
+                .package_of_example(name)
+                .ok_or_else(|| format!("no example {name} in the workspace"))?;
+            command.args(["-p", package, "--example", name]);
+        }
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "building the examples {missing:?} failed (see the compiler output above)"
+            ));
+        }
+        built.extend(missing.into_iter().cloned());
+        Ok(())
+    }
 }
 
 /// The cargo that runs these tests (so the same toolchain builds the binaries).
@@ -112,23 +172,28 @@ fn read_metadata() -> Result<Catalog, String> {
         .as_str()
         .ok_or("metadata has no workspace_root")?;
     let mut bins = BTreeMap::new();
+    let mut examples = BTreeMap::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         let name = package["name"].as_str().unwrap_or_default().to_string();
-        let names = package["targets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|t| {
-                t["kind"]
-                    .as_array()
-                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
-            })
-            .filter_map(|t| t["name"].as_str().map(str::to_string))
-            .collect();
-        bins.insert(name, names);
+        let targets_of = |kind: &str| -> Vec<String> {
+            package["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| {
+                    t["kind"]
+                        .as_array()
+                        .is_some_and(|k| k.iter().any(|k| k == kind))
+                })
+                .filter_map(|t| t["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        examples.insert(name.clone(), targets_of("example"));
+        bins.insert(name, targets_of("bin"));
     }
     Ok(Catalog {
         bins,
+        examples,
         root: PathBuf::from(root),
     })
 }

@@ -30,16 +30,14 @@ pub struct Proc {
 }
 
 impl Proc {
-    /// Starts `script` with `path_dir` first on `PATH`, in `cwd`, stdin closed.
+    /// Starts `script` with `path_dir` and its `examples` folder first on `PATH`, in `cwd`,
+    /// stdin closed.
     pub fn spawn(script: &str, path_dir: &Path, cwd: &Path) -> std::io::Result<Proc> {
-        let path = match std::env::var_os("PATH") {
-            Some(old) => {
-                let mut dirs = vec![path_dir.to_path_buf()];
-                dirs.extend(std::env::split_paths(&old));
-                std::env::join_paths(dirs).map_err(std::io::Error::other)?
-            }
-            None => path_dir.as_os_str().to_owned(),
-        };
+        let mut dirs = vec![path_dir.to_path_buf(), path_dir.join("examples")];
+        if let Some(old) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&old));
+        }
+        let path = std::env::join_paths(dirs).map_err(std::io::Error::other)?;
         let mut child = Command::new("bash")
             .args(["-c", script])
             .env("PATH", path)

@@ -172,7 +172,9 @@ pub fn has_unquoted(text: &str, wanted: char) -> bool {
 }
 
 /// Replaces every `cargo run [OPTIONS] [--]` with the binary it runs, so that
-/// `cargo run --release -p chat-epoll -- --trigger edge` reads `chat-epoll --trigger edge`.
+/// `cargo run --release -p chat-epoll -- --trigger edge` reads `chat-epoll --trigger edge`
+/// (and `cargo run -p chat-async --example hand_written_future` reads `hand_written_future`:
+/// the examples folder is on the lesson's `PATH` too).
 pub fn rewrite_cargo_run(text: &str, catalog: &Catalog) -> Result<String, String> {
     let words: Vec<&str> = text.split(' ').collect();
     let mut out: Vec<String> = Vec::new();
@@ -194,6 +196,7 @@ pub fn rewrite_cargo_run(text: &str, catalog: &Catalog) -> Result<String, String
 fn parse_cargo_run(words: &[&str], catalog: &Catalog) -> Result<(String, usize), String> {
     let mut package: Option<&str> = None;
     let mut bin: Option<&str> = None;
+    let mut example: Option<&str> = None;
     let mut i = 0;
     while i < words.len() {
         match words[i] {
@@ -206,6 +209,10 @@ fn parse_cargo_run(words: &[&str], catalog: &Catalog) -> Result<(String, usize),
                 bin = words.get(i + 1).copied();
                 i += 2;
             }
+            "--example" => {
+                example = words.get(i + 1).copied();
+                i += 2;
+            }
             "--" => {
                 i += 1;
                 break;
@@ -215,6 +222,12 @@ fn parse_cargo_run(words: &[&str], catalog: &Catalog) -> Result<(String, usize),
         }
     }
     let package = package.ok_or("`cargo run` without `-p PACKAGE`")?;
+    if let Some(name) = example {
+        return match catalog.examples_of(package).iter().any(|e| e == name) {
+            true => Ok((name.to_string(), i)),
+            false => Err(format!("package {package} has no example {name}")),
+        };
+    }
     let bins = catalog
         .bins_of(package)
         .ok_or_else(|| format!("no package {package} in the workspace"))?;
@@ -363,6 +376,7 @@ mod tests {
             ("chat-client", &["chat"]),
             ("loadgen", &["loadgen"]),
         ])
+        .with_examples(&[("chat-blocking", &["by_hand"])])
     }
 
     fn lines(text: &str) -> Vec<String> {
@@ -430,6 +444,12 @@ mod tests {
             Step::Cargo { packages, .. } => assert_eq!(packages, ["chat-blocking", "loadgen"]),
             other => panic!("{other:?}"),
         }
+        match step("cargo run --release -p chat-blocking --example by_hand -- --fast").unwrap() {
+            Step::Shell { command } => assert_eq!(command.text, "by_hand --fast"),
+            other => panic!("{other:?}"),
+        }
+        let err = step("cargo run -p chat-blocking --example nothing").unwrap_err();
+        assert!(err.contains("has no example nothing"), "{err}");
         match step("printf 'x' | cargo run -p chat-client -- --nick a").unwrap() {
             Step::Shell { command } => assert_eq!(command.text, "printf 'x' | chat --nick a"),
             other => panic!("{other:?}"),

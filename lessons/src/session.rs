@@ -53,12 +53,20 @@ pub fn run_lesson(path: &Path) -> Result<(), String> {
         }
         blocks.push(steps);
     }
-    let packages = needed_packages(&blocks, catalog, &name, &mut failures);
+    let mut packages = needed_packages(&blocks, catalog, &name, &mut failures);
+    let examples = needed_examples(&blocks, catalog);
+    // An example's package is built too: its binaries' folder holds the examples folder.
+    packages.extend(
+        examples
+            .iter()
+            .filter_map(|e| catalog.package_of_example(e).map(String::from)),
+    );
     let bin_dir = if packages.is_empty() {
         catalog.root().join("target") // nothing of ours to run; PATH needs no change
     } else {
         catalog.build(&packages)?
     };
+    catalog.build_examples(&examples)?;
     let mut run = LessonRun::new(name, catalog, bin_dir);
     for (index, steps) in blocks.iter().enumerate() {
         run.block(index, steps);
@@ -103,6 +111,26 @@ fn needed_packages(
         }
     }
     packages
+}
+
+/// The examples the lesson runs (`cargo run -p P --example NAME`, rewritten to `NAME`).
+fn needed_examples(blocks: &[Vec<Step>], catalog: &Catalog) -> BTreeSet<String> {
+    blocks
+        .iter()
+        .flatten()
+        .filter_map(|step| match step {
+            Step::Shell { command } => Some(command),
+            _ => None,
+        })
+        .flat_map(|command| {
+            command
+                .text
+                .split(|c: char| c.is_whitespace() || "|;&()".contains(c))
+                .filter(|word| catalog.package_of_example(word).is_some())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A server the lesson started.

@@ -86,6 +86,17 @@ fn an_unknown_package_fails() {
     assert!(err.contains("no package nope"), "{err}");
 }
 
+/// `cargo run --example` with an example the package does not have fails, naming it.
+#[test]
+fn an_unknown_example_fails() {
+    let lesson = TempLesson::new("```sh\ncargo run -p chat-async --example nothing\n```\n");
+    let err = run_lesson(&lesson.file).expect_err("unknown example must fail");
+    assert!(
+        err.contains("package chat-async has no example nothing"),
+        "{err}"
+    );
+}
+
 /// A code reference to a function the file does not define fails, and one that exists passes.
 #[test]
 fn a_missing_function_fails() {

@@ -1,12 +1,13 @@
 //! # loadgen: the conformance checker and the load generator
 //!
-//! One binary, `loadgen`, with three subcommands, and a library the tests and benches reuse:
+//! One binary, `loadgen`, with these subcommands, and a library the tests and benches reuse:
 //!
 //! | command | module | what it does |
 //! |---|---|---|
 //! | `loadgen check` | [`check`] | runs the protocol's scenarios against any server and grades it |
 //! | `loadgen run` | [`run`] | drives N connections with a workload and reports QPS, latency, loss |
 //! | `loadgen sweep` | [`sweep`] | runs every server model at several connection counts and charts them |
+//! | `loadgen fuzz` | [`fuzz`] | attacks any server with hostile traffic while a witness checks it still answers |
 //!
 //! [`server_process`] starts a server binary on a free port and always stops it again.
 //! [`testkit`] is an in-process chat server with injectable faults, for testing these tools,
@@ -14,6 +15,7 @@
 
 pub mod check;
 pub mod fanout;
+pub mod fuzz;
 pub mod run;
 pub mod server_process;
 pub mod sweep;

@@ -22,6 +22,8 @@ enum Command {
     Run(loadgen::run::RunArgs),
     /// Run every server model at several connection counts; write tables and charts.
     Sweep(loadgen::sweep::SweepArgs),
+    /// Attack a server with malformed and hostile traffic while a witness checks it still answers.
+    Fuzz(loadgen::fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Command::Check(args) => loadgen::check::main(args),
         Command::Run(args) => loadgen::run::main(args),
         Command::Sweep(args) => loadgen::sweep::main(args),
+        Command::Fuzz(args) => loadgen::fuzz::main(args),
     };
     match result {
         Ok(code) => code,

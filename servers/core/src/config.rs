@@ -70,6 +70,17 @@ pub struct SocketOptions {
     #[arg(long)]
     pub keepalive: Option<u64>,
 
+    /// TCP_KEEPINTVL: seconds between two keepalive probes once they have started (unset = the
+    /// kernel's, /proc/sys/net/ipv4/tcp_keepalive_intvl). Only with --keepalive.
+    #[arg(long, requires = "keepalive", value_parser = clap::value_parser!(u64).range(1..=32767))]
+    pub keepalive_interval: Option<u64>,
+
+    /// TCP_KEEPCNT: unanswered probes before the kernel declares the peer dead and errors the
+    /// socket (unset = the kernel's, /proc/sys/net/ipv4/tcp_keepalive_probes). Only with
+    /// --keepalive.
+    #[arg(long, requires = "keepalive", value_parser = clap::value_parser!(u32).range(1..=127))]
+    pub keepalive_count: Option<u32>,
+
     /// SO_RCVBUF in bytes on accepted sockets (unset = kernel default, autotuned).
     #[arg(long)]
     pub recv_buffer: Option<usize>,
@@ -91,6 +102,8 @@ impl Default for SocketOptions {
             reuse_addr: true,
             reuse_port: false,
             keepalive: None,
+            keepalive_interval: None,
+            keepalive_count: None,
             recv_buffer: None,
             send_buffer: None,
             linger: None,

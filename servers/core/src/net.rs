@@ -30,12 +30,19 @@ pub fn bind_listener(addr: SocketAddr, opts: &SocketOptions) -> io::Result<TcpLi
 }
 
 /// Applies the per-connection options to an accepted socket (std, mio or tokio: anything with a
-/// file descriptor).
+/// file descriptor). With `RUST_LOG=debug`, logs what the kernel made of them ([`read_options`]).
 pub fn configure_accepted<S: AsFd>(stream: &S, opts: &SocketOptions) -> io::Result<()> {
     let sock = SockRef::from(stream);
     sock.set_nodelay(opts.nodelay)?;
     if let Some(secs) = opts.keepalive {
-        sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(Duration::from_secs(secs)))?;
+        let mut keepalive = TcpKeepalive::new().with_time(Duration::from_secs(secs));
+        if let Some(secs) = opts.keepalive_interval {
+            keepalive = keepalive.with_interval(Duration::from_secs(secs));
+        }
+        if let Some(probes) = opts.keepalive_count {
+            keepalive = keepalive.with_retries(probes);
+        }
+        sock.set_tcp_keepalive(&keepalive)?;
     }
     if let Some(bytes) = opts.recv_buffer {
         sock.set_recv_buffer_size(bytes)?;
@@ -46,7 +53,86 @@ pub fn configure_accepted<S: AsFd>(stream: &S, opts: &SocketOptions) -> io::Resu
     if let Some(secs) = opts.linger {
         sock.set_linger(Some(Duration::from_secs(secs)))?;
     }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        match read_options(stream) {
+            Ok(applied) => tracing::debug!("socket options (getsockopt): {applied}"),
+            Err(e) => tracing::debug!("cannot read the socket options back: {e}"),
+        }
+    }
     Ok(())
+}
+
+/// A socket's options as the kernel reports them (`getsockopt`): what was applied, which is not
+/// always what was asked (Linux doubles a buffer size, for its own bookkeeping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedOptions {
+    /// `TCP_NODELAY`: small writes leave at once.
+    pub nodelay: bool,
+    /// `SO_KEEPALIVE`, with its timers, or `None` when it is off.
+    pub keepalive: Option<KeepaliveTimers>,
+    /// `SO_RCVBUF` in bytes.
+    pub recv_buffer: usize,
+    /// `SO_SNDBUF` in bytes.
+    pub send_buffer: usize,
+    /// `SO_LINGER`: how long `close()` waits for unsent data, or `None` when it is off.
+    pub linger: Option<Duration>,
+}
+
+/// The three timers of TCP keepalive (`man 7 tcp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepaliveTimers {
+    /// `TCP_KEEPIDLE`: silence before the first probe.
+    pub idle: Duration,
+    /// `TCP_KEEPINTVL`: time between probes.
+    pub interval: Duration,
+    /// `TCP_KEEPCNT`: unanswered probes before the connection is declared dead.
+    pub count: u32,
+}
+
+/// Reads a socket's options back from the kernel with `getsockopt`.
+pub fn read_options<S: AsFd>(stream: &S) -> io::Result<AppliedOptions> {
+    let sock = SockRef::from(stream);
+    let keepalive = match sock.keepalive()? {
+        true => Some(KeepaliveTimers {
+            idle: sock.keepalive_time()?,
+            interval: sock.keepalive_interval()?,
+            count: sock.keepalive_retries()?,
+        }),
+        false => None,
+    };
+    Ok(AppliedOptions {
+        nodelay: sock.nodelay()?,
+        keepalive,
+        recv_buffer: sock.recv_buffer_size()?,
+        send_buffer: sock.send_buffer_size()?,
+        linger: sock.linger()?,
+    })
+}
+
+/// The options by their C names, as `man 7 socket` and `man 7 tcp` spell them.
+impl std::fmt::Display for AppliedOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TCP_NODELAY={}", u8::from(self.nodelay))?;
+        match self.keepalive {
+            Some(k) => write!(
+                f,
+                " SO_KEEPALIVE=1 TCP_KEEPIDLE={} TCP_KEEPINTVL={} TCP_KEEPCNT={}",
+                k.idle.as_secs(),
+                k.interval.as_secs(),
+                k.count
+            )?,
+            None => write!(f, " SO_KEEPALIVE=0")?,
+        }
+        write!(
+            f,
+            " SO_RCVBUF={} SO_SNDBUF={}",
+            self.recv_buffer, self.send_buffer
+        )?;
+        match self.linger {
+            Some(t) => write!(f, " SO_LINGER={}", t.as_secs()),
+            None => write!(f, " SO_LINGER=off"),
+        }
+    }
 }
 
 /// Raises the open-file soft limit to the hard limit and returns the new soft limit.
@@ -214,5 +300,99 @@ pub fn exit_status(served: io::Result<()>) -> ExitCode {
             tracing::error!("cannot serve: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An accepted loopback connection, the client end kept open beside it.
+    fn accepted() -> (TcpStream, TcpStream) {
+        let listener = bind_listener(
+            "127.0.0.1:0".parse().expect("addr"),
+            &SocketOptions::default(),
+        )
+        .expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        (server, client)
+    }
+
+    /// Every option given is what the kernel reports back: the keepalive timers (interval and
+    /// count included), the linger time, the buffers (at least what was asked: Linux doubles
+    /// them) and Nagle off.
+    #[test]
+    fn the_kernel_reports_the_options_applied() {
+        let (server, _client) = accepted();
+        let opts = SocketOptions {
+            keepalive: Some(30),
+            keepalive_interval: Some(5),
+            keepalive_count: Some(3),
+            recv_buffer: Some(4096),
+            send_buffer: Some(4096),
+            linger: Some(2),
+            ..SocketOptions::default()
+        };
+        configure_accepted(&server, &opts).expect("configure");
+        let applied = read_options(&server).expect("getsockopt");
+        assert!(applied.nodelay);
+        let timers = KeepaliveTimers {
+            idle: Duration::from_secs(30),
+            interval: Duration::from_secs(5),
+            count: 3,
+        };
+        assert_eq!(applied.keepalive, Some(timers));
+        assert_eq!(applied.linger, Some(Duration::from_secs(2)));
+        assert!(applied.recv_buffer >= 4096, "{applied}");
+        assert!(applied.send_buffer >= 4096, "{applied}");
+        let line = applied.to_string();
+        assert!(
+            line.contains("TCP_KEEPIDLE=30 TCP_KEEPINTVL=5 TCP_KEEPCNT=3"),
+            "{line}"
+        );
+        assert!(line.ends_with("SO_LINGER=2"), "{line}");
+    }
+
+    /// With nothing asked, keepalive and linger stay off, and the report says so.
+    #[test]
+    fn defaults_leave_keepalive_and_linger_off() {
+        let (server, _client) = accepted();
+        configure_accepted(&server, &SocketOptions::default()).expect("configure");
+        let applied = read_options(&server).expect("getsockopt");
+        assert_eq!(applied.keepalive, None);
+        assert_eq!(applied.linger, None);
+        let line = applied.to_string();
+        assert!(line.contains("SO_KEEPALIVE=0"), "{line}");
+        assert!(line.ends_with("SO_LINGER=off"), "{line}");
+    }
+
+    /// The interval and the count need `--keepalive`, and stay within the kernel's ranges.
+    #[test]
+    fn keepalive_timers_are_checked_by_the_parser() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            socket: SocketOptions,
+        }
+        let parse = |args: &[&str]| Args::try_parse_from([&["server"], args].concat());
+        let args = parse(&[
+            "--keepalive",
+            "30",
+            "--keepalive-interval",
+            "5",
+            "--keepalive-count",
+            "3",
+        ])
+        .expect("valid timers");
+        assert_eq!(args.socket.keepalive_interval, Some(5));
+        assert_eq!(args.socket.keepalive_count, Some(3));
+        assert!(
+            parse(&["--keepalive-interval", "5"]).is_err(),
+            "without --keepalive"
+        );
+        assert!(parse(&["--keepalive", "30", "--keepalive-interval", "0"]).is_err());
+        assert!(parse(&["--keepalive", "30", "--keepalive-count", "128"]).is_err());
     }
 }
