@@ -11,8 +11,8 @@
 //! A model that cannot serve a level is recorded as failed with the reason (and, if it could
 //! not even open all its connections, the higher levels as skipped); a model that cannot run on
 //! this machine at all (chat-uring without io_uring) is skipped at every level with the reason:
-//! a model is never dropped from the table. Then it writes `results.json`, `results.csv`, `results.md` and the charts
-//! `qps.svg`, `p99.svg`, `memory.svg` into `--out`.
+//! a model is never dropped from the table. Then it writes `results.json`, `results.csv`,
+//! `results.md` and the charts `qps.svg`, `p99.svg`, `memory.svg` into `--out`.
 
 mod charts;
 pub mod models;
@@ -168,9 +168,7 @@ fn run_level(config: &SweepConfig, model: &ModelSpec, conns: usize) -> SweepRow 
                     Err(reason) => return failed(reason),
                 };
                 if let Some(why) = models::unavailable_here(program, &path) {
-                    let note = model.limit_note.as_deref().unwrap_or("cannot run here");
-                    let reason = format!("{why} ({} {note})", model.name);
-                    return SweepRow::without_report(&model.name, conns, Status::Skipped, reason);
+                    return SweepRow::without_report(&model.name, conns, Status::Skipped, why);
                 }
                 let mut args = args.clone();
                 args.extend(["--idle-timeout".to_string(), "0".to_string()]);
