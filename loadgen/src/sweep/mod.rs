@@ -9,9 +9,10 @@
 //! process on a free port (`--idle-timeout 0`), runs [`crate::run::run`] in-process against it
 //! with the server's pid (so CPU and memory are sampled), stops the server, and records a row.
 //! A model that cannot serve a level is recorded as failed with the reason (and, if it could
-//! not even open all its connections, the higher levels as skipped): a model is never dropped
-//! from the table. Then it writes `results.json`, `results.csv`, `results.md` and the charts
-//! `qps.svg`, `p99.svg`, `memory.svg` into `--out`.
+//! not even open all its connections, the higher levels as skipped); a model that cannot run on
+//! this machine at all (chat-uring without io_uring) is skipped at every level with the reason:
+//! a model is never dropped from the table. Then it writes `results.json`, `results.csv`,
+//! `results.md` and the charts `qps.svg`, `p99.svg`, `memory.svg` into `--out`.
 
 mod charts;
 pub mod models;
@@ -33,7 +34,7 @@ use std::time::Duration;
 #[derive(clap::Args, Debug)]
 pub struct SweepArgs {
     /// `all`, or a comma-separated list of: blocking, threads, pool, select, poll, epoll-level,
-    /// epoll-edge (or `epoll` for both), reactor, async.
+    /// epoll-edge (or `epoll` for both), reactor, async, uring.
     #[arg(long, default_value = "all")]
     pub servers: String,
 
@@ -123,7 +124,7 @@ pub fn sweep(config: &SweepConfig) -> anyhow::Result<SweepResults> {
             if config.echo {
                 println!("{}", describe(&row));
             }
-            if row.status != Status::Ok && row.connected < conns {
+            if row.status == Status::Failed && row.connected < conns {
                 failed_at.get_or_insert(conns);
             }
             rows.push(row);
@@ -166,6 +167,9 @@ fn run_level(config: &SweepConfig, model: &ModelSpec, conns: usize) -> SweepRow 
                     Ok(path) => path,
                     Err(reason) => return failed(reason),
                 };
+                if let Some(why) = models::unavailable_here(program, &path) {
+                    return SweepRow::without_report(&model.name, conns, Status::Skipped, why);
+                }
                 let mut args = args.clone();
                 args.extend(["--idle-timeout".to_string(), "0".to_string()]);
                 match ServerProcess::spawn_with(&path, &args, &SpawnOptions::default()) {

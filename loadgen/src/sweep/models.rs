@@ -1,6 +1,7 @@
 //! The server models a sweep compares, how each is started, and where its binary comes from.
 
 use crate::server_process::find_binary;
+use crate::sweep::{Status, SweepRow};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +14,8 @@ pub struct ModelSpec {
     /// The name in tables and chart legends, e.g. `chat-epoll (edge)`.
     pub name: String,
     pub launch: Launch,
-    /// The model's known limit, added to the reason when it fails a level.
+    /// The model's known limit, added to the reason when it fails a level. (Not being able to
+    /// run on this machine at all is not a limit: see [`unavailable_here`].)
     pub limit_note: Option<String>,
 }
 
@@ -99,6 +101,61 @@ pub fn catalogue() -> Vec<(&'static str, ModelSpec)> {
         ("async", bin("chat-async", "chat-async", &[], None)),
         ("uring", bin("chat-uring", "chat-uring", &[], None)),
     ]
+}
+
+/// Server binaries that cannot run on every machine, what they need, and what that takes: each
+/// answers `--probe` with exit status 0 where it can run, and a last line saying why not where
+/// it cannot. chat-uring needs io_uring, which old kernels lack, `io_uring_disabled` turns off
+/// and container runtimes' default seccomp profiles block.
+const PROBED: &[(&str, &str, &str)] = &[(
+    "chat-uring",
+    "io_uring",
+    "Linux 6.0 or later, not disabled by /proc/sys/kernel/io_uring_disabled, and not blocked by \
+     a seccomp profile (Docker's default blocks it)",
+)];
+
+/// What every reason given by [`unavailable_here`] contains, and what [`cannot_run_here`] looks
+/// for.
+const UNAVAILABLE: &str = " unavailable here: ";
+
+/// Why the server binary `program` (a catalogue name or a path), found at `path`, cannot run on
+/// this machine at all: `Some("io_uring unavailable here: … (chat-uring needs io_uring: …)")`,
+/// which the sweep records as a skip at every level, not a failure. `None` when it can, or has
+/// no probe.
+pub fn unavailable_here(program: &str, path: &Path) -> Option<String> {
+    let name = Path::new(program).file_name()?.to_str()?;
+    let (_, what, needs) = PROBED.iter().find(|(probed, ..)| *probed == name)?;
+    let why = match Command::new(path)
+        .arg("--probe")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    {
+        Ok(probe) if probe.status.success() => return None,
+        Ok(probe) => {
+            let out = String::from_utf8_lossy(&probe.stdout);
+            let last = out.lines().rev().find(|line| !line.trim().is_empty());
+            let last = last.unwrap_or("its probe said nothing").trim();
+            last.strip_prefix("usable: no: ")
+                .unwrap_or(last)
+                .to_string()
+        }
+        Err(e) => format!("cannot run {} --probe: {e}", path.display()),
+    };
+    Some(format!(
+        "{what}{UNAVAILABLE}{why} ({name} needs {what}: {needs})"
+    ))
+}
+
+/// Whether `row` was skipped because its model cannot run on this machine at all
+/// ([`unavailable_here`]), rather than because it failed a lower level: a judge of the sweep
+/// (the c10k bench's smoke test) excuses the one, never a failure of the model where it runs.
+pub fn cannot_run_here(row: &SweepRow) -> bool {
+    row.status == Status::Skipped
+        && row
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains(UNAVAILABLE))
 }
 
 /// The Redis line of the comparison.
@@ -221,4 +278,91 @@ fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for a server binary: a shell script that answers `--probe` as told.
+    fn fake_server(dir: &Path, name: &str, probe: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).expect("a temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{probe}\n")).expect("write the script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    #[test]
+    fn a_probed_server_that_cannot_run_here_says_why() {
+        let dir = std::env::temp_dir().join(format!("loadgen-probe-{}", std::process::id()));
+        let blocked = fake_server(
+            &dir.join("blocked"),
+            "chat-uring",
+            "echo 'kernel 6.1'; echo 'usable: no: io_uring_setup was refused (EPERM)'; exit 1",
+        );
+        let why = unavailable_here("chat-uring", &blocked).expect("a reason");
+        assert!(
+            why.starts_with(
+                "io_uring unavailable here: io_uring_setup was refused (EPERM) (chat-uring needs \
+                 io_uring: Linux 6.0 or later"
+            ),
+            "{why}"
+        );
+        let fine = fake_server(
+            &dir.join("fine"),
+            "chat-uring",
+            "echo 'usable: yes'; exit 0",
+        );
+        assert_eq!(unavailable_here(fine.to_str().expect("utf-8"), &fine), None);
+        // A server without a probe is never asked.
+        assert_eq!(unavailable_here("chat-epoll", &blocked), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The sweep skips such a model at every level, with the reason, and keeps it in the table;
+    /// the skips are told apart from a failure's.
+    #[test]
+    fn the_sweep_skips_a_model_that_cannot_run_here() {
+        let dir = std::env::temp_dir().join(format!("loadgen-skip-{}", std::process::id()));
+        let blocked = fake_server(&dir, "chat-uring", "echo 'usable: no: seccomp'; exit 1");
+        let model = ModelSpec {
+            name: "chat-uring".into(),
+            launch: Launch::Binary {
+                program: blocked.to_str().expect("utf-8").into(),
+                args: Vec::new(),
+            },
+            limit_note: None,
+        };
+        let config = crate::sweep::SweepConfig {
+            models: vec![model],
+            levels: vec![10, 50],
+            run: crate::run::RunConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), 1),
+            build_missing: false,
+            echo: false,
+        };
+        let results = crate::sweep::sweep(&config).expect("a sweep");
+        assert_eq!(results.rows.len(), 2);
+        for row in &results.rows {
+            assert_eq!(row.status, crate::sweep::Status::Skipped);
+            let reason = row.reason.as_deref().unwrap_or_default();
+            assert!(
+                reason
+                    .starts_with("io_uring unavailable here: seccomp (chat-uring needs io_uring:"),
+                "{reason}"
+            );
+            assert!(cannot_run_here(row));
+        }
+        let after_a_failure =
+            SweepRow::without_report("chat-uring", 50, Status::Skipped, "failed at 10".into());
+        assert!(!cannot_run_here(&after_a_failure));
+        let failed =
+            SweepRow::without_report("chat-uring", 10, Status::Failed, "lost 3 messages".into());
+        assert!(
+            !cannot_run_here(&failed),
+            "a failure is never excused as unavailability"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -56,7 +56,8 @@ pub enum Status {
     /// The model served the level cleanly, but the generator fell behind: the figures bound
     /// the generator, not the server (see `reason`). Not plotted.
     Behind,
-    /// Not run: the model already failed to open all connections at a lower level.
+    /// Not run: the model already failed to open all connections at a lower level, or it cannot
+    /// run on this machine at all (`models::unavailable_here`: chat-uring without io_uring).
     Skipped,
 }
 

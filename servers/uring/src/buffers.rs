@@ -29,7 +29,7 @@
 //! When the pool is empty, a receive that has data completes with `-ENOBUFS` and, if it was
 //! multishot, ends. Nothing is lost: the bytes stay in the socket. The loop gives its buffers
 //! back as soon as the decoder has copied the unfinished line, publishes them once per turn,
-//! and re-arms the starved receives (`Server::rearm_receives`).
+//! and re-arms the starved receives (`Peers::rearm_receives`).
 
 use io_uring::Submitter;
 use std::alloc::{self, Layout};

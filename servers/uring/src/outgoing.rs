@@ -1,16 +1,17 @@
-//! One connection's output, in a completion model: frames waiting, and the write the kernel is
-//! doing now.
+//! One connection's outbound side in a completion model: frames waiting, and the write the
+//! kernel is doing now. chat-core's [`SendQueue`](chat_core::SendQueue) for a socket we never
+//! write to ourselves: the same names for the same ideas, and the same backlog rule.
 //!
-//! chat-epoll's `SendQueue` calls `writev` itself: the kernel copies what fits into the socket
-//! and returns at once, so when the call returns the queue may drop what was written. Here we
-//! *submit* a write and carry on; the kernel reads our bytes later, whenever the socket has room,
-//! and says how many it took in the completion. Until that completion arrives, **the bytes and
-//! the `iovec` array pointing at them belong to the kernel**: freeing or changing them would
+//! `SendQueue::write_to` calls `writev` itself: the kernel copies what fits into the socket and
+//! returns at once, so when the call returns the queue may drop what was written. Here we
+//! *submit* a write and carry on; the kernel reads our bytes later, whenever the socket has
+//! room, and says how many it took in the completion. Until that completion arrives, **the bytes
+//! and the `iovec` array pointing at them belong to the kernel**: freeing or changing them would
 //! send garbage (or nothing) to the client. So the queue has two parts:
 //!
 //! ```text
 //!   in_flight: [frame 1][frame 2][frame 3]      owned by the kernel until the completion
-//!   waiting:   [frame 4][frame 5]               ours: the next write, once this one is done
+//!   frames:    [frame 4][frame 5]               ours: the next write, once this one is done
 //! ```
 //!
 //! One write at a time per connection: two writes in flight on one socket could interleave if
@@ -18,105 +19,110 @@
 //! costs a pointer and a count, and a broadcast shared by a whole room stays one allocation.
 //!
 //! **Short writes.** The completion may say the kernel took fewer bytes than we gave it (the
-//! socket's send buffer filled up). The rest goes back to the *front* of `waiting`, mid-frame,
+//! socket's send buffer filled up). The rest goes back to the *front* of `frames`, mid-frame,
 //! and is written next, before any newer frame.
 //!
-//! **The backlog rule** (PROTOCOL.md, guarantee 4, as amended by the "Backlog" rule of v1.1:
-//! `--max-backlog` bounds the bytes the socket has *refused*; bytes queued but not yet tried do
-//! not count, and a member whose socket keeps accepting data is never closed for overflow).
-//! What does "refused" mean when we never see a refusal, only a completion that has not come?
+//! ## The rule: only bytes the socket refused count
 //!
-//! - A write the kernel could do at once completes at once: during the `io_uring_enter` that
-//!   submitted it, before the loop takes the next batch of completions. The loop handles write
-//!   completions first in each batch (`Server::dispatch`), so while it queues new frames, a
-//!   write still in flight is one the socket had no room for: the kernel is waiting for the
-//!   client to read.
-//! - So the bytes that count are those queued **behind a write still in flight**: the socket
-//!   is refusing them. Frames queued while nothing is in flight have not been tried (they leave
-//!   at the end of this turn), and neither have the bytes of the in-flight write itself (the
-//!   kernel is still trying them). [`Outgoing::push`] refuses a frame only when a write is in
-//!   flight and the bytes waiting behind it would pass the limit.
+//! `--max-backlog` bounds the bytes the socket has *refused* (PROTOCOL.md, guarantee 4), as in
+//! `SendQueue`. With `writev` a refusal is an answer, `EAGAIN`, and `SendQueue` counts what is
+//! queued from then on. With io_uring there is no answer, only a write whose completion has not
+//! come: in a completion model, **the refused bytes are those queued behind a write the kernel
+//! has not completed**.
 //!
-//! A reader that keeps reading therefore never overflows, however large the burst. Memory per
-//! connection stays bounded: at most `max_backlog` waiting behind a write, plus one write of at
-//! most [`MAX_SLICES`] frames, plus what one turn queued before the first write.
+//! - A write the socket can take completes at once, inside the `io_uring_enter` that submitted
+//!   it. The loop submits writes last in its turn and handles write completions first in the
+//!   next (`Server::dispatch`), so whenever frames are queued, a write still in flight is one
+//!   the kernel tried and the socket had no room for: it is waiting for the client to read.
+//!   That write is the socket's `EAGAIN`, and [`is_writing`](Outgoing::is_writing) plays
+//!   `SendQueue`'s `blocked`.
+//! - So the bytes that count are those queued **behind a write still in flight**:
+//!   [`push`](Outgoing::push) refuses the frame that would take them past the limit. Frames
+//!   queued while nothing is in flight have not been tried (they leave at the end of this turn),
+//!   and the write in flight is the kernel's, not a backlog (at most [`MAX_SLICES`] frames).
+//!
+//! A short write is not a refusal of its own: the kernel took what the socket had room for, and
+//! the rest is submitted again at the end of the turn; if the socket still has no room, that
+//! write stays in flight and what queues behind it counts. So a member that keeps reading is
+//! never cut off, however large a burst; a member that stopped reading is cut off once
+//! `max_backlog` bytes have queued behind its stuck write. Memory per connection stays bounded:
+//! one write in flight, plus at most `max_backlog` behind it, plus what one turn queued before
+//! the write was submitted.
 
-use chat_core::{BacklogFull, Frame};
+use chat_core::{BacklogFull, Flush, Frame};
 use std::collections::VecDeque;
 
 /// At most this many frames in one write (the iovec array the kernel reads).
 pub const MAX_SLICES: usize = 64;
 
-/// The output of one connection. See the module docs.
+/// The frames not yet taken by the kernel for one connection. See the module docs.
 #[derive(Debug)]
 pub struct Outgoing {
     /// Frames not yet handed to the kernel, in send order. The first may be the unsent rest of
     /// a frame that a short write cut.
-    waiting: VecDeque<Frame>,
-    /// Sum of the lengths of `waiting`.
-    waiting_bytes: usize,
+    frames: VecDeque<Frame>,
+    /// Sum of the lengths of `frames`: the bytes that count against `max_backlog` while a write
+    /// is in flight.
+    queued: usize,
     /// The frames of the write in flight. The kernel reads them until the write completes, so
     /// they are kept alive here until then; empty when no write is in flight.
     in_flight: Vec<Frame>,
     /// The `iovec` array of the write in flight, pointing into `in_flight`. Its heap buffer does
-    /// not move while the write is in flight (we only rebuild it between writes).
+    /// not move while the write is in flight (it is rebuilt only between writes).
     iovecs: Vec<libc::iovec>,
-    /// The limit on `waiting_bytes` while a write is in flight.
+    /// `--max-backlog`: the most bytes the socket may refuse.
     max_backlog: usize,
 }
 
 impl Outgoing {
     pub fn new(max_backlog: usize) -> Outgoing {
         Outgoing {
-            waiting: VecDeque::new(),
-            waiting_bytes: 0,
+            frames: VecDeque::new(),
+            queued: 0,
             in_flight: Vec::new(),
             iovecs: Vec::new(),
             max_backlog,
         }
     }
 
-    /// Queues a frame after everything else; refuses it when the socket is refusing data and
-    /// this frame would take the bytes waiting behind the write in flight over the limit.
+    /// Queues a frame after the others. Refused ([`BacklogFull`]) only while a write is in
+    /// flight (the socket is refusing) and the frame would take the bytes queued behind it past
+    /// `--max-backlog`: then the caller closes the connection.
     pub fn push(&mut self, frame: Frame) -> Result<(), BacklogFull> {
-        if self.is_writing() && self.waiting_bytes + frame.len() > self.max_backlog {
+        if self.is_writing() && self.queued + frame.len() > self.max_backlog {
             return Err(BacklogFull);
         }
-        self.waiting_bytes += frame.len();
-        self.waiting.push_back(frame);
+        self.queued += frame.len();
+        self.frames.push_back(frame);
         Ok(())
     }
 
-    /// Whether a write is in flight (its completion has not come yet).
+    /// Whether nothing is queued and nothing is in flight: everything was written.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty() && self.in_flight.is_empty()
+    }
+
+    /// Whether a write is in flight (its completion has not come yet): when frames are queued,
+    /// the socket is refusing (see the module docs).
     pub fn is_writing(&self) -> bool {
         !self.in_flight.is_empty()
     }
 
-    /// Whether nothing is waiting and nothing is in flight: everything was written.
-    pub fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.in_flight.is_empty()
-    }
-
-    /// Whether a write could start now: frames are waiting and none is in flight.
-    pub fn has_work(&self) -> bool {
-        !self.is_writing() && !self.waiting.is_empty()
-    }
-
-    /// Moves up to [`MAX_SLICES`] waiting frames into a new write and returns its `iovec`
-    /// array (pointer and count) for the submission, or `None` if there is nothing to write or
-    /// a write is already in flight. From here until [`Outgoing::complete`], the kernel owns the
-    /// frames and the array.
+    /// Moves up to [`MAX_SLICES`] queued frames into a new write and returns its `iovec` array
+    /// (pointer and count) for the submission, or `None` if there is nothing to write or a write
+    /// is already in flight. From here until [`Outgoing::complete`] (or
+    /// [`Outgoing::abandon`]), the kernel owns the frames and the array.
     pub fn start_write(&mut self) -> Option<(*const libc::iovec, u32)> {
-        if !self.has_work() {
+        if self.is_writing() || self.frames.is_empty() {
             return None;
         }
-        while self.in_flight.len() < MAX_SLICES {
-            let Some(frame) = self.waiting.pop_front() else {
-                break;
-            };
-            self.waiting_bytes -= frame.len();
-            self.in_flight.push(frame);
-        }
+        let count = self.frames.len().min(MAX_SLICES);
+        self.in_flight.extend(self.frames.drain(..count));
+        self.queued -= self
+            .in_flight
+            .iter()
+            .map(|frame| frame.len())
+            .sum::<usize>();
         self.iovecs.clear();
         self.iovecs
             .extend(self.in_flight.iter().map(|frame| libc::iovec {
@@ -126,11 +132,13 @@ impl Outgoing {
         Some((self.iovecs.as_ptr(), self.iovecs.len() as u32))
     }
 
-    /// The write in flight completed having taken `written` bytes. A short write puts the rest
-    /// back at the front of `waiting`, starting exactly where the kernel stopped. Returns
-    /// whether it was short.
-    pub fn complete(&mut self, mut written: usize) -> bool {
-        let mut rest: Vec<Frame> = Vec::new();
+    /// The write in flight completed, the kernel having taken `written` bytes: they are dropped,
+    /// and the frames are ours again. [`Flush::Done`]: it took the whole write (frames queued
+    /// meanwhile go in the next one). [`Flush::Pending`]: a short write; the rest is back at the
+    /// front of the queue, starting exactly where the kernel stopped, and goes first in the
+    /// next write.
+    pub fn complete(&mut self, mut written: usize) -> Flush {
+        let mut rest = Vec::new();
         for mut frame in self.in_flight.drain(..) {
             if written >= frame.len() {
                 written -= frame.len();
@@ -141,20 +149,22 @@ impl Outgoing {
                 rest.push(frame);
             }
         }
-        let short = !rest.is_empty();
-        for frame in rest.into_iter().rev() {
-            self.waiting_bytes += frame.len();
-            self.waiting.push_front(frame);
+        if rest.is_empty() {
+            return Flush::Done;
         }
-        short
+        for frame in rest.into_iter().rev() {
+            self.queued += frame.len();
+            self.frames.push_front(frame);
+        }
+        Flush::Pending
     }
 
     /// The write in flight was cancelled or failed: the connection is going away, and its
     /// frames are dropped with it.
     pub fn abandon(&mut self) {
         self.in_flight.clear();
-        self.waiting.clear();
-        self.waiting_bytes = 0;
+        self.frames.clear();
+        self.queued = 0;
     }
 }
 
@@ -164,6 +174,10 @@ mod tests {
 
     fn frame(text: &str) -> Frame {
         Frame::copy_from_slice(text.as_bytes())
+    }
+
+    fn bytes(len: usize) -> Frame {
+        Frame::from(vec![b'x'; len])
     }
 
     /// What a write would send: the bytes its iovecs point at.
@@ -191,28 +205,67 @@ mod tests {
         assert_eq!(iovec_bytes(iov, count), b"hello\nworld\n");
         assert!(out.start_write().is_none(), "one write at a time");
         out.push(frame("later\n")).unwrap();
-        assert!(out.complete(8), "8 of 12 bytes is a short write");
+        assert_eq!(
+            out.complete(8),
+            Flush::Pending,
+            "8 of 12 bytes is a short write"
+        );
         let (iov, count) = out.start_write().expect("the rest");
         assert_eq!(iovec_bytes(iov, count), b"rld\nlater\n");
-        assert!(!out.complete(10));
-        assert!(out.is_idle());
+        assert_eq!(out.complete(10), Flush::Done);
+        assert!(out.is_empty());
     }
 
+    /// Frames queued while nothing is in flight have not been tried: a burst ten times the
+    /// limit is accepted, and leaves in writes of its own.
     #[test]
-    fn only_bytes_behind_a_write_in_flight_count_against_the_backlog() {
-        let mut out = Outgoing::new(10);
-        // Nothing in flight: a burst far over the limit is only queued, not tried yet.
-        for _ in 0..5 {
-            out.push(frame("0123456789")).unwrap();
+    fn untried_bytes_do_not_count() {
+        let mut out = Outgoing::new(100);
+        for _ in 0..10 {
+            out.push(bytes(100)).unwrap();
         }
         out.start_write().expect("a write");
-        // Now the socket has not taken the write: what queues behind it counts.
-        out.push(frame("012345")).unwrap();
-        assert_eq!(out.push(frame("01234")), Err(BacklogFull));
-        out.push(frame("0123")).unwrap();
-        // The kernel took everything: nothing in flight, nothing counts again.
-        assert!(!out.complete(50));
-        out.push(frame("0123456789")).unwrap();
+        assert_eq!(out.complete(1000), Flush::Done);
+        assert!(out.is_empty());
+    }
+
+    /// A write still in flight when frames are queued was refused: the bytes queued behind it
+    /// count, and the frame that would take them past the limit is refused. The write itself is
+    /// the kernel's.
+    #[test]
+    fn bytes_behind_a_write_in_flight_count() {
+        let mut out = Outgoing::new(100);
+        out.push(bytes(500)).unwrap();
+        out.start_write().expect("a write");
+        // The write in flight is not a backlog: 100 bytes fit behind it, not 101.
+        out.push(bytes(60)).unwrap();
+        out.push(bytes(40)).unwrap();
+        assert_eq!(out.push(bytes(1)), Err(BacklogFull));
+        // The kernel took it all: nothing is in flight, nothing counts until the next write.
+        assert_eq!(out.complete(500), Flush::Done);
+        for _ in 0..5 {
+            out.push(bytes(100)).unwrap();
+        }
+    }
+
+    /// The rest of a short write goes out again first; while that write is in flight, what
+    /// queues behind it counts.
+    #[test]
+    fn the_rest_of_a_short_write_is_written_again_first() {
+        let mut out = Outgoing::new(100);
+        out.push(bytes(90)).unwrap();
+        out.start_write().expect("a write");
+        assert_eq!(out.complete(30), Flush::Pending);
+        out.push(bytes(200)).unwrap(); // nothing in flight: not tried yet, does not count
+        out.push(frame("next")).unwrap();
+        let (iov, count) = out.start_write().expect("the rest");
+        assert_eq!(
+            iovec_bytes(iov, count).len(),
+            264,
+            "the 60 left first, then the rest"
+        );
+        out.push(bytes(100)).unwrap();
+        assert_eq!(out.push(bytes(1)), Err(BacklogFull));
     }
 
     #[test]

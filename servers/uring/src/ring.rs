@@ -28,9 +28,10 @@
 //! on; if even that cannot be done, requests wait in a backlog, in order, for the next turn.
 //! (tokio-rs/io-uring's `tcp_echo` example keeps the same kind of backlog.)
 
-use io_uring::{opcode, squeue, IoUring, Probe, Submitter};
+use io_uring::{opcode, squeue, types, IoUring, Probe, Submitter};
 use std::collections::VecDeque;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// Submission queue entries: more than one busy turn of 1,000 connections needs.
 pub const SUBMISSION_ENTRIES: u32 = 4096;
@@ -55,7 +56,7 @@ const OPCODES: &[(u8, &str, &str)] = &[
     (
         opcode::Timeout::CODE,
         "TIMEOUT",
-        "the loop's timer, the accept back-off",
+        "the loop's timer, the accept pause",
     ),
     (
         opcode::TimeoutUpdate::CODE,
@@ -149,11 +150,69 @@ impl Ring {
         self.ring.submitter()
     }
 
-    /// Registers an empty ("sparse") table of files as large as the open-file limit allows
-    /// (the kernel refuses a larger one), and returns its size. Accepted sockets go straight
-    /// into its slots.
-    pub fn register_file_table(&self) -> io::Result<u32> {
-        let capacity = open_file_limit()?.clamp(16, MAX_FIXED_FILES) as u32;
+    /// Whether this kernel runs socket commands through the ring (`IORING_OP_URING_CMD` on a
+    /// socket, Linux 6.7), which `--max-conns-per-ip` needs to learn each connection's address
+    /// (`peer_name.rs`). The opcode probe cannot tell (the opcode is older than its socket
+    /// commands), so we ask: `SO_PEERNAME` of a fresh, unconnected socket fails with `ENOTCONN`
+    /// where socket commands exist, and with `EOPNOTSUPP` where they do not. Called at start,
+    /// with nothing else in flight. The error is a sentence for the person starting the server.
+    pub fn socket_commands(&mut self) -> Result<(), String> {
+        // SAFETY: socket() takes no pointers; a non-negative result is a new descriptor.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(format!(
+                "cannot create a socket: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the descriptor was just created and is owned by nobody else.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: all-zero bytes are a valid `sockaddr_in`.
+        let mut answer: Box<libc::sockaddr_in> = Box::new(unsafe { std::mem::zeroed() });
+        let entry = opcode::GetSockOpt::new(
+            types::Fd(socket.as_raw_fd()),
+            libc::SOL_SOCKET as u32,
+            libc::SO_PEERNAME as u32,
+            (&mut *answer as *mut libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+        .build();
+        // SAFETY: `answer` outlives the operation: we wait for its completion below, and leak
+        // it if the completion cannot be had.
+        unsafe { self.push(entry) };
+        let result = loop {
+            if let Some(cqe) = self.ring.completion().next() {
+                break cqe.result();
+            }
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => {
+                    Box::leak(answer); // the kernel may still write into it
+                    return Err(format!("cannot submit a socket command: {e}"));
+                }
+            }
+        };
+        match -result {
+            libc::ENOTCONN => Ok(()),
+            libc::EOPNOTSUPP | libc::EINVAL => Err(
+                "this kernel's io_uring cannot run socket commands (Linux 6.7), which \
+                 --max-conns-per-ip needs to learn each connection's address"
+                    .to_string(),
+            ),
+            0 => Err("SO_PEERNAME of an unconnected socket succeeded: unexpected".to_string()),
+            errno => Err(format!(
+                "a socket command failed: {}",
+                io::Error::from_raw_os_error(errno)
+            )),
+        }
+    }
+
+    /// Registers an empty ("sparse") table of files as large as the open-file limit `fd_limit`
+    /// allows (the kernel refuses a larger one), and returns its size. Accepted sockets go
+    /// straight into its slots.
+    pub fn register_file_table(&self, fd_limit: u64) -> io::Result<u32> {
+        let capacity = fd_limit.clamp(16, MAX_FIXED_FILES) as u32;
         self.ring.submitter().register_files_sparse(capacity)?;
         Ok(capacity)
     }
@@ -265,19 +324,6 @@ fn setup_failure(err: &io::Error) -> String {
     }
 }
 
-/// The open-file soft limit (the server raised it to the hard limit at start).
-fn open_file_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit only writes the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(limit.rlim_cur)
-}
-
 /// `chat-uring --probe`: what this kernel offers, and whether chat-uring can run here.
 pub fn probe_report() -> (String, bool) {
     let mut report = String::new();
@@ -308,8 +354,15 @@ pub fn probe_report() -> (String, bool) {
         Err(e) => report.push_str(&format!("  io_uring_setup: {e}\n")),
     }
     match Ring::new() {
-        Ok(ring) => {
-            let capacity = ring.register_file_table();
+        Ok(mut ring) => {
+            let commands = ring.socket_commands();
+            report.push_str(&format!(
+                "  {:<15} {}  asking each connection's address, for --max-conns-per-ip\n",
+                "socket commands",
+                if commands.is_ok() { "yes" } else { "NO " }
+            ));
+            let fd_limit = chat_core::net::raise_fd_limit().unwrap_or(1024);
+            let capacity = ring.register_file_table(fd_limit);
             report.push_str(&format!(
                 "usable: yes (single issuer, cooperative task work, {} file slots)\n",
                 capacity.map_or_else(|e| format!("no file table: {e}"), |c| c.to_string())

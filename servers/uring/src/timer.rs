@@ -19,12 +19,12 @@
 //! whole life, and a linked timeout bounds that whole operation, not the gap between two
 //! chunks. And 10,000 connections would mean 10,000 timers in the kernel, each one cancelled
 //! and set again on every message, against one timer for all of them. Linked timeouts serve
-//! where one operation must wait a fixed time: the back-off in front of a re-armed accept
+//! where one operation must wait a fixed time: the pause in front of a re-armed accept
 //! (`Server::resume_accepting`).
 
 use crate::token::Token;
 use io_uring::{opcode, squeue, types};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The timer the loop keeps in the ring.
 #[derive(Debug)]
@@ -45,15 +45,17 @@ impl LoopTimer {
         }
     }
 
-    /// The submission that makes the kernel's timer fire by `deadline`: a new timeout if none
-    /// is set, a move if `deadline` is earlier than the one set, nothing otherwise.
-    pub fn set(&mut self, deadline: Option<Instant>, now: Instant) -> Option<squeue::Entry> {
-        let deadline = deadline?;
+    /// The submission that makes the kernel's timer fire `timeout` after `now` (`None`: no
+    /// deadline): a new timeout if none is set, a move if the deadline is earlier than the one
+    /// set, nothing otherwise.
+    pub fn set(&mut self, timeout: Option<Duration>, now: Instant) -> Option<squeue::Entry> {
+        let timeout = timeout?;
+        let deadline = now + timeout;
         if self.armed.is_some_and(|armed| armed <= deadline) {
             return None;
         }
-        // A relative timeout: the time left from now (the submission leaves within this turn).
-        *self.spec = types::Timespec::from(deadline.saturating_duration_since(now));
+        // A relative timeout: the submission leaves within this turn.
+        *self.spec = types::Timespec::from(timeout);
         let entry = match self.armed {
             None => opcode::Timeout::new(&*self.spec)
                 .build()
@@ -82,20 +84,20 @@ impl LoopTimer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn sets_once_and_moves_only_earlier() {
         let mut timer = LoopTimer::new();
         let now = Instant::now();
+        let secs = |s| Some(Duration::from_secs(s));
         assert!(timer.set(None, now).is_none());
-        let first = timer.set(Some(now + Duration::from_secs(5)), now);
+        let first = timer.set(secs(5), now);
         assert!(first.is_some_and(|e| e.get_user_data() == Token::Timer.encode()));
-        assert!(timer.set(Some(now + Duration::from_secs(9)), now).is_none());
-        let moved = timer.set(Some(now + Duration::from_secs(1)), now);
+        assert!(timer.set(secs(9), now).is_none());
+        let moved = timer.set(secs(1), now);
         assert!(moved.is_some_and(|e| e.get_user_data() == Token::TimerUpdate.encode()));
         timer.on_fired();
-        let again = timer.set(Some(now + Duration::from_secs(9)), now);
+        let again = timer.set(secs(9), now);
         assert!(again.is_some_and(|e| e.get_user_data() == Token::Timer.encode()));
     }
 }

@@ -5,7 +5,7 @@
 //! `-errno`), and flags. Nothing else: not the socket, not the buffer, not what we were doing.
 //! So `user_data` must say, on its own, which operation finished and for whom. tokio-rs/io-uring's
 //! `tcp_echo` example keeps a slab of tokens and puts the slab index there; here the table of
-//! connections is the server's `HashMap<ConnId, Conn>` (chat-epoll's `peers`), and `user_data`
+//! connections is `Peers` (`peers.rs`, keyed by `ConnId` like chat-epoll's), and `user_data`
 //! packs the *operation* in its top 8 bits and the connection's [`ConnId`] in the other 56.
 //!
 //! Why the `ConnId` and not the connection's slot in the ring's file table: the kernel reuses a
@@ -20,9 +20,9 @@ use chat_core::ConnId;
 pub enum Token {
     /// The multishot accept on the listener: one completion per new connection.
     Accept,
-    /// The timeout linked in front of a re-armed accept (the back-off after running out of
-    /// slots): its completion only says the wait is over.
-    AcceptBackoff,
+    /// The timeout linked in front of a re-armed accept (the pause after running out of slots):
+    /// its completion only says the wait is over.
+    AcceptPause,
     /// The loop's timer, set for the earliest deadline (`timer.rs`).
     Timer,
     /// Moving the loop's timer to an earlier deadline. Completes only on failure.
@@ -32,6 +32,9 @@ pub enum Token {
     /// An operation whose completion carries nothing we act on (cancellations, closing a slot no
     /// connection owns): its result is only logged.
     Discard,
+    /// Asking the socket in a slot for its peer's address (`peer_name.rs`). By slot: the
+    /// connection has no `ConnId` yet, and the slot is not reused before the answer.
+    PeerName(u32),
     /// A connection's multishot receive: one completion per chunk of input.
     Recv(ConnId),
     /// A connection's write (at most one in flight per connection).
@@ -51,11 +54,12 @@ impl Token {
     pub fn encode(self) -> u64 {
         let (op, id) = match self {
             Token::Accept => (1, 0),
-            Token::AcceptBackoff => (2, 0),
+            Token::AcceptPause => (2, 0),
             Token::Timer => (3, 0),
             Token::TimerUpdate => (4, 0),
             Token::Wake => (5, 0),
             Token::Discard => (6, 0),
+            Token::PeerName(slot) => (7, u64::from(slot)),
             Token::Recv(id) => (16, id.0),
             Token::Write(id) => (17, id.0),
             Token::Shutdown(id) => (18, id.0),
@@ -70,11 +74,12 @@ impl Token {
         let id = ConnId(user_data & ID_MASK);
         Some(match user_data >> ID_BITS {
             1 => Token::Accept,
-            2 => Token::AcceptBackoff,
+            2 => Token::AcceptPause,
             3 => Token::Timer,
             4 => Token::TimerUpdate,
             5 => Token::Wake,
             6 => Token::Discard,
+            7 => Token::PeerName(id.0 as u32),
             16 => Token::Recv(id),
             17 => Token::Write(id),
             18 => Token::Shutdown(id),
@@ -93,11 +98,12 @@ mod tests {
         let id = ConnId((1 << 56) - 1);
         for token in [
             Token::Accept,
-            Token::AcceptBackoff,
+            Token::AcceptPause,
             Token::Timer,
             Token::TimerUpdate,
             Token::Wake,
             Token::Discard,
+            Token::PeerName(u32::MAX),
             Token::Recv(id),
             Token::Write(ConnId(1)),
             Token::Shutdown(id),

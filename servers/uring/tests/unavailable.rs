@@ -2,24 +2,12 @@
 //! listens. This kernel has io_uring, so the test makes `io_uring_setup` fail the way it fails
 //! elsewhere, with strace's fault injection (`-e inject=io_uring_setup:error=...`).
 
+mod support;
+
 use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn program() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_chat-uring"))
-}
-
-/// A child process that is killed if the test ends first (a panic included).
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{program, Guard};
 
 /// Runs `chat-uring ARGS` with `io_uring_setup` failing with `errno`; returns whether it
 /// exited successfully, its stdout and its stderr. Panics if it is still running after 20 s.
