@@ -1,10 +1,13 @@
 //! What the cluster's tests share: a throw-away `redis-server` that can be stopped and started
-//! again on the same port, chat-cluster nodes on it, and a tiny HTTP GET.
+//! again on the same port, chat-cluster nodes on it (or on their in-process bus), a tiny HTTP
+//! GET, and a WebSocket client (`ws.rs`).
 //!
 //! Every process is killed on drop, also when a test panics. Each test uses its own Redis (on
 //! a free port) and its own key prefix.
 
 #![allow(dead_code)] // each test file uses a part
+
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -132,8 +135,20 @@ impl Node {
     /// Starts chat-cluster on free ports (chat and HTTP) with `args`, and reads its
     /// `listening on` and `http on` lines.
     pub fn start(redis: &Redis, prefix: &str, args: &[&str]) -> Node {
+        let url = redis.url();
+        let bus = ["--redis", &url, "--redis-prefix", prefix];
+        Node::spawn(&[&bus[..], args].concat())
+    }
+
+    /// Starts a node on its in-process bus (`--redis memory`: no Redis needed) on free ports;
+    /// its `http` address serves `/ws` and the browser client. (The test of `loadgen check
+    /// --transport ws` starts its node with this.)
+    pub fn memory(args: &[&str]) -> Node {
+        Node::spawn(&[&["--redis", "memory"][..], args].concat())
+    }
+
+    fn spawn(args: &[&str]) -> Node {
         let mut child = Command::new(PROGRAM)
-            .args(["--redis", &redis.url(), "--redis-prefix", prefix])
             .args(["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
