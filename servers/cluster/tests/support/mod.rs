@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod browser;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};
