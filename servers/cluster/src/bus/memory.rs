@@ -122,6 +122,8 @@ fn members(state: &State, room: &str) -> Vec<String> {
 }
 
 impl super::Bus for MemoryBus {
+    const KIND: &'static str = "memory";
+
     fn is_up(&self) -> bool {
         true
     }

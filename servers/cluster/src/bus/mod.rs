@@ -98,6 +98,9 @@ pub enum Renamed {
 /// `impl Future + Send` rather than `async fn`, so that the futures can run on tokio's
 /// multi-threaded runtime; implementations write plain `async fn`.
 pub trait Bus: Send + Sync + 'static {
+    /// What carries the cluster: `redis` or `memory` (reported by `/health`).
+    const KIND: &'static str;
+
     /// Whether the bus is connected right now.
     fn is_up(&self) -> bool;
 

@@ -109,7 +109,8 @@ fn describe() {
 }
 
 /// `GET /health`: 200 and `"status": "ok"` while the node serves the cluster; 503 and
-/// `"degraded"` while Redis is down (the node still holds its clients).
+/// `"degraded"` while Redis is down (the node still holds its clients). `bus` says what
+/// carries the cluster: `redis`, or `memory` for a node of its own (always `up`).
 async fn health<B: Bus>(State(http): State<Arc<Http<B>>>) -> Response {
     let ok = http.node.is_available();
     let body = serde_json::json!({
@@ -117,6 +118,7 @@ async fn health<B: Bus>(State(http): State<Arc<Http<B>>>) -> Response {
         "status": if ok { "ok" } else { "degraded" },
         "connections": http.node.connections(),
         "redis": if http.node.bus.is_up() { "up" } else { "down" },
+        "bus": B::KIND,
         "uptime_s": http.started.elapsed().as_secs(),
         "pid": std::process::id(),
         "worker": http.worker,

@@ -12,6 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 impl Bus for RedisBus {
+    const KIND: &'static str = "redis";
+
     fn is_up(&self) -> bool {
         self.up.load(Ordering::SeqCst)
     }
