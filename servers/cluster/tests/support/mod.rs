@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test file uses a part
 
 pub mod browser;
+pub mod nginx;
 pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -140,6 +140,16 @@ impl WsClient {
         value
     }
 
+    /// Skips messages of other types (`joined`, `left`...) until one of type `kind`.
+    pub fn wait_for(&mut self, kind: &str) -> Value {
+        loop {
+            let value = self.recv();
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+
     /// The next message must be `error` with `code`.
     pub fn expect_error(&mut self, code: &str) -> Value {
         let value = self.expect("error");
