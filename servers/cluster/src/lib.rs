@@ -113,10 +113,13 @@ const START_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything a node needs to run, besides its listeners.
 pub struct NodeConfig {
+    /// The common server flags: limits and socket options, for both transports.
     pub server: ServerArgs,
+    /// `--node-id`: this node's name in the cluster.
     pub node_id: String,
     /// `--redis`: a Redis URL, or [`MEMORY`].
     pub redis_url: String,
+    /// `--redis-prefix`: in front of every key and channel.
     pub redis_prefix: String,
     /// The worker index under `--processes` (reported by `/health`).
     pub worker: Option<usize>,

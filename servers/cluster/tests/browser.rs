@@ -18,8 +18,11 @@ const SHOW: Duration = Duration::from_secs(10);
 /// The terminal client, killed on drop; its output lines arrive on `lines`.
 struct Terminal {
     child: Child,
+    /// What it sends: one line, one message (or a `/command`).
     stdin: ChildStdin,
+    /// Its stdout, line by line, from a reader thread.
     lines: Receiver<String>,
+    /// The lines read so far.
     seen: Vec<String>,
 }
 

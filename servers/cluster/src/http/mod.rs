@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 /// What the handlers need.
 pub struct Http<B> {
+    /// The node: `/health` reads it, `/ws` connections join it.
     pub node: Arc<Node<B>>,
     /// Renders the metrics recorded by this process.
     pub metrics: PrometheusHandle,

@@ -159,7 +159,9 @@ fn bad_request(why: &str) -> Rejection {
 /// The stream tungstenite reads and writes during one call: our buffered input, and the
 /// connection's outlet. Reading past the input says `WouldBlock`: "wait for the next read".
 struct Wire<'a> {
+    /// What tungstenite reads: the bytes fed and not yet taken.
     input: &'a mut BytesMut,
+    /// Where what it writes goes.
     outlet: &'a Outlet,
     /// Set while tungstenite writes its reply to the client's close.
     closing: bool,

@@ -18,6 +18,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A chromedriver process (and the browsers it starts), killed on drop.
 pub struct Chromedriver {
+    /// The driver, leader of its process group.
     child: Child,
     /// Where it listens (WebDriver over HTTP).
     pub url: String,
@@ -123,6 +124,7 @@ impl Drop for Chromedriver {
 
 /// One browser window.
 pub struct Browser {
+    /// The WebDriver session.
     pub client: Client,
     /// For assertion messages.
     pub name: String,

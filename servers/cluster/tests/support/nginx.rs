@@ -15,6 +15,7 @@ pub fn config_path() -> PathBuf {
 
 /// An nginx master and its workers, stopped on drop.
 pub struct Nginx {
+    /// The master process, leader of its process group.
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,

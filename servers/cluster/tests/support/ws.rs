@@ -24,6 +24,7 @@ pub enum Next {
 
 /// One WebSocket client.
 pub struct WsClient {
+    /// tungstenite's client, for what the helpers below do not cover.
     pub ws: WebSocket<TcpStream>,
     /// For assertion messages.
     pub label: String,
@@ -212,8 +213,10 @@ pub struct Resilient {
     pub http: SocketAddr,
     /// Its session key (`/ws?session=KEY`), the same on every connection.
     pub session: String,
+    /// What it joins as, on every connection.
     pub nickname: String,
     pub room: String,
+    /// The current connection.
     pub client: WsClient,
 }
 
