@@ -45,6 +45,18 @@ pub enum Target {
     Redis,
 }
 
+/// How the chat protocol travels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// JSON lines on a TCP connection (every server).
+    #[default]
+    Tcp,
+    /// One WebSocket text message per frame, after an HTTP upgrade to `--ws-path` (chat-cluster:
+    /// `--addr` is then its `--http-addr`).
+    Ws,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
     /// Address of the server under test; several, comma-separated, to spread the connections
@@ -95,6 +107,14 @@ pub struct RunArgs {
 
     #[arg(long, value_enum, default_value_t = Target::Chat)]
     pub target: Target,
+
+    /// The chat protocol over TCP, or over WebSocket (`--addr` is then the HTTP listener).
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+
+    /// With `--transport ws`: the path of the upgrade request.
+    #[arg(long, default_value = "/ws")]
+    pub ws_path: String,
 
     /// Bytes of `content` per message.
     #[arg(long, default_value_t = 32)]
@@ -154,6 +174,12 @@ pub struct RunConfig {
     pub addrs: Vec<SocketAddr>,
     pub spread: Spread,
     pub target: Target,
+    /// TCP, or WebSocket (to `ws_path`); absent in older configs: TCP.
+    #[serde(default)]
+    pub transport: Transport,
+    /// The upgrade's path with [`Transport::Ws`].
+    #[serde(default = "default_ws_path")]
+    pub ws_path: String,
     pub workload: Workload,
     pub conns: usize,
     pub room_size: usize,
@@ -181,6 +207,11 @@ pub struct RunConfig {
     pub progress: bool,
 }
 
+/// The WebSocket endpoint of chat-cluster.
+fn default_ws_path() -> String {
+    "/ws".into()
+}
+
 /// Connections per source address before the generator moves to the next 127.0.0.x.
 pub const CONNS_PER_SOURCE: usize = 28_000;
 
@@ -195,6 +226,8 @@ impl RunConfig {
             addrs: vec![addr],
             spread: Spread::Members,
             target: Target::Chat,
+            transport: Transport::Tcp,
+            ws_path: default_ws_path(),
             workload: Workload::Chat,
             conns,
             room_size: 10,
@@ -225,6 +258,8 @@ impl RunConfig {
             addrs: args.addr.clone(),
             spread: args.spread,
             target: args.target,
+            transport: args.transport,
+            ws_path: args.ws_path.clone(),
             workload: args.workload,
             conns: args.conns,
             room_size,
@@ -273,6 +308,18 @@ impl RunConfig {
             anyhow::ensure!(
                 self.room_size >= 2,
                 "--workload private needs rooms of at least 2 (a partner to write to)"
+            );
+        }
+        if self.transport == Transport::Ws {
+            anyhow::ensure!(
+                self.target == Target::Chat,
+                "--transport ws carries the chat protocol; Redis speaks RESP over TCP only"
+            );
+            anyhow::ensure!(
+                self.ws_path.starts_with('/')
+                    && self.ws_path.len() <= 1024
+                    && self.ws_path.bytes().all(|b| b.is_ascii_graphic()),
+                "--ws-path must be a path such as /ws (no spaces, no control characters)"
             );
         }
         let rooms = self.conns.div_ceil(self.room_size);

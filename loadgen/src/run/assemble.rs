@@ -67,6 +67,7 @@ fn config_part(config: &RunConfig, layout: &Layout, phases: &Phases) -> ConfigRe
         addrs: config.addrs.iter().map(|a| a.to_string()).collect(),
         spread: config.spread,
         target: config.target,
+        transport: config.transport,
         workload: config.workload,
         mode: if config.rate.is_some() {
             "open"

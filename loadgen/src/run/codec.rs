@@ -1,4 +1,5 @@
-//! What goes over the wire: the chat protocol's JSON lines, or Redis' RESP (see [`super::resp`]).
+//! What goes over the wire: the chat protocol's JSON lines, the same JSON one WebSocket text
+//! message each (see [`super::ws`]), or Redis' RESP (see [`super::resp`]).
 //!
 //! Both targets are reduced to the same few events the engine cares about: "the connection is
 //! ready" (`welcome`, or Redis' subscribe confirmation), "a tagged message arrived" (a
@@ -15,14 +16,18 @@
 use super::resp;
 use super::scan::{self, Scan};
 use super::workload::MsgId;
+use super::ws;
 use serde::Deserialize;
 use std::borrow::Cow;
 
 /// The protocol a run speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Codec {
     /// The chat protocol of this workspace (PROTOCOL.md).
     Chat,
+    /// The chat protocol over WebSocket (`--transport ws`): the upgrade to `path` first, then
+    /// one masked text message per protocol frame.
+    ChatWs { path: String },
     /// Redis pub/sub over RESP3. `subscribe`: the handshake subscribes to the room (chat and
     /// idle workloads); otherwise `HELLO 3` alone makes the connection ready (ping).
     Redis { subscribe: bool },
@@ -61,14 +66,21 @@ pub(crate) const MAX_FRAME: usize = 65_536 + 1024;
 impl Codec {
     /// The bytes that join a connection: chat `join`, or Redis `HELLO 3` (+ `SUBSCRIBE`).
     pub(crate) fn handshake(&self, out: &mut Vec<u8>, nickname: &str, room: &str) {
+        let join = || {
+            chat_core::Request::Join {
+                nickname: nickname.to_string(),
+                room: Some(room.to_string()),
+            }
+            .to_line()
+        };
         match self {
-            Codec::Chat => out.extend_from_slice(
-                &chat_core::Request::Join {
-                    nickname: nickname.to_string(),
-                    room: Some(room.to_string()),
-                }
-                .to_line(),
-            ),
+            Codec::Chat => out.extend_from_slice(&join()),
+            Codec::ChatWs { path } => {
+                // The join right behind the request: one write, as over TCP.
+                ws::upgrade(out, path);
+                let line = join();
+                ws::text_frame(out, &[line.strip_suffix(b"\n").unwrap_or(&line)]);
+            }
             Codec::Redis { subscribe } => {
                 resp::command(out, &[b"HELLO", b"3"]);
                 if *subscribe {
@@ -83,38 +95,38 @@ impl Codec {
     /// Appends one message carrying `id` (the text [`MsgId::write_to`] wrote) and `padding`
     /// (the `content`).
     pub(crate) fn encode(&self, out: &mut Vec<u8>, msg: Outgoing<'_>, id: &[u8], padding: &[u8]) {
-        match (self, msg) {
-            (Codec::Chat, Outgoing::Room(_)) => push_all(
-                out,
-                &[
-                    br#"{"type":"message","content":""#,
-                    padding,
-                    br#"","id":""#,
-                    id,
-                    b"\"}\n",
-                ],
-            ),
-            (Codec::Chat, Outgoing::Private(to)) => push_all(
-                out,
-                &[
-                    br#"{"type":"private","to":""#,
-                    to.as_bytes(),
-                    br#"","content":""#,
-                    padding,
-                    br#"","id":""#,
-                    id,
-                    b"\"}\n",
-                ],
-            ),
-            (Codec::Chat, Outgoing::Ping) => {
-                push_all(out, &[br#"{"type":"ping","id":""#, id, b"\"}\n"]);
+        let frame: &[&[u8]] = match (self, msg) {
+            (Codec::Chat | Codec::ChatWs { .. }, Outgoing::Room(_)) => &[
+                br#"{"type":"message","content":""#,
+                padding,
+                br#"","id":""#,
+                id,
+                b"\"}",
+            ],
+            (Codec::Chat | Codec::ChatWs { .. }, Outgoing::Private(to)) => &[
+                br#"{"type":"private","to":""#,
+                to.as_bytes(),
+                br#"","content":""#,
+                padding,
+                br#"","id":""#,
+                id,
+                b"\"}",
+            ],
+            (Codec::Chat | Codec::ChatWs { .. }, Outgoing::Ping) => {
+                &[br#"{"type":"ping","id":""#, id, b"\"}"]
             }
             // The config refuses `private` with Redis; a channel named after the user would be
             // the nearest analogue.
             (Codec::Redis { .. }, Outgoing::Room(channel) | Outgoing::Private(channel)) => {
-                resp::publish(out, channel.as_bytes(), id, padding);
+                return resp::publish(out, channel.as_bytes(), id, padding);
             }
-            (Codec::Redis { .. }, Outgoing::Ping) => resp::command(out, &[b"PING", id]),
+            (Codec::Redis { .. }, Outgoing::Ping) => return resp::command(out, &[b"PING", id]),
+        };
+        if let Codec::ChatWs { .. } = self {
+            ws::text_frame(out, frame);
+        } else {
+            push_all(out, frame);
+            out.push(b'\n');
         }
     }
 
@@ -136,6 +148,14 @@ impl Codec {
                 if buf.len() - used > MAX_FRAME {
                     return Err(format!("a line longer than {MAX_FRAME} bytes"));
                 }
+            }
+            Codec::ChatWs { .. } => {
+                used = ws::decode(buf, MAX_FRAME, |message| {
+                    out.push(match message {
+                        ws::Message::Text(text) => decode_chat_line(text),
+                        ws::Message::Other => Incoming::Other,
+                    });
+                })?;
             }
             Codec::Redis { subscribe } => loop {
                 match resp::parse(&buf[used..])? {
@@ -312,6 +332,47 @@ mod tests {
             .collect();
         assert_eq!(requests.len(), 3);
         assert!(matches!(&requests[1], chat_core::Request::Private { to, .. } if to == "bob"));
+    }
+
+    /// Over WebSocket: the upgrade, then one masked text frame per request, each a valid
+    /// request without its newline; the server's frames decode to the same events as lines.
+    #[test]
+    fn chat_over_websocket() {
+        let codec = Codec::ChatWs { path: "/ws".into() };
+        let mut out = Vec::new();
+        codec.handshake(&mut out, "ann", "hall");
+        codec.encode(&mut out, Outgoing::Private("bob"), b"1:2:3:4", b"xx");
+        let head_end = memchr::memmem::find(&out, b"\r\n\r\n").expect("a request") + 4;
+        assert!(out.starts_with(b"GET /ws HTTP/1.1\r\n"));
+        let mut frames = &out[head_end..];
+        let mut requests = Vec::new();
+        while !frames.is_empty() {
+            assert_eq!(frames[0], 0x81, "one text frame, final");
+            let len = usize::from(frames[1] & 0x7F);
+            assert!(frames[1] & 0x80 != 0 && len < 126);
+            let key = &frames[2..6];
+            let payload: Vec<u8> = frames[6..6 + len]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ key[i % 4])
+                .collect();
+            assert!(!payload.ends_with(b"\n"));
+            requests.push(chat_core::parse_request(&payload).expect("a valid request"));
+            frames = &frames[6 + len..];
+        }
+        assert!(
+            matches!(&requests[0], chat_core::Request::Join { nickname, .. } if nickname == "ann")
+        );
+        assert!(matches!(&requests[1], chat_core::Request::Private { to, .. } if to == "bob"));
+
+        let welcome = br#"{"type":"welcome","nickname":"ann","room":"hall","users":["ann"]}"#;
+        let mut input = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+        input.extend_from_slice(&[0x81, welcome.len() as u8]);
+        input.extend_from_slice(welcome);
+        input.extend_from_slice(&[0x88, 2, 0x03, 0xE8]);
+        let (events, left) = decode_all(codec, &input);
+        assert_eq!(events, vec![Incoming::Ready, Incoming::Other]);
+        assert_eq!(left, 0);
     }
 
     /// A line that never ends is refused once it passes the frame limit.

@@ -5,6 +5,7 @@
 //!             --duration 10s --warmup 2s --connect-rate 2000 --workload chat \
 //!             --json run.json --server-pid $(pgrep chat-epoll)
 //! loadgen run --addr 127.0.0.1:9001,127.0.0.1:9002 --conns 30000 --spread rooms …
+//! loadgen run --transport ws --addr 127.0.0.1:8080 --conns 1000     # chat-cluster's /ws
 //! ```
 //!
 //! What makes it honest, and where each part lives:
@@ -13,7 +14,7 @@
 //! |---|---|
 //! | flags, [`RunConfig`], workloads, targets, processes | `args.rs` |
 //! | rooms, which server each connection uses, the `id` every message carries, the clock | `workload.rs` |
-//! | chat JSON lines (read without a JSON decode) and Redis RESP3 framing | `codec.rs`, `scan.rs`, `resp.rs` |
+//! | chat JSON lines (read without a JSON decode), over TCP or WebSocket, and Redis RESP3 framing | `codec.rs`, `scan.rs`, `ws.rs`, `resp.rs` |
 //! | the phases across processes: ramp, schedule, warm-up, measure, drain | `engine.rs` |
 //! | one process's share: whole rooms, its threads, its loss accounting | `shard.rs` |
 //! | worker processes and what they say to the parent | `worker.rs`, `link.rs` |
@@ -75,9 +76,11 @@ mod sysstat;
 mod traffic;
 mod worker;
 mod workload;
+mod ws;
 
 pub use args::{
-    parse_duration, RunArgs, RunConfig, Spread, Target, Workload, CONNS_PER_PROC, CONNS_PER_SOURCE,
+    parse_duration, RunArgs, RunConfig, Spread, Target, Transport, Workload, CONNS_PER_PROC,
+    CONNS_PER_SOURCE,
 };
 pub use report::{
     AddrReport, ConfigReport, ConnectionReport, GeneratorReport, LatencyReport, MessageReport,

@@ -16,7 +16,7 @@
 //! `spin_s`, `behind`; `server.cpu_us_per_msg`; and `per_addr`.
 
 use super::stats::LatencySummary;
-use super::{Spread, Target, Workload};
+use super::{Spread, Target, Transport, Workload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -58,6 +58,9 @@ pub struct ConfigReport {
     /// How the connections were spread over several addresses.
     pub spread: Spread,
     pub target: Target,
+    /// `tcp` or `ws` (absent in reports written before WebSocket: `tcp`).
+    #[serde(default)]
+    pub transport: Transport,
     pub workload: Workload,
     /// `open` (fixed schedule, coordinated-omission corrected) or `closed`.
     pub mode: String,

@@ -16,7 +16,7 @@ use super::merge::{ShardResult, EXAMPLES};
 use super::sequence::Streams;
 use super::stats::{Live, Recorder, Tally};
 use super::workload::{Clock, Layout, Membership};
-use super::{RunConfig, Target, Workload};
+use super::{RunConfig, Target, Transport, Workload};
 use polling::Poller;
 use std::net::IpAddr;
 use std::ops::Range;
@@ -132,9 +132,13 @@ fn run_shard(
     };
     let config = spec.config.clone();
     let shared = Arc::new(Shared {
-        codec: match config.target {
-            Target::Chat => Codec::Chat,
-            Target::Redis => Codec::Redis {
+        codec: match (config.target, config.transport) {
+            (Target::Chat, Transport::Tcp) => Codec::Chat,
+            (Target::Chat, Transport::Ws) => Codec::ChatWs {
+                path: config.ws_path.clone(),
+            },
+            // `validate` refuses WebSocket with Redis.
+            (Target::Redis, _) => Codec::Redis {
                 subscribe: config.workload != Workload::Ping,
             },
         },

@@ -121,7 +121,10 @@ pub fn render(report: &RunReport) -> String {
     };
     let target = serde_json::to_value(cfg.target).unwrap_or_default();
     let workload = serde_json::to_value(cfg.workload).unwrap_or_default();
-    let target = target.as_str().unwrap_or("?");
+    let target = match (target.as_str().unwrap_or("?"), cfg.transport) {
+        (target, super::Transport::Tcp) => target.to_string(),
+        (target, super::Transport::Ws) => format!("{target} (WebSocket)"),
+    };
     let servers = match cfg.addrs.len() {
         1 => format!("{target} server at {}", cfg.addr),
         n => {
