@@ -47,6 +47,8 @@ pub(crate) enum Outgoing<'a> {
 /// What the engine learns from one incoming frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Incoming {
+    /// The WebSocket upgrade was accepted: send [`Codec::join_after_upgrade`] now.
+    Upgraded,
     /// The handshake finished: the connection is joined / subscribed.
     Ready,
     /// A message carrying one of the generator's ids.
@@ -64,7 +66,8 @@ pub(crate) enum Incoming {
 pub(crate) const MAX_FRAME: usize = 65_536 + 1024;
 
 impl Codec {
-    /// The bytes that join a connection: chat `join`, or Redis `HELLO 3` (+ `SUBSCRIBE`).
+    /// The bytes that join a connection: chat `join`, or Redis `HELLO 3` (+ `SUBSCRIBE`); over
+    /// WebSocket the upgrade request, the join following on [`Incoming::Upgraded`].
     pub(crate) fn handshake(&self, out: &mut Vec<u8>, nickname: &str, room: &str) {
         let join = || {
             chat_core::Request::Join {
@@ -75,12 +78,7 @@ impl Codec {
         };
         match self {
             Codec::Chat => out.extend_from_slice(&join()),
-            Codec::ChatWs { path } => {
-                // The join right behind the request: one write, as over TCP.
-                ws::upgrade(out, path);
-                let line = join();
-                ws::text_frame(out, &[line.strip_suffix(b"\n").unwrap_or(&line)]);
-            }
+            Codec::ChatWs { path } => ws::upgrade(out, path),
             Codec::Redis { subscribe } => {
                 resp::command(out, &[b"HELLO", b"3"]);
                 if *subscribe {
@@ -90,6 +88,16 @@ impl Codec {
                 }
             }
         }
+    }
+
+    /// Over WebSocket, once upgraded: the join, one text frame.
+    pub(crate) fn join_after_upgrade(&self, out: &mut Vec<u8>, nickname: &str, room: &str) {
+        let line = chat_core::Request::Join {
+            nickname: nickname.to_string(),
+            room: Some(room.to_string()),
+        }
+        .to_line();
+        ws::text_frame(out, &[line.strip_suffix(b"\n").unwrap_or(&line)]);
     }
 
     /// Appends one message carrying `id` (the text [`MsgId::write_to`] wrote) and `padding`
@@ -153,7 +161,9 @@ impl Codec {
                 used = ws::decode(buf, MAX_FRAME, |message| {
                     out.push(match message {
                         ws::Message::Text(text) => decode_chat_line(text),
-                        ws::Message::Other => Incoming::Other,
+                        ws::Message::Upgraded => Incoming::Upgraded,
+                        // The server's `error` frame before it said why.
+                        ws::Message::Close(_) | ws::Message::Other => Incoming::Other,
                     });
                 })?;
             }
@@ -341,6 +351,7 @@ mod tests {
         let codec = Codec::ChatWs { path: "/ws".into() };
         let mut out = Vec::new();
         codec.handshake(&mut out, "ann", "hall");
+        codec.join_after_upgrade(&mut out, "ann", "hall");
         codec.encode(&mut out, Outgoing::Private("bob"), b"1:2:3:4", b"xx");
         let head_end = memchr::memmem::find(&out, b"\r\n\r\n").expect("a request") + 4;
         assert!(out.starts_with(b"GET /ws HTTP/1.1\r\n"));
@@ -371,7 +382,10 @@ mod tests {
         input.extend_from_slice(welcome);
         input.extend_from_slice(&[0x88, 2, 0x03, 0xE8]);
         let (events, left) = decode_all(codec, &input);
-        assert_eq!(events, vec![Incoming::Ready, Incoming::Other]);
+        assert_eq!(
+            events,
+            vec![Incoming::Upgraded, Incoming::Ready, Incoming::Other]
+        );
         assert_eq!(left, 0);
     }
 

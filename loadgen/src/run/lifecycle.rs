@@ -121,6 +121,21 @@ impl EventLoop {
         self.joining.push_back((now + timeout, slot));
     }
 
+    /// The WebSocket upgrade was accepted: now the join (the join timeout keeps running).
+    pub(super) fn on_upgraded(&mut self, slot: usize) {
+        let (layout, index) = (&self.shared.layout, self.conns[slot].index as usize);
+        let mut join = Vec::new();
+        self.shared.codec.join_after_upgrade(
+            &mut join,
+            &layout.nickname(index),
+            &layout.room_name(layout.room_of(index)),
+        );
+        match self.conns[slot].write(&join) {
+            Ok(waiting) => self.watch(slot, waiting),
+            Err(e) => self.fail(slot, Failure::new("reset", format!("join: {e}"))),
+        }
+    }
+
     /// The handshake's reply arrived: the connection is part of the run.
     pub(super) fn on_joined(&mut self, slot: usize, now: u64) {
         let conn = &mut self.conns[slot];

@@ -230,6 +230,7 @@ impl EventLoop {
         for frame in frames.drain(..) {
             match self.conns[slot].state {
                 State::Joining { .. } => match frame {
+                    Incoming::Upgraded => self.on_upgraded(slot),
                     Incoming::Ready => self.on_joined(slot, now),
                     Incoming::Error(code) => {
                         let detail = format!("the server answered the handshake with `{code}`");
@@ -256,7 +257,7 @@ impl EventLoop {
                 self.tally.unparsed += 1;
                 return;
             }
-            Incoming::Ready | Incoming::Other => return,
+            Incoming::Upgraded | Incoming::Ready | Incoming::Other => return,
         };
         let conn = &mut self.conns[slot];
         conn.streams.observe(id.sender, id.seq);

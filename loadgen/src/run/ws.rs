@@ -1,10 +1,10 @@
 //! The chat protocol over WebSocket (`--transport ws`), the client's side of RFC 6455, written
 //! for the engine's byte buffers: no allocation per message, no state per connection.
 //!
-//! * **The upgrade** is one HTTP request written with the join right behind it (the server
-//!   keeps what follows the request's blank line as the start of the WebSocket stream), so a
-//!   WebSocket connection costs the same one write as a TCP one. The server's `101` response
-//!   arrives at the front of the first read and is skipped by [`decode`].
+//! * **The upgrade** is one HTTP request. RFC 6455 (section 4.1) has the client wait for the
+//!   server's `101` before it sends a frame, so the join goes out when [`decode`] reports
+//!   [`Message::Upgraded`]: a WebSocket connection costs one round trip more than a TCP one,
+//!   as it does for a browser.
 //! * **Outgoing:** one text message, in one frame, per protocol frame, masked as RFC 6455
 //!   requires of every client frame. The payload's length is known before it is written (the
 //!   codec's parts are added up), so the header goes first and the parts are masked as they
@@ -85,7 +85,11 @@ pub(crate) enum Message<'a> {
     /// A text message (its fragments joined when there were several: then borrowed from
     /// `scratch`).
     Text(&'a [u8]),
-    /// Binary, ping, pong, close: nothing the load test measures.
+    /// The server's `101 Switching Protocols`: frames may be sent now.
+    Upgraded,
+    /// A close frame, with its status code when it has one.
+    Close(Option<u16>),
+    /// Binary, ping, pong: nothing the load test measures.
     Other,
 }
 
@@ -116,19 +120,24 @@ pub(crate) fn decode(
                 ));
             }
             used += end + 4;
+            each(Message::Upgraded);
             continue;
         }
         match message(rest, max, &mut scratch)? {
             None => return Ok(used),
-            Some((len, is_text, single)) => {
+            Some((len, opcode, single)) => {
                 let payload = match single {
                     Some(range) => &rest[range],
                     None => &scratch[..],
                 };
-                each(if is_text {
-                    Message::Text(payload)
-                } else {
-                    Message::Other
+                each(match opcode {
+                    0x1 => Message::Text(payload),
+                    0x8 => Message::Close(
+                        payload
+                            .get(..2)
+                            .map(|code| u16::from_be_bytes([code[0], code[1]])),
+                    ),
+                    _ => Message::Other,
                 });
                 used += len;
             }
@@ -171,14 +180,14 @@ fn header(buf: &[u8]) -> Result<Option<(bool, u8, usize, usize)>, String> {
 /// fragments (`None`: in the scratch buffer).
 type Payload = Option<std::ops::Range<usize>>;
 
-/// The message at the front of `buf`: (bytes it took, whether it is text, where its payload
-/// is), or `None` while it is incomplete. Control frames between fragments are skipped with
+/// The message at the front of `buf`: (bytes it took, its opcode, where its payload is), or
+/// `None` while it is incomplete. Control frames between fragments are skipped with
 /// the message (the server never sends any there).
 fn message(
     buf: &[u8],
     max: usize,
     scratch: &mut Vec<u8>,
-) -> Result<Option<(usize, bool, Payload)>, String> {
+) -> Result<Option<(usize, u8, Payload)>, String> {
     let mut at = 0;
     let mut kind = None;
     let mut frames = 0;
@@ -200,19 +209,20 @@ fn message(
         at += header + len;
         match (opcode, kind) {
             // A control frame: alone, or between fragments (skipped).
-            (0x8..=0xA, None) => return Ok(Some((at, false, Some(range)))),
+            (0x8..=0xA, None) => return Ok(Some((at, opcode, Some(range)))),
             (0x8..=0xA, Some(_)) => continue,
             (0x1 | 0x2, None) => kind = Some(opcode),
             (0x0, Some(_)) => {}
             _ => return Err(format!("an unexpected frame (opcode {opcode:#x})")),
         }
         frames += 1;
+        let opcode = kind.unwrap_or(opcode);
         if fin && frames == 1 {
-            return Ok(Some((at, kind == Some(0x1), Some(range))));
+            return Ok(Some((at, opcode, Some(range))));
         }
         scratch.extend_from_slice(payload);
         if fin {
-            return Ok(Some((at, kind == Some(0x1), None)));
+            return Ok(Some((at, opcode, None)));
         }
     }
 }
@@ -245,6 +255,8 @@ mod tests {
         let used = decode(buf, 1000, |m| {
             seen.push(match m {
                 Message::Text(t) => Ok(String::from_utf8(t.to_vec()).expect("utf-8")),
+                Message::Upgraded => Ok("101".into()),
+                Message::Close(code) => Ok(format!("close {code:?}")),
                 Message::Other => Err(()),
             })
         })
@@ -276,9 +288,18 @@ mod tests {
         let mut buf = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".to_vec();
         buf.extend_from_slice(&[0x81, 2, b'h', b'i']);
         buf.extend_from_slice(&[0x89, 0]); // a ping
+        buf.extend_from_slice(&[0x88, 2, 0x03, 0xE9]);
         buf.extend_from_slice(&[0x81, 126, 0, 200, b'x']);
         let (seen, used) = texts(&buf);
-        assert_eq!(seen, vec![Ok("hi".into()), Err(())]);
+        assert_eq!(
+            seen,
+            vec![
+                Ok("101".into()),
+                Ok("hi".into()),
+                Err(()),
+                Ok("close Some(1001)".into())
+            ]
+        );
         assert_eq!(used, buf.len() - 5);
         // Half a response: nothing yet.
         assert_eq!(texts(b"HTTP/1.1 101 Swi"), (vec![], 0));
