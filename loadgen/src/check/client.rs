@@ -1,11 +1,17 @@
 //! The checker's client: raw bytes out, JSON values in, and `expect_*` helpers that turn any
 //! surprise into a FAIL message saying what was expected and what came.
 //!
+//! Over WebSocket (`--transport ws`) it upgrades first, writes through [`Wire`] (lines become
+//! messages) and reads messages as lines: the scenarios are the same.
+//!
 //! It never uses chat-core: requests are written as JSON text, replies are judged as
 //! `serde_json::Value`, so the checker grades the wire format itself.
 
+use super::wire::Wire;
 use super::Ctx;
+use crate::run::{ws, Transport};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,9 +21,16 @@ const TS_TOLERANCE_MS: i64 = 60_000;
 
 /// One connection to the server under test.
 pub(crate) struct Client {
+    /// What the client reads from.
     stream: TcpStream,
-    /// Bytes received but not yet split into lines.
+    /// What it writes on: the same connection, framed for its transport.
+    wire: Wire,
+    /// Over WebSocket: read messages, not lines.
+    ws: bool,
+    /// Bytes received but not yet split into lines (or WebSocket frames).
     pending: Vec<u8>,
+    /// Over WebSocket: messages decoded and not yet read.
+    inbox: VecDeque<Inbound>,
     /// Who this is in FAIL messages (usually the nickname).
     pub label: String,
     /// The last line sent, shown in FAIL messages as context.
@@ -28,6 +41,14 @@ pub(crate) struct Client {
     closed: bool,
     /// Counter for the ids of [`Client::still_works`] pings.
     probes: u64,
+}
+
+/// A WebSocket message read and not yet taken.
+enum Inbound {
+    /// A text message: one protocol frame.
+    Text(Vec<u8>),
+    /// The server's close frame, with its status code.
+    Close(Option<u16>),
 }
 
 /// What waiting for the next frame gave.
@@ -70,16 +91,99 @@ impl Client {
             .set_nodelay(true)
             .and_then(|()| stream.set_write_timeout(Some(ctx.timeout())))
             .map_err(|e| format!("{label}: socket setup failed: {e}"))?;
-        Ok(Client {
+        let ws = ctx.config.transport == Transport::Ws;
+        let wire = stream
+            .try_clone()
+            .map_err(|e| format!("{label}: cannot clone the socket: {e}"))?;
+        let mut client = Client {
             stream,
+            wire: Wire::new(wire, ws),
+            ws,
             pending: Vec::new(),
+            inbox: VecDeque::new(),
             label: label.to_string(),
             last_sent: "(nothing yet)".into(),
             timeout: ctx.timeout(),
             verbose: ctx.config.verbose,
             closed: false,
             probes: 0,
+        };
+        if ws {
+            client.upgrade(&ctx.config.ws_path)?;
+        }
+        Ok(client)
+    }
+
+    /// The WebSocket opening handshake: the request, then the server's `101` (RFC 6455 has the
+    /// client wait for it before it sends a frame). Frames that follow the response stay in
+    /// `pending`.
+    fn upgrade(&mut self, path: &str) -> Result<(), String> {
+        let mut request = Vec::new();
+        ws::upgrade(&mut request, path);
+        self.last_sent = format!("the upgrade to {path}");
+        self.stream
+            .write_all(&request)
+            .map_err(|e| format!("{}: sending the upgrade failed: {e}", self.label))?;
+        let deadline = Instant::now() + self.timeout;
+        let mut buf = [0u8; 4096];
+        let head = loop {
+            if let Some(end) = memchr::memmem::find(&self.pending, b"\r\n\r\n") {
+                break end + 4;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.pending.len() > 16 * 1024 {
+                return Err(format!(
+                    "{}: no answer to the WebSocket upgrade within {} ms",
+                    self.label,
+                    self.timeout.as_millis()
+                ));
+            }
+            let read = self
+                .stream
+                .set_read_timeout(Some(left))
+                .and_then(|()| self.stream.read(&mut buf));
+            match read {
+                Ok(0) => {
+                    return Err(format!(
+                        "{}: the connection closed during the WebSocket upgrade",
+                        self.label
+                    ))
+                }
+                Ok(n) => self.pending.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("{}: the upgrade failed: {e}", self.label)),
+            }
+        };
+        let response = String::from_utf8_lossy(&self.pending[..head]).into_owned();
+        if !response.starts_with("HTTP/1.1 101 ") {
+            return Err(format!(
+                "{}: the WebSocket upgrade was refused: {}",
+                self.label,
+                clip(response.lines().next().unwrap_or_default())
+            ));
+        }
+        self.pending.drain(..head);
+        Ok(())
+    }
+
+    /// Moves the complete WebSocket messages in `pending` to the inbox. `Err`: the server
+    /// broke the framing.
+    fn decode_messages(&mut self) -> Result<(), String> {
+        let inbox = &mut self.inbox;
+        let used = ws::decode(&self.pending, 16 * 1024 * 1024, |message| match message {
+            ws::Message::Text(text) => inbox.push_back(Inbound::Text(text.to_vec())),
+            ws::Message::Close(code) => inbox.push_back(Inbound::Close(code)),
+            ws::Message::Upgraded | ws::Message::Other => {}
         })
+        .map_err(|e| {
+            format!(
+                "{}: the server broke the WebSocket framing: {e}",
+                self.label
+            )
+        })?;
+        self.pending.drain(..used);
+        Ok(())
     }
 
     /// Connects and joins `room` (or the default room) as `nickname`; returns the `welcome`.
@@ -94,9 +198,9 @@ impl Client {
         Ok((client, welcome))
     }
 
-    /// A second handle on the socket, for a writer thread.
-    pub fn writer(&self) -> Result<TcpStream, String> {
-        self.stream
+    /// A second writer on the connection, for a writer thread.
+    pub fn writer(&self) -> Result<Wire, String> {
+        self.wire
             .try_clone()
             .map_err(|e| format!("{}: cannot clone the socket: {e}", self.label))
     }
@@ -114,7 +218,7 @@ impl Client {
         if self.verbose {
             eprintln!("{} > {}", self.label, self.last_sent);
         }
-        self.stream
+        self.wire
             .write_all(bytes)
             .map_err(|e| format!("{}: sending {} failed: {e}", self.label, self.last_sent))
     }
@@ -124,7 +228,20 @@ impl Client {
     pub fn next(&mut self, deadline: Instant) -> Result<Next, String> {
         let mut buf = [0u8; 64 * 1024];
         loop {
-            if let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
+            if self.ws {
+                self.decode_messages()?;
+                match self.inbox.pop_front() {
+                    Some(Inbound::Text(text)) => return self.parse(&text).map(Next::Frame),
+                    Some(Inbound::Close(code)) => {
+                        // The closing handshake: answer, and the connection is over.
+                        let _ = self.wire.close_reply(code);
+                        self.closed = true;
+                        self.pending.clear();
+                        return Ok(Next::Closed(format!("close frame {code:?}")));
+                    }
+                    None => {}
+                }
+            } else if let Some(newline) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=newline).collect();
                 return self.parse(&line).map(Next::Frame);
             }

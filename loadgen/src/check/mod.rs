@@ -14,10 +14,16 @@
 //! loadgen check --addr 127.0.0.1:8888 --max-conns-per-ip 4    # a server started with it
 //! loadgen check --addr 127.0.0.1:8001,127.0.0.1:8002,127.0.0.1:8003   # the nodes of a cluster
 //! loadgen check --addr A,B,C --cluster-ctl ./ctl.sh           # plus node death and Redis restart
+//! loadgen check --transport ws --addr 127.0.0.1:8080          # the same, over WebSocket (/ws)
 //! ```
 //!
 //! Given several addresses (the nodes of one cluster), the checker places each new client on
 //! the next node in turn, so every scenario with two or more clients crosses nodes.
+//!
+//! With `--transport ws` every client upgrades first (to `--ws-path`, `/ws`) and each line it
+//! writes is one WebSocket message: a line in pieces is a message in fragments, a line that
+//! never ends a message that never ends (`check/wire.rs`). The scenarios and their verdicts
+//! are the same: PROTOCOL.md promises the same rules over both transports.
 //!
 //! It prints one line per scenario (`PASS name`, `FAIL name: why`, `SKIP name: why`), then
 //! `N passed, N failed, N skipped`, and exits 0 only when nothing failed.
@@ -33,6 +39,7 @@
 //! | `check/burst.rs` | a burst far above `--max-backlog`: only the stalled reader is cut off |
 //! | `check/half_close.rs` | a client that half-closes still gets every reply, then the close |
 //! | `check/abuse.rs` | slowloris (only a complete frame is activity), `--max-conns-per-ip` |
+//! | `check/client.rs`, `check/wire.rs` | the checker's client, over TCP or WebSocket |
 //! | `check/process.rs` | the assertions that need the server *process* (for the servers' tests) |
 //! | `check/cluster.rs` | a node killed, Redis restarted (with `--cluster-ctl`, or from tests) |
 
@@ -50,12 +57,14 @@ mod process;
 mod report;
 mod requests;
 mod rooms;
+mod wire;
 
 pub use burst::{assert_burst_passes_repeatedly, BURST};
 pub use cluster::{ClusterControl, CommandControl};
 pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
+use crate::run::Transport;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -108,6 +117,13 @@ pub struct CheckArgs {
     /// Print every frame sent and received (to stderr).
     #[arg(long)]
     pub verbose: bool,
+    /// Speak to the server over TCP, or over WebSocket (`--addr` is then each node's HTTP
+    /// listener): every scenario, each line one message.
+    #[arg(long, value_enum, default_value_t = Transport::Tcp)]
+    pub transport: Transport,
+    /// With `--transport ws`: the path of the upgrade request.
+    #[arg(long, default_value = "/ws")]
+    pub ws_path: String,
 }
 
 /// Runs the checker from the command line.
@@ -123,6 +139,8 @@ pub fn main(args: CheckArgs) -> anyhow::Result<ExitCode> {
         only: args.only,
         reply_timeout: Duration::from_millis(args.timeout_ms),
         verbose: args.verbose,
+        transport: args.transport,
+        ws_path: args.ws_path,
         cluster: args
             .cluster_ctl
             .map(|program| Arc::new(CommandControl::new(program)) as Arc<dyn ClusterControl>),
@@ -156,6 +174,10 @@ pub struct CheckConfig {
     pub verbose: bool,
     /// How to kill a node and restart Redis (enables the `cluster.*` scenarios).
     pub cluster: Option<Arc<dyn ClusterControl>>,
+    /// TCP, or WebSocket: the same scenarios, each line one message.
+    pub transport: Transport,
+    /// The upgrade's path with [`Transport::Ws`].
+    pub ws_path: String,
 }
 
 impl Default for CheckConfig {
@@ -172,6 +194,8 @@ impl Default for CheckConfig {
             reply_timeout: Duration::from_millis(3000),
             verbose: false,
             cluster: None,
+            transport: Transport::Tcp,
+            ws_path: "/ws".into(),
         }
     }
 }

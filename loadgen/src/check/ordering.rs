@@ -2,10 +2,10 @@
 //! (2, 3), a stalled reader slows nobody and is cut off (4), bad input stays with its sender (5).
 
 use super::client::{join_group, Client};
+use super::wire::Wire;
 use super::{Ctx, Need, Scenario};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -130,7 +130,7 @@ fn concurrent_senders(ctx: &Ctx) -> Result<(), String> {
 }
 
 /// Sends `MESSAGES` messages with ids `sender * 10000 + i`, twenty lines per write.
-fn send_numbered(mut writer: TcpStream, sender: i64) -> Result<(), String> {
+fn send_numbered(mut writer: Wire, sender: i64) -> Result<(), String> {
     for chunk in 0..MESSAGES / 20 {
         let lines: String = (chunk * 20..chunk * 20 + 20)
             .map(|i| {
@@ -247,7 +247,7 @@ fn settle(member: &mut Client, gone: &str) -> Result<(), String> {
     }
 }
 
-pub(crate) fn keep_pinging(mut writer: TcpStream, stop: &AtomicBool) {
+pub(crate) fn keep_pinging(mut writer: Wire, stop: &AtomicBool) {
     let _ = writer.set_write_timeout(Some(Duration::from_millis(200)));
     while !stop.load(Ordering::SeqCst) {
         if writer.write_all(b"{\"type\":\"ping\"}\n").is_err() {

@@ -76,7 +76,7 @@ mod sysstat;
 mod traffic;
 mod worker;
 mod workload;
-mod ws;
+pub(crate) mod ws;
 
 pub use args::{
     parse_duration, RunArgs, RunConfig, Spread, Target, Transport, Workload, CONNS_PER_PROC,

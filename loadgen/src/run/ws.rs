@@ -43,8 +43,18 @@ pub(crate) fn upgrade(out: &mut Vec<u8>, path: &str) {
 
 /// Appends one masked text frame whose payload is `parts`, one after the other.
 pub(crate) fn text_frame(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    frame(out, true, TEXT, parts);
+}
+
+/// The opcodes a client sends.
+pub(crate) const CONTINUATION: u8 = 0x0;
+pub(crate) const TEXT: u8 = 0x1;
+pub(crate) const CLOSE: u8 = 0x8;
+
+/// Appends one masked frame: `fin` (the message's last), `opcode`, and the payload `parts`.
+pub(crate) fn frame(out: &mut Vec<u8>, fin: bool, opcode: u8, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    out.push(0x81); // FIN, text
+    out.push(if fin { 0x80 } else { 0 } | opcode);
     match len {
         0..=125 => out.push(0x80 | len as u8),
         126..=0xFFFF => {

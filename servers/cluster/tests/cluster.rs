@@ -7,19 +7,7 @@ use loadgen::check::{run_cluster_checks, CheckConfig, ClusterControl, Outcome};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{unique_prefix, Node, Redis};
-
-/// The limits the nodes run with, told to the checker (as `assert_conformance` does).
-const LIMITS: [&str; 8] = [
-    "--max-conns",
-    "32",
-    "--max-line",
-    "4096",
-    "--idle-timeout",
-    "2",
-    "--max-backlog",
-    "262144",
-];
+use support::{limits_checked, unique_prefix, Node, Redis, LIMITS};
 
 /// The test owns the processes, so it is the cluster's control.
 struct Control {
@@ -111,28 +99,14 @@ fn three_nodes_pass_the_suite_and_survive_node_death_and_a_redis_restart() {
         nodes: Mutex::new(nodes),
     });
     let config = CheckConfig {
-        max_line: Some(4096),
-        max_conns: Some(32),
-        idle_timeout: Some(Duration::from_secs(2)),
-        max_backlog: Some(262_144),
         cluster: Some(control.clone()),
-        ..CheckConfig::default()
+        ..limits_checked()
     };
-    let mut report = run_cluster_checks(&addrs, &config);
-    for (scenario, own) in limited {
-        report.results.retain(|r| r.name != scenario);
-        report.results.extend(own.results);
-    }
-    println!("three nodes:\n{report}");
-    let failures: Vec<String> = report.failures().map(ToString::to_string).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let skipped: Vec<String> = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Skip(_)))
-        .map(ToString::to_string)
-        .collect();
-    assert!(skipped.is_empty(), "skipped: {}", skipped.join("\n"));
+    let report = support::assert_every_scenario_passes(
+        run_cluster_checks(&addrs, &config),
+        limited,
+        "three nodes",
+    );
     for name in [
         "cluster.redis_restarted",
         "cluster.node_killed",

@@ -1,14 +1,18 @@
-//! `loadgen run --transport ws` against a node: the generator's WebSocket client (its own
-//! upgrade, masking and frame decoder) carries every workload with nothing lost, and the same
-//! run over TCP, side by side, counts the same. The figures are not judged here (a shared
-//! machine); the README's TCP-against-WebSocket table is taken on a quiet one.
+//! The generator and the checker over WebSocket, against a node:
+//! - `loadgen check --transport ws`: every conformance scenario, each line one message, passes
+//!   on `/ws` (the limits' scenarios on nodes started with those limits: nothing skipped);
+//! - `loadgen run --transport ws`: the generator's WebSocket client (its own upgrade, masking
+//!   and frame decoder) carries every workload with nothing lost, and the same run over TCP,
+//!   side by side, counts the same. The figures are not judged here (a shared machine); the
+//!   README's TCP-against-WebSocket table is taken on a quiet one.
 
 mod support;
 
+use loadgen::check::{run_checks, CheckConfig};
 use loadgen::run::{run, RunConfig, RunReport, Transport, Workload};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::Node;
+use support::{limits_checked, Node, LIMITS};
 
 /// A short run: 0.3 s warm-up, 1 s measured, generous timeouts for a loaded machine.
 fn quick(addr: SocketAddr, transport: Transport, workload: Workload) -> RunConfig {
@@ -76,4 +80,64 @@ fn websocket_to_the_chat_port_fails_clearly() {
     let examples = report.connections.failure_examples.join("\n");
     eprintln!("{:?}\n{examples}", report.connections.failures);
     assert!(examples.contains("reserved bit"), "{examples}");
+}
+
+/// The checker's whole suite over WebSocket, on `--redis memory` nodes: the common limits on
+/// one, `--rate-limit` and `--max-conns-per-ip` (which would trip every other scenario) each on
+/// its own, as `assert_conformance` does over TCP. Every scenario passes; none is skipped.
+#[test]
+fn the_conformance_suite_passes_over_websocket() {
+    let ws = |config: CheckConfig| CheckConfig {
+        transport: Transport::Ws,
+        ..config
+    };
+    let node = Node::memory(&[&["--threads", "2"][..], &LIMITS[..]].concat());
+    let report = run_checks(node.http, &ws(limits_checked()));
+    let mut limited = Vec::new();
+    for (scenario, flag, config) in [
+        (
+            "limits.rate_limited",
+            "--rate-limit=10",
+            CheckConfig {
+                rate_limit: Some(10),
+                ..CheckConfig::default()
+            },
+        ),
+        (
+            "limits.max_conns_per_ip",
+            "--max-conns-per-ip=4",
+            CheckConfig {
+                max_conns_per_ip: Some(4),
+                ..CheckConfig::default()
+            },
+        ),
+    ] {
+        let config = CheckConfig {
+            only: Some(scenario.into()),
+            ..config
+        };
+        let node = Node::memory(&["--threads", "1", flag]);
+        limited.push((scenario, run_checks(node.http, &ws(config))));
+    }
+    let report = support::assert_every_scenario_passes(report, limited, "over WebSocket");
+    assert!(report.results.len() > 60, "{report}");
+}
+
+/// The checker over WebSocket is no formality: at the chat port (which does not speak it)
+/// every scenario fails, each saying the upgrade got no `101`.
+#[test]
+fn the_checker_over_websocket_at_the_chat_port_fails() {
+    let node = Node::memory(&["--threads", "1"]);
+    let report = run_checks(
+        node.addr,
+        &CheckConfig {
+            transport: Transport::Ws,
+            only: Some("ping.pong".into()),
+            reply_timeout: Duration::from_secs(2),
+            ..CheckConfig::default()
+        },
+    );
+    let failures: Vec<String> = report.failures().map(ToString::to_string).collect();
+    assert_eq!(failures.len(), 1, "{report}");
+    assert!(failures[0].contains("upgrade"), "{}", failures[0]);
 }

@@ -253,3 +253,51 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The limits the conformance tests' nodes run with, told to the checker (as
+/// `assert_conformance` does): [`limits_checked`].
+pub const LIMITS: [&str; 8] = [
+    "--max-conns",
+    "32",
+    "--max-line",
+    "4096",
+    "--idle-timeout",
+    "2",
+    "--max-backlog",
+    "262144",
+];
+
+/// The checker's settings for nodes started with [`LIMITS`].
+pub fn limits_checked() -> loadgen::check::CheckConfig {
+    loadgen::check::CheckConfig {
+        max_line: Some(4096),
+        max_conns: Some(32),
+        idle_timeout: Some(Duration::from_secs(2)),
+        max_backlog: Some(262_144),
+        ..loadgen::check::CheckConfig::default()
+    }
+}
+
+/// `own`'s results replace `report`'s for `scenario` (a scenario run on a node of its own,
+/// started with the limit it needs); then every scenario must have passed, none skipped.
+pub fn assert_every_scenario_passes(
+    mut report: loadgen::check::CheckReport,
+    limited: Vec<(&str, loadgen::check::CheckReport)>,
+    what: &str,
+) -> loadgen::check::CheckReport {
+    for (scenario, own) in limited {
+        report.results.retain(|r| r.name != scenario);
+        report.results.extend(own.results);
+    }
+    println!("{what}:\n{report}");
+    let failures: Vec<String> = report.failures().map(ToString::to_string).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let skipped: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| matches!(r.outcome, loadgen::check::Outcome::Skip(_)))
+        .map(ToString::to_string)
+        .collect();
+    assert!(skipped.is_empty(), "skipped: {}", skipped.join("\n"));
+    report
+}
