@@ -35,9 +35,6 @@ pub const ZH_ONLY: &[&str] = &["GLOSSARY.md"];
 pub const AWAITING_TRANSLATION: &[&str] = &[
     // Issue 18, deliver 5: the lessons of the new models, translated once they have settled.
     "10-beyond-one-process.md",
-    // Issue 13: lesson 11 (WebSocket and the browser) is new; its Chinese edition comes once
-    // the lesson has settled.
-    "11-websocket.md",
     "12-completion.md",
 ];
 

@@ -1,9 +1,11 @@
 //! nginx in front of three nodes, running the committed `deploy/nginx.conf`: WebSocket clients
-//! chat through it, and when a node is killed, its clients reconnect through nginx to a live
-//! node within 2 s and get their nickname and room back.
+//! chat through it with a TCP client on one of the nodes, and when a node is killed, its
+//! clients reconnect through nginx to a live node within 2 s and get their nickname and room
+//! back.
 
 mod support;
 
+use loadgen::testkit::TestClient;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,7 +25,8 @@ fn node_of(nginx: &Nginx, session: &str) -> String {
     health["node"].as_str().unwrap_or_default().to_string()
 }
 
-/// Nine WebSocket clients (three per node, by their session keys) chat through nginx; node
+/// Nine WebSocket clients (three per node, by their session keys) chat through nginx with a
+/// TCP client of node `n1` (the chat port, beside the proxy); node
 /// `n2` is killed with SIGKILL; each of its clients reconnects with the browser client's rule,
 /// lands on a live node, and is back in its room with its nickname within 2 s of the kill;
 /// everyone is in the room again and hears it speak.
@@ -68,20 +71,29 @@ fn clients_follow_a_dead_node_through_nginx() {
             clients.push((node.clone(), client));
         }
     }
+    let n1 = nodes.iter().position(|n| n.http == https[0]).expect("n1");
+    let mut terminal = TestClient::join(nodes[n1].addr, "terminal", "hall");
+    names.push("terminal".to_string());
     names.sort();
 
-    // Everyone hears everyone, through nginx and three nodes.
-    let speak = |clients: &mut Vec<(String, Resilient)>, who: usize, text: &str| {
-        clients[who]
-            .1
-            .client
-            .send(&json!({"type": "message", "content": text}));
+    // Everyone hears everyone, through nginx and three nodes, and the terminal beside them.
+    let speak = |clients: &mut Vec<(String, Resilient)>,
+                 terminal: &mut TestClient,
+                 who: Option<usize>,
+                 text: &str| {
+        let message = json!({"type": "message", "content": text});
+        match who {
+            Some(who) => clients[who].1.client.send(&message),
+            None => terminal.send(&message),
+        }
         for (_, c) in clients.iter_mut() {
             let heard = c.client.wait_for("broadcast");
             assert_eq!(heard["content"], text, "{}", c.nickname);
         }
+        assert_eq!(terminal.expect("broadcast")["content"], text, "terminal");
     };
-    speak(&mut clients, 0, "hello, everyone");
+    speak(&mut clients, &mut terminal, Some(0), "hello, everyone");
+    speak(&mut clients, &mut terminal, None, "hello from the terminal");
 
     // Kill n2. Its clients notice (nginx closes their connections), reconnect through nginx,
     // and join again; the clock runs from the kill.
@@ -137,7 +149,13 @@ fn clients_follow_a_dead_node_through_nginx() {
         .iter()
         .position(|(node, _)| node == "n2")
         .expect("a client of n2");
-    speak(&mut clients, returned, "back from the dead node");
+    speak(
+        &mut clients,
+        &mut terminal,
+        Some(returned),
+        "back from the dead node",
+    );
+    speak(&mut clients, &mut terminal, None, "welcome back");
     assert!(
         !nginx.errors().contains("[emerg]"),
         "nginx: {}",
