@@ -24,6 +24,7 @@ const LESSONS: &[&str] = &[
     "08-measuring.md",
     "09-socket-options.md",
     "10-beyond-one-process.md",
+    "11-websocket.md",
     "12-completion.md",
 ];
 
@@ -161,6 +162,14 @@ fn lesson_09_socket_options() {
 #[test]
 fn lesson_10_beyond_one_process() {
     run("10-beyond-one-process.md");
+}
+
+/// Lesson 11: WebSocket on chat-cluster's HTTP port: the upgrade seen with curl, frames written
+/// by hand (masked, too long, control, close), TCP and WebSocket in one room, pings that are not
+/// activity, a session key taking a nickname back.
+#[test]
+fn lesson_11_websocket() {
+    run("11-websocket.md");
 }
 
 /// Lesson 12: chat-uring's rings: sockets in the registered file table, one io_uring_enter per

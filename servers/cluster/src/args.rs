@@ -19,7 +19,9 @@ pub struct ClusterArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
-    /// The Redis that holds the shared state and carries the channels.
+    /// The Redis that holds the shared state and carries the channels; `memory`: no Redis, one
+    /// node with the shared state in its own memory (a chat of one process, with `/ws` and the
+    /// browser client: the quickest way to try them).
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     pub redis: String,
 
@@ -32,8 +34,8 @@ pub struct ClusterArgs {
     #[arg(long, default_value = "c10k:")]
     pub redis_prefix: String,
 
-    /// Where `/health` and `/metrics` are served; `off` disables HTTP. Port 0 picks a free
-    /// port (printed as `http on ADDR`).
+    /// Where `/health`, `/metrics`, the WebSocket endpoint `/ws` and the browser client `/`
+    /// are served; `off` disables HTTP. Port 0 picks a free port (printed as `http on ADDR`).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_addr: HttpAddr,
 

@@ -32,6 +32,10 @@ pub enum Kind {
     Renamed,
     /// A `private`, on the recipient's node channel.
     Private,
+    /// On a node channel: its connection `conn` was replaced by a newer connection of the same
+    /// WebSocket session, which took the nickname over (`bus::scripts::JOIN`); the frame is
+    /// what to tell the old connection before closing it.
+    Replaced,
 }
 
 /// The routing line of an envelope.

@@ -34,22 +34,31 @@
 //!   `unavailable` (nothing happened, retry later); the bus reconnects with backoff and the
 //!   node re-registers every member, because a restarted Redis has forgotten them ([`node`]).
 //!
+//! - **WebSocket** (PROTOCOL.md, section 9): a browser connects to `/ws` on the HTTP port; after
+//!   the upgrade the socket is a chat connection like the chat port's, with the same session,
+//!   queue, writer and limits, and WebSocket messages instead of lines ([`websocket`]). TCP and
+//!   WebSocket clients share rooms: the node does not tell them apart beyond framing.
+//!
 //! ## Files
 //! | file | concept |
 //! |---|---|
 //! | `lib.rs` (this file) | the accept loop and shutdown, as in chat-async |
-//! | [`connection`] | a connection's reader task; the writer is chat-async's `outbound` |
+//! | [`connection`] | a connection's reader task, for both transports; the writer is chat-async's `outbound` |
+//! | [`transport`], [`websocket`] | how bytes become frames: lines (TCP) or WebSocket messages (`websocket/decoder.rs`); the upgrade |
+//! | [`outlet`] | how frames become bytes: as they are (TCP), or as WebSocket text messages |
 //! | [`session`] | one connection's requests, one at a time, each an `async fn` |
 //! | [`relay`] | the node's delivery rules, sans-I/O: envelopes in, frames out |
-//! | [`node`] | the shared state; `node/tasks.rs`: the pump, subscriber, recovery and liveness tasks |
-//! | [`bus`] | the [`bus::Bus`] trait, and Redis behind it: connections and reconnecting (`bus/redis.rs`), the operations (`bus/redis/commands.rs`), the Lua scripts (`bus/scripts.rs`) |
+//! | [`node`] | the shared state, the limits; `node/tasks.rs`: the pump, subscriber, recovery and liveness tasks |
+//! | [`bus`] | the [`bus::Bus`] trait; Redis behind it: connections and reconnecting (`bus/redis.rs`), the operations (`bus/redis/commands.rs`), the Lua scripts (`bus/scripts.rs`); or the process's own memory (`bus/memory.rs`, `--redis memory`) |
 //! | [`envelope`], [`keys`] | what travels on channels; every key and channel name |
-//! | [`http`] | `/health` and `/metrics` |
+//! | [`http`] | `/health`, `/metrics`, `/ws` and the browser client (`web/`) on hyper and axum |
 //! | [`prefork`] | `--processes N`: a supervisor and its workers on one port |
 //! | [`args`], `main.rs` | flags, the runtime, signals |
 //!
 //! ## Run it, poke it
 //! ```text
+//! cargo run --release -p chat-cluster -- --redis memory    # one node, no Redis: then open
+//!                                                          # http://127.0.0.1:8080/
 //! redis-server --port 6379 --save '' --appendonly no &
 //! cargo run --release -p chat-cluster -- --addr 127.0.0.1:8001 --http-addr 127.0.0.1:9001 &
 //! cargo run --release -p chat-cluster -- --addr 127.0.0.1:8002 --http-addr 127.0.0.1:9002 &
@@ -66,21 +75,28 @@ pub mod envelope;
 pub mod http;
 pub mod keys;
 pub mod node;
+pub mod outlet;
 pub mod prefork;
 pub mod relay;
 pub mod session;
+pub mod transport;
+pub mod websocket;
 
+use bus::memory::MemoryBus;
 use bus::redis::RedisBus;
 use bus::Bus;
 use chat_core::{net, ServerArgs};
 use keys::Keys;
-use node::Node;
+use node::{Limits, Node};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// `--redis memory`: no Redis, one node with its bus in its own memory.
+pub const MEMORY: &str = "memory";
 
 /// How long accepting pauses when the process is out of file descriptors.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -97,9 +113,13 @@ const START_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything a node needs to run, besides its listeners.
 pub struct NodeConfig {
+    /// The common server flags: limits and socket options, for both transports.
     pub server: ServerArgs,
+    /// `--node-id`: this node's name in the cluster.
     pub node_id: String,
+    /// `--redis`: a Redis URL, or [`MEMORY`].
     pub redis_url: String,
+    /// `--redis-prefix`: in front of every key and channel.
     pub redis_prefix: String,
     /// The worker index under `--processes` (reported by `/health`).
     pub worker: Option<usize>,
@@ -110,8 +130,8 @@ pub struct NodeConfig {
     pub announce: Option<Box<dyn FnOnce() + Send>>,
 }
 
-/// Runs a node on Redis until `stop`: serves `listener` (and `http`), then shuts down
-/// gracefully.
+/// Runs a node until `stop`, on Redis or, with `--redis memory`, on a bus of its own: serves
+/// `listener` (and `http`), then shuts down gracefully.
 pub async fn run(
     listener: TcpListener,
     http: Option<TcpListener>,
@@ -119,12 +139,17 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let keys = Keys::new(&config.redis_prefix);
+    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+    if config.redis_url == MEMORY {
+        let bus = Arc::new(MemoryBus::new(keys.clone(), &config.node_id, events_tx));
+        serve(bus, events, keys, listener, http, config, stop).await;
+        return Ok(());
+    }
     let bus = Arc::new(RedisBus::new(
         &config.redis_url,
         keys.clone(),
         &config.node_id,
     )?);
-    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let bus_stop = CancellationToken::new();
     let maintain = {
         let bus = Arc::clone(&bus);
@@ -147,7 +172,12 @@ pub async fn serve<B: Bus>(
     mut config: NodeConfig,
     stop: CancellationToken,
 ) {
-    let (node, queue) = Node::new(&config.node_id, bus, keys);
+    let limits = Limits {
+        max_conns: config.server.max_conns,
+        max_conns_per_ip: config.server.max_conns_per_ip,
+    };
+    let (node, queue) = Node::new(&config.node_id, bus, keys, limits);
+    // Every connection's tasks, TCP and WebSocket: the shutdown waits for them all.
     let tasks = TaskTracker::new();
     let background = TaskTracker::new();
     background.spawn(Arc::clone(&node).pump(events));
@@ -159,8 +189,10 @@ pub async fn serve<B: Bus>(
             metrics,
             started: Instant::now(),
             worker: config.worker,
+            connections: tasks.clone(),
+            server: config.server.clone(),
         };
-        background.spawn(http::serve(listener, state, stop.clone()));
+        background.spawn(http::serve::serve(listener, state, stop.clone()));
     }
     if !node.wait_available(START_WAIT).await {
         tracing::warn!("not registered with the cluster yet; serving, `unavailable` until then");
@@ -169,24 +201,14 @@ pub async fn serve<B: Bus>(
         announce();
     }
 
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
-            Ok((stream, _)) => connection::start(&tasks, &node, stream, &config.server),
-            Err(e) if net::is_transient_accept_error(&e) => {}
-            Err(e) => {
-                // Out of descriptors: pause rather than spin (see chat-async).
-                tracing::warn!("accept failed: {e}; pausing for {ACCEPT_PAUSE:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(ACCEPT_PAUSE) => {}
-                    _ = stop.cancelled() => break,
-                }
-            }
-        }
+    while let Some(stream) = accept(&listener, &stop).await {
+        connection::start(
+            &tasks,
+            &node,
+            stream,
+            &config.server,
+            connection::Transport::Lines,
+        );
     }
 
     drop(listener);
@@ -197,5 +219,28 @@ pub async fn serve<B: Bus>(
         .is_err()
     {
         tracing::warn!("some connections were still closing at the end of the grace period");
+    }
+}
+
+/// The next accepted socket, or `None` once `stop` is cancelled. Out of file descriptors, it
+/// pauses rather than spin (see chat-async); the chat port and the HTTP port both use it.
+pub async fn accept(listener: &TcpListener, stop: &CancellationToken) -> Option<TcpStream> {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => return Some(stream),
+            Err(e) if net::is_transient_accept_error(&e) => {}
+            Err(e) => {
+                tracing::warn!("accept failed: {e}; pausing for {ACCEPT_PAUSE:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(ACCEPT_PAUSE) => {}
+                    _ = stop.cancelled() => return None,
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! cargo run --release -p chat-cluster -- --redis redis://127.0.0.1:6379 --addr 127.0.0.1:8888
+//! cargo run --release -p chat-cluster -- --redis memory     # one node, no Redis; open the
+//!                                                           # `http on` address in a browser
 //! ```
 
 use chat_cluster::args::{generated_node_id, ClusterArgs};
@@ -27,6 +29,13 @@ fn main() -> ExitCode {
             eprintln!("--node-id {id:?}: use 1 to 64 letters, digits, `-`, `_` or `.`");
             return ExitCode::from(2);
         }
+    }
+    if args.redis == chat_cluster::MEMORY && args.processes > 1 {
+        eprintln!(
+            "--redis memory keeps the chat in one process; --processes needs a Redis \
+             (--redis redis://HOST:PORT) for its workers to share"
+        );
+        return ExitCode::from(2);
     }
     if args.processes > 1 && args.worker.is_none() {
         return prefork::supervise(&args);
@@ -94,6 +103,7 @@ async fn serve(args: ClusterArgs) -> anyhow::Result<()> {
             let mut stdout = std::io::stdout().lock();
             let _ = writeln!(stdout, "http on {http}");
             let _ = stdout.flush();
+            tracing::info!("the browser client: open http://{http}/");
         }
     };
     let config = NodeConfig {

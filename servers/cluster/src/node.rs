@@ -16,11 +16,12 @@
 use crate::bus::{Bus, Record, Unavailable};
 use crate::envelope::{self, Header, Kind};
 use crate::keys::Keys;
+use crate::outlet::Outlet;
 use crate::relay::{Action, Member, Outcome, Relay, Reply};
 use bytes::Bytes;
-use chat_async::outbound::Outbound;
-use chat_core::{encode, error_frame, ConnId, ErrorCode, Event, Frame};
+use chat_core::{encode, error_frame, CloseReason, ConnId, ErrorCode, Event, Frame};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -48,12 +49,42 @@ enum Subscription {
     Reset,
 }
 
+/// The limits a node enforces on its connections, TCP and WebSocket alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `--max-conns`: connections of this process at once.
+    pub max_conns: usize,
+    /// `--max-conns-per-ip`: connections of this process from one address at once; 0 = off.
+    pub max_conns_per_ip: usize,
+}
+
+/// Why a connection is refused ([`Node::connect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `ServerFull` (a limit), or `ShuttingDown`.
+    pub reason: CloseReason,
+    /// The sentence for the client.
+    pub message: String,
+}
+
+impl Refusal {
+    /// The error code the client is sent.
+    pub fn code(&self) -> ErrorCode {
+        match self.reason {
+            CloseReason::ShuttingDown => ErrorCode::ShuttingDown,
+            _ => ErrorCode::ServerFull,
+        }
+    }
+}
+
 /// The state every connection of the node shares. See the module docs.
 pub struct Node<B> {
     /// This node's id (`--node-id`).
     pub id: String,
     pub bus: Arc<B>,
     pub keys: Keys,
+    /// Checked at each [`Node::connect`].
+    limits: Limits,
     state: Mutex<State>,
     /// Requests for the subscriber task, sent under the state lock so they keep the Relay's
     /// order.
@@ -69,24 +100,47 @@ pub struct Node<B> {
 
 struct State {
     relay: Relay,
-    /// Every open connection's outbound side.
-    peers: HashMap<ConnId, Arc<Outbound>>,
+    /// Every open connection.
+    peers: HashMap<ConnId, Peer>,
+    /// Open connections per client address, for `--max-conns-per-ip` (only addresses with at
+    /// least one).
+    per_ip: HashMap<IpAddr, usize>,
     /// The request each connection is waiting on, if any.
     waiters: HashMap<ConnId, oneshot::Sender<Outcome>>,
+    /// Set by [`Node::shut_down`]: connections that arrive later are refused.
+    stopping: bool,
+}
+
+/// What the node keeps of one open connection.
+struct Peer {
+    /// Its output: the queue, its writer, its framing.
+    outlet: Arc<Outlet>,
+    /// The client's address, counted in `per_ip`.
+    ip: IpAddr,
+    /// A WebSocket client's session key (`/ws?session=KEY`), recorded with its membership.
+    session: Option<String>,
 }
 
 impl<B: Bus> Node<B> {
     /// A node and the receiving end of its subscription requests (for [`Node::subscriber`]).
-    pub fn new(id: &str, bus: Arc<B>, keys: Keys) -> (Arc<Self>, SubscriptionQueue) {
+    pub fn new(
+        id: &str,
+        bus: Arc<B>,
+        keys: Keys,
+        limits: Limits,
+    ) -> (Arc<Self>, SubscriptionQueue) {
         let (tx, rx) = mpsc::unbounded_channel();
         let node = Node {
             id: id.to_string(),
             bus,
             keys,
+            limits,
             state: Mutex::new(State {
                 relay: Relay::new(id),
                 peers: HashMap::new(),
+                per_ip: HashMap::new(),
                 waiters: HashMap::new(),
+                stopping: false,
             }),
             subscriptions: tx,
             available: AtomicBool::new(false),
@@ -121,14 +175,63 @@ impl<B: Bus> Node<B> {
 
     // ---- connections ----------------------------------------------------------------------
 
-    /// Registers an accepted connection.
-    pub fn connect(&self, outbound: Arc<Outbound>) -> ConnId {
-        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+    /// Registers an accepted connection from `ip`, or refuses it: past `--max-conns`, past
+    /// `--max-conns-per-ip` for its address (PROTOCOL.md, guarantee 8), or while stopping. One
+    /// check for both transports, under the lock, so two connections arriving at once cannot
+    /// both take the last place.
+    pub fn connect(
+        &self,
+        outlet: Arc<Outlet>,
+        ip: IpAddr,
+        session: Option<String>,
+    ) -> Result<ConnId, Refusal> {
         let mut state = self.lock();
+        let full = |message: String| Refusal {
+            reason: CloseReason::ServerFull,
+            message,
+        };
+        if state.stopping {
+            return Err(Refusal {
+                reason: CloseReason::ShuttingDown,
+                message: "the server is shutting down".into(),
+            });
+        }
+        if state.peers.len() >= self.limits.max_conns {
+            let max = self.limits.max_conns;
+            return Err(full(format!("the server already has {max} connections")));
+        }
+        let per_ip = self.limits.max_conns_per_ip;
+        let from_ip = state.per_ip.get(&ip).copied().unwrap_or(0);
+        if per_ip > 0 && from_ip >= per_ip {
+            return Err(full(format!("already {per_ip} connections from {ip}")));
+        }
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
         state.relay.connect(id);
-        state.peers.insert(id, outbound);
+        state.peers.insert(
+            id,
+            Peer {
+                outlet,
+                ip,
+                session,
+            },
+        );
+        *state.per_ip.entry(ip).or_default() += 1;
         metrics::gauge!("chat_connections").set(state.peers.len() as f64);
-        id
+        Ok(id)
+    }
+
+    /// Forgets an open connection (and its place in the per-address count).
+    fn forget(state: &mut State, conn: ConnId) -> Option<Arc<Outlet>> {
+        let peer = state.peers.remove(&conn)?;
+        if let Some(count) = state.per_ip.get_mut(&peer.ip) {
+            *count -= 1;
+            if *count == 0 {
+                state.per_ip.remove(&peer.ip);
+            }
+        }
+        state.waiters.remove(&conn);
+        metrics::gauge!("chat_connections").set(state.peers.len() as f64);
+        Some(peer.outlet)
     }
 
     /// The connection is gone: forget it, and release its place in the cluster (nickname,
@@ -136,11 +239,9 @@ impl<B: Bus> Node<B> {
     pub fn disconnect(self: &Arc<Self>, conn: ConnId) {
         let mut out = Vec::new();
         let mut state = self.lock();
-        if state.peers.remove(&conn).is_none() {
+        if Self::forget(&mut state, conn).is_none() {
             return;
         }
-        metrics::gauge!("chat_connections").set(state.peers.len() as f64);
-        state.waiters.remove(&conn);
         let member = state.relay.remove(conn, &mut out);
         self.carry_out(&mut state, out);
         drop(state);
@@ -260,6 +361,21 @@ impl<B: Bus> Node<B> {
     /// The shared-state record of a member, with the `left` envelope that releases it
     /// (carrying `seq`, for a `join_room` that waits for it).
     pub fn record(&self, conn: ConnId, member: &Member, seq: u64) -> Record {
+        let session = self
+            .lock()
+            .peers
+            .get(&conn)
+            .and_then(|peer| peer.session.clone());
+        self.record_of(conn, member, seq, session)
+    }
+
+    fn record_of(
+        &self,
+        conn: ConnId,
+        member: &Member,
+        seq: u64,
+        session: Option<String>,
+    ) -> Record {
         let left = Event::Left {
             nickname: member.nickname.clone(),
             room: member.room.clone(),
@@ -269,6 +385,7 @@ impl<B: Bus> Node<B> {
             nickname: member.nickname.clone(),
             room: member.room.clone(),
             left: self.envelope(Kind::Left, conn, seq, &left).1,
+            session: session.unwrap_or_default(),
         }
     }
 
@@ -282,20 +399,19 @@ impl<B: Bus> Node<B> {
             return;
         };
         let len = frame.len();
-        if peer.push(frame).is_ok() {
+        if peer.outlet.send(frame).is_ok() {
             metrics::counter!("chat_frames_out_total").increment(1);
             metrics::counter!("chat_bytes_out_total").increment(len as u64);
             return;
         }
         metrics::counter!("chat_backlog_overflows_total").increment(1);
         tracing::info!("{conn}: backlog over --max-backlog; disconnecting");
-        if let Some(peer) = state.peers.remove(&conn) {
-            peer.abort();
+        let session = state.peers.get(&conn).and_then(|p| p.session.clone());
+        if let Some(outlet) = Self::forget(state, conn) {
+            outlet.abort();
         }
-        metrics::gauge!("chat_connections").set(state.peers.len() as f64);
-        state.waiters.remove(&conn);
         if let Some(member) = state.relay.remove(conn, &mut out) {
-            let record = self.record(conn, &member, 0);
+            let record = self.record_of(conn, &member, 0, session);
             let bus = Arc::clone(&self.bus);
             tokio::spawn(async move {
                 let _ = bus.leave(&record).await;
@@ -324,26 +440,33 @@ impl<B: Bus> Node<B> {
         }
     }
 
-    /// Shutting down: every client gets `shutting_down`, and the node leaves the cluster at
-    /// once (its members' `left` are published now, not by a reaper in 6 s).
+    /// Shutting down: every client gets `shutting_down` (a WebSocket client then a close
+    /// with 1001, "going away"), connections that arrive later are refused, and the node
+    /// leaves the cluster at once (its members' `left` are published now, not by a reaper in
+    /// 6 s).
     pub async fn shut_down(&self) {
         let frame = error_frame(ErrorCode::ShuttingDown, "the server is shutting down");
         let members: Vec<Record> = {
             let mut state = self.lock();
+            state.stopping = true;
             let mut ids: Vec<ConnId> = state.peers.keys().copied().collect();
             ids.sort_unstable();
             for &id in &ids {
                 if let Some(peer) = state.peers.get(&id) {
-                    let _ = peer.push(frame.clone());
-                    peer.close_after_flush();
+                    let _ = peer.outlet.send(frame.clone());
+                    peer.outlet.close(CloseReason::ShuttingDown);
                 }
             }
             let members = state
                 .relay
                 .members()
-                .map(|(conn, member)| self.record(conn, member, 0))
+                .map(|(conn, member)| {
+                    let session = state.peers.get(&conn).and_then(|p| p.session.clone());
+                    self.record_of(conn, member, 0, session)
+                })
                 .collect();
             state.peers.clear();
+            state.per_ip.clear();
             state.waiters.clear();
             members
         };

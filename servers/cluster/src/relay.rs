@@ -276,7 +276,7 @@ impl Relay {
                     self.echoed(conn, header.seq, out);
                 }
             }
-            Kind::Private => {} // never published on a room channel
+            Kind::Private | Kind::Replaced => {} // never published on a room channel
         }
     }
 

@@ -19,8 +19,8 @@ use crate::relay::{Member, Outcome, Reply};
 use chat_core::names::{fold, is_valid_name};
 use chat_core::rate::TokenBucket;
 use chat_core::{
-    bad_name_frame, clip, encode, error_frame, rate_limited_frame, taken_frame, ConnId, ErrorCode,
-    Event, Frame, Id, Inbound, Request, RoomInfo, DEFAULT_ROOM,
+    bad_name_frame, clip, encode, error_frame, rate_limited_frame, taken_frame, CloseReason,
+    ConnId, ErrorCode, Event, Frame, Id, Inbound, Request, RoomInfo, DEFAULT_ROOM,
 };
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -35,8 +35,9 @@ const PRIVATE_ATTEMPTS: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
     Continue,
-    /// Its last reply is queued (`bye`, `line_too_long`): close after flushing.
-    Close,
+    /// Its last reply is queued (`bye`, `line_too_long`, `idle_timeout`): close after
+    /// flushing, for this reason (a WebSocket close code says it to the client).
+    Close(CloseReason),
 }
 
 /// One connection's request handler.
@@ -78,7 +79,7 @@ impl<B: Bus> Session<B> {
         let request = match inbound {
             Err(rejection) if rejection.code.closes_connection() => {
                 self.error(rejection.code, &rejection.message);
-                return Flow::Close;
+                return Flow::Close(closing(rejection.code));
             }
             Err(rejection) => {
                 if self.take_token() {
@@ -100,7 +101,7 @@ impl<B: Bus> Session<B> {
             (Request::Ping { id }, _) => self.reply(encode(&Event::Pong { id })),
             (Request::Quit, _) => {
                 self.reply(encode(&Event::Bye));
-                return Flow::Close;
+                return Flow::Close(CloseReason::Quit);
             }
             (Request::Join { .. }, Some(_)) => self.error(
                 ErrorCode::AlreadyJoined,
@@ -427,6 +428,16 @@ impl<B: Bus> Session<B> {
             "the cluster's shared state cannot be reached right now; the request had no \
              effect, try again",
         );
+    }
+}
+
+/// The reason to close after a closing error a client's input caused.
+fn closing(code: ErrorCode) -> CloseReason {
+    match code {
+        ErrorCode::IdleTimeout => CloseReason::IdleTimeout,
+        ErrorCode::ServerFull => CloseReason::ServerFull,
+        ErrorCode::ShuttingDown => CloseReason::ShuttingDown,
+        _ => CloseReason::LineTooLong,
     }
 }
 

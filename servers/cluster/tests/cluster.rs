@@ -7,19 +7,7 @@ use loadgen::check::{run_cluster_checks, CheckConfig, ClusterControl, Outcome};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{unique_prefix, Node, Redis};
-
-/// The limits the nodes run with, told to the checker (as `assert_conformance` does).
-const LIMITS: [&str; 8] = [
-    "--max-conns",
-    "32",
-    "--max-line",
-    "4096",
-    "--idle-timeout",
-    "2",
-    "--max-backlog",
-    "262144",
-];
+use support::{limits_checked, unique_prefix, Node, Redis, LIMITS};
 
 /// The test owns the processes, so it is the cluster's control.
 struct Control {
@@ -57,8 +45,9 @@ impl ClusterControl for Control {
 
 /// Every scenario passes with its clients on different nodes; Redis restarts without a client
 /// being dropped (`unavailable` while it is down); a killed node's members leave within 10 s
-/// and their nicknames are free again. Only the rate-limit scenario is skipped (the nodes run
-/// without `--rate-limit`; `conformance.rs` covers it).
+/// and their nicknames are free again. The two scenarios whose limit would trip all the others
+/// (`--rate-limit`, `--max-conns-per-ip`) run on a node of the same cluster started with that
+/// limit, as `assert_conformance` does for a single server: nothing is skipped.
 #[test]
 fn three_nodes_pass_the_suite_and_survive_node_death_and_a_redis_restart() {
     let Some(redis) = Redis::start() else { return };
@@ -73,28 +62,58 @@ fn three_nodes_pass_the_suite_and_survive_node_death_and_a_redis_restart() {
         })
         .collect();
     let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+
+    // The limits of one process each, on nodes of this cluster (before Redis is restarted).
+    let mut limited = Vec::new();
+    for (scenario, flag, value, config) in [
+        (
+            "limits.rate_limited",
+            "--rate-limit",
+            "10",
+            CheckConfig {
+                rate_limit: Some(10),
+                ..CheckConfig::default()
+            },
+        ),
+        (
+            "limits.max_conns_per_ip",
+            "--max-conns-per-ip",
+            "4",
+            CheckConfig {
+                max_conns_per_ip: Some(4),
+                ..CheckConfig::default()
+            },
+        ),
+    ] {
+        let mut node = Node::start(&redis, &prefix, &["--threads", "1", flag, value]);
+        let config = CheckConfig {
+            only: Some(scenario.into()),
+            ..config
+        };
+        limited.push((scenario, run_cluster_checks(&[node.addr], &config)));
+        node.terminate(Duration::from_secs(3));
+    }
+
     let control = Arc::new(Control {
         redis: Mutex::new(redis),
         nodes: Mutex::new(nodes),
     });
     let config = CheckConfig {
-        max_line: Some(4096),
-        max_conns: Some(32),
-        idle_timeout: Some(Duration::from_secs(2)),
-        max_backlog: Some(262_144),
         cluster: Some(control.clone()),
-        ..CheckConfig::default()
+        ..limits_checked()
     };
-    let report = run_cluster_checks(&addrs, &config);
-    println!("three nodes:\n{report}");
-    let failures: Vec<String> = report.failures().map(ToString::to_string).collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for result in &report.results {
-        if let Outcome::Skip(why) = &result.outcome {
-            assert_eq!(result.name, "limits.rate_limited", "skipped: {why}");
-        }
-    }
-    for name in ["cluster.redis_restarted", "cluster.node_killed"] {
+    let report = support::assert_every_scenario_passes(
+        run_cluster_checks(&addrs, &config),
+        limited,
+        "three nodes",
+    );
+    for name in [
+        "cluster.redis_restarted",
+        "cluster.node_killed",
+        "limits.rate_limited",
+        "limits.max_conns_per_ip",
+        "close.half_close_gets_every_reply",
+    ] {
         assert_eq!(report.outcome(name), Some(&Outcome::Pass), "{name}");
     }
 }

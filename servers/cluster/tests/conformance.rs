@@ -1,9 +1,14 @@
 //! One chat-cluster node on a real Redis, against the shared conformance checker and the
-//! process-level checks every server passes.
+//! process-level checks every server passes (what `loadgen::model_tests!` generates, written
+//! out because each test needs a Redis of its own; `memory.rs` runs the macro itself on a node
+//! without Redis).
 
 mod support;
 
-use loadgen::check::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
+use loadgen::check::{
+    assert_burst_passes_repeatedly, assert_conformance, assert_graceful_shutdown,
+    assert_survives_fd_exhaustion,
+};
 use std::path::Path;
 use support::{unique_prefix, Redis, PROGRAM};
 
@@ -44,4 +49,13 @@ fn survives_fd_exhaustion() {
     let Some(redis) = Redis::start() else { return };
     let (url, prefix) = (redis.url(), unique_prefix("fds"));
     assert_survives_fd_exhaustion(Path::new(PROGRAM), &node_args(&url, &prefix));
+}
+
+/// A burst far above `--max-backlog` closes only the member that stopped reading, five runs in
+/// a row (every broadcast of the burst goes through Redis and back).
+#[test]
+fn spares_a_full_speed_reader_five_times() {
+    let Some(redis) = Redis::start() else { return };
+    let (url, prefix) = (redis.url(), unique_prefix("burst"));
+    assert_burst_passes_repeatedly(Path::new(PROGRAM), &node_args(&url, &prefix), 5);
 }

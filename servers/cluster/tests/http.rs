@@ -30,6 +30,7 @@ fn health_follows_redis() {
     assert_eq!(body["node"], "hn1");
     assert_eq!(body["status"], "ok");
     assert_eq!(body["redis"], "up");
+    assert_eq!(body["bus"], "redis");
     assert_eq!(body["connections"], 1);
     assert!(body["uptime_s"].is_u64(), "{body}");
 

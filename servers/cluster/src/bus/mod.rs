@@ -7,15 +7,28 @@
 //! nothing else in between, so two nodes can never both win the same nickname, and a member's
 //! `joined` is published in the same instant it becomes a member.
 //!
-//! [`RedisBus`](redis::RedisBus) is the real thing. The trait exists so that another
-//! implementation (an in-process bus for a single node without Redis) can stand in without
-//! the node changing: the node only ever sees this interface and the [`BusEvent`]s.
+//! [`RedisBus`](redis::RedisBus) is the real thing. [`MemoryBus`](memory::MemoryBus) is the
+//! same interface inside the process, for one node without Redis (`--redis memory`): the node
+//! does not know which one it talks to, it only ever sees this interface and the
+//! [`BusEvent`]s.
+//!
+//! ## Taking a nickname back
+//! A WebSocket client may give a session key (`/ws?session=KEY`, a secret it keeps for the life
+//! of its browser tab), recorded with its membership. When its connection drops and it
+//! reconnects, its old membership may still hold the nickname: on a node that died (until the
+//! reaper runs, seconds later), or on a node that has not noticed the drop yet. A `join` with
+//! the same session key then takes the nickname over: the old membership is released (its room
+//! gets `left`), its node is told to close the old connection ([`Kind::Replaced`]
+//! (crate::envelope::Kind::Replaced) on the node's channel), and the join proceeds. Without a
+//! key, or with another one, a held nickname is `nickname_taken`, as always.
 
+pub mod memory;
 pub mod redis;
 mod scripts;
 
 use crate::keys::Owner;
 use bytes::Bytes;
+use chat_core::{error_frame, ErrorCode, Frame};
 use std::future::Future;
 use std::time::Duration;
 
@@ -56,6 +69,18 @@ pub struct Record {
     /// The `left` envelope to publish in `room` for it, kept in the shared state so that a
     /// reaper can publish it when this node is dead.
     pub left: Bytes,
+    /// Its WebSocket session key, or "" (a TCP client, or none given): a `join` with the same
+    /// key may take the nickname over (see the module docs).
+    pub session: String,
+}
+
+/// What a connection whose nickname was taken over by a newer connection of its session is
+/// told before it is closed.
+pub fn replaced_frame() -> Frame {
+    error_frame(
+        ErrorCode::NicknameTaken,
+        "your session continued on a newer connection, which took this nickname over",
+    )
 }
 
 /// What a rename came to.
@@ -73,11 +98,15 @@ pub enum Renamed {
 /// `impl Future + Send` rather than `async fn`, so that the futures can run on tokio's
 /// multi-threaded runtime; implementations write plain `async fn`.
 pub trait Bus: Send + Sync + 'static {
+    /// What carries the cluster: `redis` or `memory` (reported by `/health`).
+    const KIND: &'static str;
+
     /// Whether the bus is connected right now.
     fn is_up(&self) -> bool;
 
     /// Claims `record.nickname` (ignoring case) for this node's `record.conn`, puts it in
-    /// `record.room` and publishes `joined` there. `None`: the nickname is taken.
+    /// `record.room` and publishes `joined` there. `None`: the nickname is taken (by someone
+    /// who is not an earlier connection of `record.session`; see the module docs).
     /// Returns the room's members, the joiner included.
     fn join(
         &self,

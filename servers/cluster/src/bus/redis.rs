@@ -118,7 +118,7 @@ impl RedisBus {
             up: AtomicBool::new(false),
             scripts: Scripts {
                 heartbeat: Script::new(scripts::HEARTBEAT),
-                join: Script::new(scripts::JOIN),
+                join: Script::new(&scripts::join()),
                 leave: Script::new(scripts::LEAVE),
                 rename: Script::new(scripts::RENAME),
                 moving: Script::new(scripts::MOVE),
@@ -285,6 +285,7 @@ impl RedisBus {
             "room": record.room,
             "owner": owner_prefix(&self.node, record.conn),
             "left": String::from_utf8_lossy(&record.left),
+            "session": record.session,
         })
         .to_string()
     }

@@ -4,8 +4,9 @@
 //! not know them, for example after a restart.)
 //!
 //! Keys and channels follow `keys.rs`. A member's record in `P node:<id>` is JSON:
-//! `{"fold", "nickname", "room", "owner", "left"}`, where `owner` is the claim prefix
-//! `node \t conn \t` and `left` the envelope to publish when it is released.
+//! `{"fold", "nickname", "room", "owner", "left", "session"}`, where `owner` is the claim prefix
+//! `node \t conn \t`, `left` the envelope to publish when it is released, and `session` its
+//! WebSocket session key ("" for none).
 
 /// Shared by the scripts that release members of a node: frees the claim (only if the
 /// record's connection still owns it), takes the nickname out of its room, and publishes the
@@ -35,19 +36,41 @@ return redis.call('EXISTS', KEYS[3])
 "#;
 
 /// `join`: claim the nickname, enter the room, record the member, publish `joined`, return
-/// the members. A taken nickname returns nil and changes nothing.
+/// the members. A taken nickname returns nil and changes nothing, unless its holder's record
+/// has the joiner's session key: then the holder is released first (its room gets `left`) and
+/// its node is told, on its channel, to close it (see "Taking a nickname back" in `bus/mod.rs`).
 ///
 /// KEYS: nick, room set, rooms set, node hash.
-/// ARGV: owner value, conn, nickname, room, record, room channel, joined envelope.
-pub const JOIN: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+/// ARGV: owner value, conn, nickname, room, record, room channel, joined envelope, prefix,
+/// session key ("" for none), the frame for the replaced connection.
+pub fn join() -> String {
+    format!(
+        "{RELEASE_FN}{}",
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder then
+  if ARGV[9] == '' then return false end
+  local node, conn = string.match(holder, '^([^\t]+)\t([^\t]+)\t')
+  if not node then return false end
+  local hash = ARGV[8] .. 'node:' .. node
+  local rec = redis.call('HGET', hash, conn)
+  if not rec then return false end
+  local old = cjson.decode(rec)
+  if old.session ~= ARGV[9] then return false end
+  release(ARGV[8], old)
+  redis.call('HDEL', hash, conn)
+  local header = cjson.encode({kind = 'replaced', node = node, conn = tonumber(conn), seq = 0})
+  redis.call('PUBLISH', ARGV[8] .. 'chan:node:' .. node, header .. '\n' .. ARGV[10])
+end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return redis.call('SMEMBERS', KEYS[2])
-"#;
+"#
+    )
+}
 
 /// `leave`: forget the record; if the claim is still this connection's, free it, leave the
 /// room (dropping it from the room list when empty) and publish `left`.

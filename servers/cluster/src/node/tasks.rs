@@ -6,12 +6,13 @@ use super::{Node, Subscription, SubscriptionQueue, HEARTBEAT_EVERY, HEARTBEAT_TT
 use crate::bus::{Bus, BusEvent, Record, Unavailable};
 use crate::envelope::{self, Kind};
 use bytes::Bytes;
-use chat_core::{error_frame, ConnId, ErrorCode, Event};
+use chat_core::{error_frame, ConnId, ErrorCode, Event, Frame};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tungstenite::protocol::frame::coding::CloseCode;
 
 /// Subscription requests the subscriber takes in one batch, at most.
 const SUBSCRIPTION_BATCH: usize = 1024;
@@ -28,6 +29,13 @@ impl<B: Bus> Node<B> {
                         tracing::warn!("ignored a message on {channel} that is not an envelope");
                         continue;
                     };
+                    if channel == node_channel && header.kind == Kind::Replaced {
+                        // A newer connection of its session took its nickname over.
+                        if header.node == self.id {
+                            self.evict(ConnId(header.conn), frame);
+                        }
+                        continue;
+                    }
                     let mut out = Vec::new();
                     let mut state = self.lock();
                     if channel == node_channel {
@@ -88,34 +96,34 @@ impl<B: Bus> Node<B> {
                         room: member.room.clone(),
                     };
                     let payload = self.envelope(Kind::Joined, conn, 0, &joined).1;
-                    (self.record(conn, member, 0), payload)
+                    let session = state.peers.get(&conn).and_then(|p| p.session.clone());
+                    (self.record_of(conn, member, 0, session), payload)
                 })
                 .collect()
         };
         ack_rx.await.map_err(|_| Unavailable)??;
         let conflicts = self.bus.reregister(&members).await?;
-        for conn in conflicts {
-            self.evict(ConnId(conn));
-        }
-        Ok(())
-    }
-
-    /// Someone else holds this member's nickname now (this node was cut off long enough to be
-    /// declared dead, and the name was claimed again): the newer claim wins, and this
-    /// connection is told so and closed.
-    fn evict(&self, conn: ConnId) {
-        let mut out = Vec::new();
-        let mut state = self.lock();
         let frame = error_frame(
             ErrorCode::NicknameTaken,
             "this node lost touch with the cluster and your nickname was taken meanwhile; \
              reconnect and join again",
         );
-        self.push(&mut state, conn, frame);
-        if let Some(peer) = state.peers.remove(&conn) {
-            peer.close_after_flush();
+        for conn in conflicts {
+            self.evict(ConnId(conn), frame.clone());
         }
-        state.waiters.remove(&conn);
+        Ok(())
+    }
+
+    /// Someone else holds this member's nickname now: the newer claim wins, and this
+    /// connection is told `frame` and closed (a WebSocket one with 1008, policy). Its claim is
+    /// not released: it is not its own any more.
+    fn evict(&self, conn: ConnId, frame: Frame) {
+        let mut out = Vec::new();
+        let mut state = self.lock();
+        self.push(&mut state, conn, frame);
+        if let Some(outlet) = Self::forget(&mut state, conn) {
+            outlet.close_with(CloseCode::Policy, "nickname_taken");
+        }
         state.relay.remove(conn, &mut out);
         self.carry_out(&mut state, out);
     }

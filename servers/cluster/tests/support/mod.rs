@@ -1,10 +1,15 @@
 //! What the cluster's tests share: a throw-away `redis-server` that can be stopped and started
-//! again on the same port, chat-cluster nodes on it, and a tiny HTTP GET.
+//! again on the same port, chat-cluster nodes on it (or on their in-process bus), a tiny HTTP
+//! GET, and a WebSocket client (`ws.rs`).
 //!
 //! Every process is killed on drop, also when a test panics. Each test uses its own Redis (on
 //! a free port) and its own key prefix.
 
 #![allow(dead_code)] // each test file uses a part
+
+pub mod browser;
+pub mod nginx;
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -132,8 +137,20 @@ impl Node {
     /// Starts chat-cluster on free ports (chat and HTTP) with `args`, and reads its
     /// `listening on` and `http on` lines.
     pub fn start(redis: &Redis, prefix: &str, args: &[&str]) -> Node {
+        let url = redis.url();
+        let bus = ["--redis", &url, "--redis-prefix", prefix];
+        Node::spawn(&[&bus[..], args].concat())
+    }
+
+    /// Starts a node on its in-process bus (`--redis memory`: no Redis needed) on free ports;
+    /// its `http` address serves `/ws` and the browser client. (The test of `loadgen check
+    /// --transport ws` starts its node with this.)
+    pub fn memory(args: &[&str]) -> Node {
+        Node::spawn(&[&["--redis", "memory"][..], args].concat())
+    }
+
+    fn spawn(args: &[&str]) -> Node {
         let mut child = Command::new(PROGRAM)
-            .args(["--redis", &redis.url(), "--redis-prefix", prefix])
             .args(["--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
@@ -235,4 +252,58 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool)
         assert!(Instant::now() < deadline, "not within {within:?}: {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The limits the conformance tests' nodes run with, told to the checker (as
+/// `assert_conformance` does): [`limits_checked`].
+pub const LIMITS: [&str; 8] = [
+    "--max-conns",
+    "32",
+    "--max-line",
+    "4096",
+    "--idle-timeout",
+    "2",
+    "--max-backlog",
+    "262144",
+];
+
+/// The checker's settings for nodes started with [`LIMITS`].
+pub fn limits_checked() -> loadgen::check::CheckConfig {
+    loadgen::check::CheckConfig {
+        max_line: Some(4096),
+        max_conns: Some(32),
+        idle_timeout: Some(Duration::from_secs(2)),
+        max_backlog: Some(262_144),
+        ..loadgen::check::CheckConfig::default()
+    }
+}
+
+/// `own`'s results replace `report`'s for `scenario` (a scenario run on a node of its own,
+/// started with the limit it needs); then every scenario must have passed, none skipped but
+/// those the checker runs over TCP only.
+pub fn assert_every_scenario_passes(
+    mut report: loadgen::check::CheckReport,
+    limited: Vec<(&str, loadgen::check::CheckReport)>,
+    what: &str,
+) -> loadgen::check::CheckReport {
+    for (scenario, own) in limited {
+        report.results.retain(|r| r.name != scenario);
+        report.results.extend(own.results);
+    }
+    println!("{what}:\n{report}");
+    let failures: Vec<String> = report.failures().map(ToString::to_string).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Over WebSocket the checker leaves out what only TCP has (line ends, half-close, a line in
+    // pieces), each with its reason; its `ws.*` scenarios test the frames instead. Any other
+    // skip is a scenario this suite forgot to enable.
+    let skipped: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| {
+            matches!(&r.outcome, loadgen::check::Outcome::Skip(why) if !why.starts_with("TCP only"))
+        })
+        .map(ToString::to_string)
+        .collect();
+    assert!(skipped.is_empty(), "skipped: {}", skipped.join("\n"));
+    report
 }

@@ -3,7 +3,7 @@
 //! connection.
 
 use super::{RedisBus, CHUNK, TOMBSTONE};
-use crate::bus::{Bus, BusResult, Record, Renamed};
+use crate::bus::{replaced_frame, Bus, BusResult, Record, Renamed};
 use crate::keys::{owner_prefix, Owner};
 use bytes::Bytes;
 use chat_core::names::fold;
@@ -12,6 +12,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 impl Bus for RedisBus {
+    const KIND: &'static str = "redis";
+
     fn is_up(&self) -> bool {
         self.up.load(Ordering::SeqCst)
     }
@@ -33,6 +35,9 @@ impl Bus for RedisBus {
             .arg(self.record_json(record))
             .arg(self.keys.room_channel(&record.room))
             .arg(&joined[..])
+            .arg(self.keys.prefix())
+            .arg(&record.session)
+            .arg(&replaced_frame()[..])
             .invoke_async(&mut con)
             .await;
         self.settle(&lost, started, result)

@@ -1,9 +1,19 @@
-//! The HTTP listener: `/health` for load balancers and people, `/metrics` for Prometheus.
-//! (The next step puts `/ws` and the browser client on this same router.)
+//! The HTTP listener: `/health` for load balancers and people, `/metrics` for Prometheus, `/ws`
+//! for WebSocket clients, and `/`, the browser client.
 //!
 //! Under `--processes N` every worker serves this listener on the shared port (SO_REUSEPORT,
 //! like the chat port), so a request reaches one worker, and the answer is that worker's: its
 //! `node` id says which. Each worker is a node of the cluster with its own connections.
+//!
+//! | file | what |
+//! |---|---|
+//! | `http/mod.rs` (this file) | the routes, `/health`, `/metrics` |
+//! | [`serve`] | the accept loop: hyper serving each connection, upgrades included |
+//! | `http/page.rs` | the browser client's page, script and style, built into the binary |
+//! | [`crate::websocket`] | `GET /ws`: the upgrade, and the connection it becomes |
+
+mod page;
+pub mod serve;
 
 use crate::bus::Bus;
 use crate::node::Node;
@@ -12,14 +22,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chat_core::ServerArgs;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::time::Instant;
+use tokio_util::task::TaskTracker;
 
 /// What the handlers need.
 pub struct Http<B> {
+    /// The node: `/health` reads it, `/ws` connections join it.
     pub node: Arc<Node<B>>,
     /// Renders the metrics recorded by this process.
     pub metrics: PrometheusHandle,
@@ -27,6 +38,23 @@ pub struct Http<B> {
     pub started: Instant,
     /// The worker index under `--processes`.
     pub worker: Option<usize>,
+    /// Where a WebSocket connection's tasks are tracked: with the chat port's, so that the
+    /// shutdown waits for both kinds.
+    pub connections: TaskTracker,
+    /// The limits and socket options of every connection, WebSocket ones included.
+    pub server: ServerArgs,
+}
+
+/// The routes.
+pub fn router<B: Bus>(http: Arc<Http<B>>) -> Router {
+    Router::new()
+        .route("/health", get(health::<B>))
+        .route("/metrics", get(metrics_text::<B>))
+        .route("/ws", get(crate::websocket::upgrade::<B>))
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/app.css", get(page::style))
+        .with_state(http)
 }
 
 /// Installs this process's metrics recorder (once per process), every series labelled with
@@ -81,37 +109,9 @@ fn describe() {
     );
 }
 
-/// Serves HTTP until `stop`.
-pub async fn serve<B: Bus>(listener: TcpListener, http: Http<B>, stop: CancellationToken) {
-    let http = Arc::new(http);
-    // Histograms are folded into their buckets by the recorder's upkeep.
-    let upkeep = {
-        let metrics = http.metrics.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => metrics.run_upkeep(),
-                    _ = stop.cancelled() => return,
-                }
-            }
-        })
-    };
-    let router = Router::new()
-        .route("/health", get(health::<B>))
-        .route("/metrics", get(metrics_text::<B>))
-        .with_state(http);
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-    {
-        tracing::warn!("HTTP: {e}");
-    }
-    upkeep.abort();
-}
-
 /// `GET /health`: 200 and `"status": "ok"` while the node serves the cluster; 503 and
-/// `"degraded"` while Redis is down (the node still holds its clients).
+/// `"degraded"` while Redis is down (the node still holds its clients). `bus` says what
+/// carries the cluster: `redis`, or `memory` for a node of its own (always `up`).
 async fn health<B: Bus>(State(http): State<Arc<Http<B>>>) -> Response {
     let ok = http.node.is_available();
     let body = serde_json::json!({
@@ -119,6 +119,7 @@ async fn health<B: Bus>(State(http): State<Arc<Http<B>>>) -> Response {
         "status": if ok { "ok" } else { "degraded" },
         "connections": http.node.connections(),
         "redis": if http.node.bus.is_up() { "up" } else { "down" },
+        "bus": B::KIND,
         "uptime_s": http.started.elapsed().as_secs(),
         "pid": std::process::id(),
         "worker": http.worker,
