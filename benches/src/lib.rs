@@ -1,22 +1,24 @@
 //! # c10k-benches: what `cargo bench` measures
 //!
-//! Two bench targets live in `benches/benches/`:
+//! The bench targets live in `benches/benches/` (`cluster`, chat-cluster's, has its own docs):
 //!
 //! | target | harness | what it shows |
 //! |---|---|---|
 //! | `core` | criterion | the sans-I/O core alone: decoding and encoding throughput, the Hub's fan-out, and what encoding a broadcast once saves |
 //! | `c10k` | custom | every server binary under load at growing connection counts, charted |
+//! | `redis_ratio` | custom | chat-epoll, chat-async and chat-reactor against `redis-server`, side by side: the ratios |
 //!
 //! This library holds what the targets share, tested here so a bench can never silently
 //! measure the wrong thing:
 //!
 //! | module | for | what |
 //! |---|---|---|
-//! | [`quick`] | both | the switch CI uses to run every bench briefly |
+//! | [`quick`] | all | the switch CI uses to run every bench briefly |
 //! | [`fixtures`] | `core` | typical and large frames, a Hub with a full room, the timed operations |
 //! | [`plan`] | `c10k` | connection levels, workloads and durations; the smoke test's verdict |
-//! | [`release_build`] | `c10k` | building the server binaries in release, where reports go |
+//! | [`release_build`] | `c10k`, `redis_ratio` | building the server binaries in release, where reports go |
 //! | [`index_html`] | `c10k` | the page that embeds every chart |
+//! | [`ratio`] | `redis_ratio` | the targets, rounds and durations; medians, ratios and the table |
 //!
 //! Run them with `cargo bench -p c10k-benches` (everything), `cargo bench -p c10k-benches
 //! --bench core` (the micro-benchmarks), or with `C10K_BENCH_QUICK=1` for a smoke run.
@@ -25,6 +27,7 @@ pub mod fixtures;
 pub mod index_html;
 pub mod plan;
 pub mod quick;
+pub mod ratio;
 pub mod release_build;
 
 pub use quick::quick_mode;
