@@ -5,12 +5,26 @@
 //! code, so these numbers are a floor under all of them: the `c10k` bench shows how much each
 //! I/O model adds on top.
 //!
+//! One group per hot step of a request, in the order a request takes them (parse, Hub, encode,
+//! queue write), then two that explain a design choice:
+//!
 //! | group | question it answers |
 //! |---|---|
 //! | `decode` | how many bytes/s `LineDecoder::feed` turns into requests (typical ~100 B lines, many per read; one ~60 KB line; both also split across reads) |
-//! | `encode` | how many bytes/s `chat_core::encode` produces for a `broadcast` event, typical and large |
-//! | `hub_fanout` | deliveries/s when a member of a room of 10, 100, 1,000 sends a message (`Hub::handle` plus draining the Outbox) |
+//! | `parse` | one typical `message` line into a request: with strings of its own (`parse_request`) or borrowed from the line (`parse_request_ref`, what the servers use) |
+//! | `hub_fanout` | deliveries/s when a member of a room of 10, 100, 1,000 sends a message (`Hub::handle_ref` plus draining the Outbox) |
+//! | `encode` | how many bytes/s a `broadcast` frame is produced at, typical and large: from an `Event` (`chat_core::encode`) and from borrowed parts (`broadcast_frame`, what the Hub does) |
+//! | `queue_write` | frames/s through a connection's `SendQueue`: 1, 10 or 100 frames pushed, then one flush (the `IoSlice` gathering, into `io::sink`) |
 //! | `broadcast_encoding` | encode once and share the `Bytes` (what the Hub does) versus encode per recipient |
+//!
+//! Guarding the gains: save a baseline before a change and compare after it (criterion prints
+//! "regressed" / "improved" per bench, beyond its noise threshold):
+//!
+//! ```text
+//! cargo bench -p c10k-benches --bench core -- --save-baseline before
+//! # ... the change ...
+//! cargo bench -p c10k-benches --bench core -- --baseline before
+//! ```
 //!
 //! Run: `cargo bench -p c10k-benches --bench core` (about 1.5 minutes). Add
 //! `C10K_BENCH_PLOTS=1` for criterion's HTML report in `target/criterion/report/index.html` (a
@@ -18,12 +32,12 @@
 //! (seconds). One group: `cargo bench -p c10k-benches --bench core -- hub_fanout`.
 
 use c10k_benches::fixtures::{
-    self, broadcast_event, decode_all, large_content, large_line, typical_chunk, Room,
-    TYPICAL_CONTENT,
+    self, broadcast_event, broadcast_frame_of, decode_all, large_content, large_line, message_line,
+    parse_line, queue_and_write, typical_chunk, Parse, Room, TYPICAL_CONTENT,
 };
 use c10k_benches::quick_mode;
 use chat_core::decoder::DEFAULT_MAX_LINE;
-use chat_core::{encode, ConnId, LineDecoder, Outbox};
+use chat_core::{encode, ConnId, LineDecoder, Outbox, SendQueue};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
@@ -61,7 +75,20 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-/// Serializing the event every member of a room receives. Throughput is in output bytes.
+/// Parsing one typical line into a request, owned and borrowed. Throughput is in input bytes.
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    let line = message_line(TYPICAL_CONTENT, 1);
+    let line = &line[..line.len() - 1]; // the decoder hands the parser a line without `\n`
+    group.throughput(Throughput::Bytes(line.len() as u64));
+    for (name, how) in [("owned", Parse::Owned), ("borrowed", Parse::Borrowed)] {
+        group.bench_function(name, |b| b.iter(|| parse_line(black_box(line), how)));
+    }
+    group.finish();
+}
+
+/// Serializing the event every member of a room receives, from an `Event` and from borrowed
+/// parts (the same bytes). Throughput is in output bytes.
 fn encode_broadcast(c: &mut Criterion) {
     let mut group = c.benchmark_group("encode");
     let large = large_content();
@@ -69,6 +96,25 @@ fn encode_broadcast(c: &mut Criterion) {
         let event = broadcast_event(content);
         group.throughput(Throughput::Bytes(encode(&event).len() as u64));
         group.bench_function(name, |b| b.iter(|| encode(black_box(&event))));
+        group.bench_function(format!("{name}/borrowed"), |b| {
+            b.iter(|| broadcast_frame_of(black_box(content)))
+        });
+    }
+    group.finish();
+}
+
+/// Frames through one connection's queue: pushed, gathered into `IoSlice`s, written. Throughput
+/// is in frames per second.
+fn queue_write(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue_write");
+    let frame = encode(&broadcast_event(TYPICAL_CONTENT));
+    // One queue for the whole run, as one connection keeps one; each iteration empties it.
+    let mut queue = SendQueue::new(1 << 20);
+    for count in [1, 10, 100] {
+        group.throughput(Throughput::Elements(count as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(count), &count, |b, &count| {
+            b.iter(|| queue_and_write(&mut queue, black_box(&frame), count))
+        });
     }
     group.finish();
 }
@@ -158,6 +204,6 @@ const PLOTS_ENV: &str = "C10K_BENCH_PLOTS";
 criterion_group! {
     name = core;
     config = config();
-    targets = decode, encode_broadcast, hub_fanout, broadcast_encoding
+    targets = decode, parse, hub_fanout, encode_broadcast, queue_write, broadcast_encoding
 }
 criterion_main!(core);

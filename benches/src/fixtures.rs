@@ -1,13 +1,18 @@
 //! The inputs of the core benches, and the exact operations they time.
 //!
-//! Each measured operation is a plain function here ([`decode_all`], [`Room::send_message`],
-//! [`queue_shared`] / [`queue_per_recipient`] then [`drain`]) rather than a closure in the bench
-//! file, so the tests below can check it does what the bench claims: every line decodes to a
-//! request, every member receives the broadcast, both encoding strategies deliver the same
-//! bytes.
+//! Each measured operation is a plain function here ([`decode_all`], [`parse_line`],
+//! [`Room::send_message`], [`queue_shared`] / [`queue_per_recipient`] then [`drain`],
+//! [`queue_and_write`]) rather than a closure in the bench file, so the tests below can check it
+//! does what the bench claims: every line decodes to a request, every member receives the
+//! broadcast, both encoding strategies deliver the same bytes, every queued byte is written.
 
-use chat_core::{encode, Action, ConnId, Event, Hub, HubConfig, Id, LineDecoder, Outbox, Request};
+use chat_core::{
+    broadcast_frame, encode, parse_request, parse_request_ref, Action, ConnId, Event, Frame, Hub,
+    HubConfig, Id, IdRef, LineDecoder, Outbox, Request, RequestRef, SendQueue,
+};
+use std::borrow::Cow;
 use std::hint::black_box;
+use std::io;
 use std::time::Instant;
 
 /// A chat message of ordinary length: its `message` request line is about 100 bytes.
@@ -72,6 +77,44 @@ pub fn decode_all<'a>(decoder: &mut LineDecoder, chunks: impl Iterator<Item = &'
     requests
 }
 
+/// How a line becomes a request: with strings of its own (`parse_request`), or borrowing them
+/// from the line (`parse_request_ref`, what the servers hand the Hub).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parse {
+    Owned,
+    Borrowed,
+}
+
+/// The measured parse: one line (without its `\n`) into one request; `true` if it is one.
+pub fn parse_line(line: &[u8], how: Parse) -> bool {
+    match how {
+        Parse::Owned => black_box(parse_request(line)).is_ok(),
+        Parse::Borrowed => black_box(parse_request_ref(line)).is_ok(),
+    }
+}
+
+/// The frame of a `broadcast` encoded from borrowed parts (`chat_core::broadcast_frame`, what
+/// the Hub does for a `message`), with the same fields as [`broadcast_event`].
+pub fn broadcast_frame_of(content: &str) -> Frame {
+    let id = IdRef::Str(Cow::Owned(format!("{SENDER}:1")));
+    broadcast_frame(SENDER, ROOM, content, 1_700_000_000_000, Some(&id))
+}
+
+/// The measured queue write: `count` frames pushed into a connection's `SendQueue`, then one
+/// flush into a writer that takes everything (`io::sink`: the bench times the queue, its
+/// `IoSlice` gathering and bookkeeping, not the kernel). Returns the bytes written.
+pub fn queue_and_write(queue: &mut SendQueue, frame: &Frame, count: usize) -> usize {
+    for _ in 0..count {
+        // A push is refused only while the writer refuses bytes; `io::sink` never does.
+        let _ = queue.push(frame.clone());
+    }
+    let before = queue.len_bytes();
+    match queue.write_to(&mut io::sink()) {
+        Ok(_) => before - queue.len_bytes(),
+        Err(_) => 0,
+    }
+}
+
 /// The event a `message` request turns into.
 pub fn broadcast_event(content: &str) -> Event {
     Event::Broadcast {
@@ -134,17 +177,18 @@ impl Room {
         }
     }
 
-    /// The measured fan-out: the first member sends `content`; the Hub handles it, and the
-    /// Outbox is drained as a server would carry it out (here every frame is only looked at).
-    /// Returns the number of deliveries (one per member, the sender included).
+    /// The measured fan-out: the first member sends `content`; the Hub handles it (borrowed,
+    /// as the servers hand it over: `Hub::handle_ref`), and the Outbox is drained as a server
+    /// would carry it out (here every frame is only looked at). Returns the number of
+    /// deliveries (one per member, the sender included).
     pub fn send_message(&mut self, content: &str) -> usize {
         self.seq += 1;
-        let request = Request::Message {
-            content: content.to_string(),
-            id: Some(Id::Int(self.seq)),
+        let request = RequestRef::Message {
+            content: Cow::Borrowed(content),
+            id: Some(IdRef::Int(self.seq)),
         };
         self.hub
-            .handle(self.members[0], Ok(request), self.now, &mut self.outbox);
+            .handle_ref(self.members[0], Ok(request), self.now, &mut self.outbox);
         drain(&mut self.outbox)
     }
 }
@@ -215,6 +259,43 @@ mod tests {
         assert_eq!(decode_all(&mut decoder, std::iter::once(&line[..])), 1);
         assert_eq!(decode_all(&mut decoder, line.chunks(4096)), 1);
         assert!(!decoder.has_failed());
+    }
+
+    /// Both parsers accept the typical line, and agree on what it says.
+    #[test]
+    fn the_typical_line_parses_both_ways() {
+        let line = message_line(TYPICAL_CONTENT, 7);
+        let line = &line[..line.len() - 1];
+        assert!(parse_line(line, Parse::Owned));
+        assert!(parse_line(line, Parse::Borrowed));
+        let borrowed = parse_request_ref(line).map(RequestRef::into_owned);
+        assert_eq!(borrowed, parse_request(line));
+    }
+
+    /// The borrowed encoder writes the bytes `encode` writes for the same event.
+    #[test]
+    fn broadcast_frame_matches_encode() {
+        for content in [TYPICAL_CONTENT.to_string(), large_content()] {
+            assert_eq!(
+                broadcast_frame_of(&content),
+                encode(&broadcast_event(&content))
+            );
+        }
+    }
+
+    /// Every queued byte is written, more frames than one `writev` takes included, and the
+    /// queue ends empty.
+    #[test]
+    fn queue_and_write_writes_everything() {
+        let frame = encode(&broadcast_event(TYPICAL_CONTENT));
+        let mut queue = SendQueue::new(1 << 20);
+        for count in [1, 10, 100] {
+            assert_eq!(
+                queue_and_write(&mut queue, &frame, count),
+                count * frame.len()
+            );
+            assert!(queue.is_empty());
+        }
     }
 
     /// A message in a room of N reaches all N members (the sender included), every time.

@@ -1,6 +1,6 @@
 //! # c10k-benches: what `cargo bench` measures
 //!
-//! Two bench targets live in `benches/benches/`:
+//! The bench targets live in `benches/benches/` (`cluster`, chat-cluster's, has its own docs):
 //!
 //! | target | harness | what it shows |
 //! |---|---|---|
@@ -8,19 +8,21 @@
 //! | `c10k` | custom | every server binary under load at growing connection counts, charted |
 //! | `soak` | custom | 10,000 connections with churn for minutes: memory and descriptors over time |
 //! | `flood` | custom | a connect flood past `--max-conns` beside a measured load: p99 with and without |
+//! | `redis_ratio` | custom | chat-epoll, chat-async and chat-reactor against `redis-server`, side by side: the ratios |
 //!
 //! This library holds what the targets share, tested here so a bench can never silently
 //! measure the wrong thing:
 //!
 //! | module | for | what |
 //! |---|---|---|
-//! | [`quick`] | both | the switch CI uses to run every bench briefly |
+//! | [`quick`] | all | the switch CI uses to run every bench briefly |
 //! | [`fixtures`] | `core` | typical and large frames, a Hub with a full room, the timed operations |
 //! | [`plan`] | `c10k` | connection levels, workloads and durations; the smoke test's verdict |
-//! | [`release_build`] | `c10k` | building the server binaries in release, where reports go |
+//! | [`release_build`] | `c10k`, `redis_ratio` | building the server binaries in release, where reports go |
 //! | [`index_html`] | `c10k` | the page that embeds every chart |
 //! | [`loadgen_cli`] | `soak`, `flood` | `loadgen run` as a process, its JSON read back; the machine line |
 //! | [`flood`] | `flood` | the connect flood |
+//! | [`ratio`] | `redis_ratio` | the targets, rounds and durations; medians, ratios and the table |
 //!
 //! Run them with `cargo bench -p c10k-benches` (everything), `cargo bench -p c10k-benches
 //! --bench core` (the micro-benchmarks), or with `C10K_BENCH_QUICK=1` for a smoke run.
@@ -31,6 +33,7 @@ pub mod index_html;
 pub mod loadgen_cli;
 pub mod plan;
 pub mod quick;
+pub mod ratio;
 pub mod release_build;
 
 pub use quick::quick_mode;

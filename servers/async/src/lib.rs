@@ -12,8 +12,8 @@
 //! |---|---|
 //! | `epoll_create1`, `epoll_ctl(ADD)` for each accepted socket | the I/O driver (mio, so epoll, underneath) registers a socket when tokio adopts it, edge-triggered, once |
 //! | a `Peer` struct remembering where a read or a write stopped | the task's own local variables, kept across `.await` in the future's state machine |
-//! | `EAGAIN`: note it, go back to `epoll_wait`, resume on the event | `.await` on `read`/`writable`: the future returns `Pending`, the driver files the task's `Waker` under that socket's readiness, and wakes it on the event |
-//! | `EPOLLOUT` on only while output is pending | `writable().await` only after a `try_write` said `WouldBlock` (`outbound.rs`) |
+//! | `EAGAIN`: note it, go back to `epoll_wait`, resume on the event | `poll_read_ready` / `poll_write_ready` return `Pending`: the driver files the task's `Waker` under that socket's readiness, and wakes it on the event (`connection.rs`) |
+//! | `EPOLLOUT` on only while output is pending | the task waits for write readiness only after a `try_write` said `WouldBlock` (`connection.rs`, `outbound.rs`) |
 //! | the loop calling `on_peer_ready_recv` for each ready descriptor | the scheduler polling each task whose waker fired |
 //! | one thread | `--threads` workers, each with a local run queue; an idle worker *steals* half of a busy one's queue (work stealing), so both cores stay busy without us deciding who serves whom |
 //! | the `epoll_wait` timeout = the Hub's next deadline | a timer wheel: the ticker task's `sleep_until` (`ticker.rs`) |
@@ -24,15 +24,19 @@
 //! cutting off a slow reader, and flushing what is queued before closing.
 //!
 //! ## The shape
-//! - Per connection, a **reader task** (socket -> `LineDecoder` -> Hub) and a **writer task**
-//!   (queue -> socket): [`connection`], [`outbound`]. A slow socket parks only its own writer.
+//! - Per connection, **one task** ([`connection`]): it waits for whichever comes first, input
+//!   (socket -> `LineDecoder` -> Hub) or frames queued for it (queue -> socket), with nothing
+//!   held while it waits but its waker: no read buffer (one per runtime thread, lent for a
+//!   read), no stored futures. A slow socket parks only its own task's writing; its requests
+//!   are still read, so the Hub sees it and can close it.
 //! - The Hub and the table of outbound queues sit behind one **std `Mutex`** ([`shared`]),
 //!   taken for microseconds and never across an `.await`. Frames are *pushed* into the
 //!   members' queues under the lock (that keeps one order per room) and *written* by each
 //!   member's writer task outside it: no lock is held across anybody's write.
-//! - **Bounded outbound**: chat-core's `SendQueue` behind a std `Mutex`, plus a `Notify` to wake
-//!   the writer. A push that would take a queue past `--max-backlog` bytes cuts that connection
-//!   off at once, and the Hub tells its room `left` before the next request is handled.
+//! - **Bounded outbound**: chat-core's `SendQueue` behind a std `Mutex` ([`outbound`]), with the
+//!   task's waker beside it: a push wakes the task only if it is parked waiting for frames. A
+//!   push that would take a queue past `--max-backlog` bytes cuts that connection off at once,
+//!   and the Hub tells its room `left` before the next request is handled.
 //! - **Graceful shutdown**: SIGINT/SIGTERM cancel a `CancellationToken`; the accept loop stops,
 //!   the Hub sends everyone `shutting_down`, and a `TaskTracker` waits (at most 1.5 s) for every
 //!   connection's tasks to finish flushing.
@@ -40,12 +44,13 @@
 //!   `tests/time.rs` checks a 120 s timeout with paused time, in no real time at all.
 //!
 //! ## What the convenience costs
-//! A broadcast to a room of 10 wakes 10 writer tasks, each of which is scheduled, polled and
+//! A broadcast to a room of 10 wakes up to 10 tasks, each of which is scheduled, polled and
 //! makes its own `writev`, where chat-epoll appends to 10 queues and flushes each once per loop
-//! turn; and the runtime threads wake each other (`futex`) to share the work. Two measures keep
-//! that in check: a writer yields once before writing, so frames queued by the tasks that run
-//! meanwhile leave in the same `writev` (the async counterpart of a loop's per-turn flush), and
-//! a reader parses a whole read outside the lock, then takes it once for all its lines. With
+//! turn; and the runtime threads wake each other (`futex`) to share the work. Three measures
+//! keep that in check: a task already awake is not woken again by a push (it writes anyway); a
+//! woken task yields once before writing, so frames queued by the tasks that run meanwhile
+//! leave in the same `writev` (the async counterpart of a loop's per-turn flush); and a read
+//! is parsed outside the lock, which is then taken once for all its lines. With
 //! requests that carry more work per wake-up (ping, large messages) the second core makes up for
 //! it; with tiny fan-out messages on 2 cores, where the load generator holds the other core,
 //! there is no idle core for the second thread to use. Lesson 07 measures it against chat-epoll
@@ -65,8 +70,8 @@
 //! | file | concept |
 //! |---|---|
 //! | `lib.rs` (this file) | the accept loop, EMFILE back-off, graceful shutdown |
-//! | [`connection`] | the reader task of each connection: socket -> decoder -> Hub |
-//! | [`outbound`] | the bounded queue and the writer task of each connection: Hub -> socket |
+//! | [`connection`] | the task of each connection: socket -> decoder -> Hub, and its queue -> socket |
+//! | [`outbound`] | the bounded queue of each connection, and what wakes its task (plus the two-task writer chat-cluster uses) |
 //! | [`shared`] | the Hub behind a std `Mutex`, never held across an `.await` |
 //! | [`ticker`] | the idle timeout on tokio's clock |
 //! | `main.rs` | flags, the runtime, SIGINT/SIGTERM -> a cancellation token |

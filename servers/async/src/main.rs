@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser, Debug)]
 #[command(
     name = "chat-async",
-    about = "Chat server: a reader and a writer task per connection on the tokio runtime"
+    about = "Chat server: a task per connection on the tokio runtime"
 )]
 struct Args {
     #[command(flatten)]

@@ -1,32 +1,47 @@
-//! One connection's outbound side: a bounded queue the Hub's actions push into, and the writer
-//! task that drains it into the socket.
+//! One connection's outbound side: a bounded queue the Hub's actions push into, and what wakes
+//! the task that writes it.
 //!
-//! The queue is chat-core's [`SendQueue`] (bounded by `--max-backlog`, short-write safe,
-//! vectored) behind a std `Mutex`, plus a [`Notify`] to wake the writer. Pushing is a few
-//! nanoseconds of work and never waits for the socket, which is why it may happen under the Hub
-//! lock (see `shared.rs`): the lock is never held across anybody's *write*.
+//! [`OutQueue`] is chat-core's [`SendQueue`] (bounded by `--max-backlog`, short-write safe,
+//! vectored) behind a std `Mutex`, plus the [`Waker`] of the task that writes it. Pushing is a
+//! few nanoseconds of work and never waits for the socket, which is why it may happen under the
+//! Hub lock (see `shared.rs`): the lock is never held across anybody's *write*.
 //!
-//! Frames pushed before the writer task has run do not count against `--max-backlog` (the
-//! queue's rule: only what the socket refused counts). A burst queued in one go for a member
-//! that reads at full speed is therefore written when the writer runs, never mistaken for a
-//! slow reader; a member whose socket keeps refusing is cut off by the push that takes what it
-//! refused past the limit, or by the write that leaves too much behind.
+//! Frames pushed before the task has written do not count against `--max-backlog` (the queue's
+//! rule: only what the socket refused counts). A burst queued in one go for a member that reads
+//! at full speed is therefore written when its task runs, never mistaken for a slow reader; a
+//! member whose socket keeps refusing is cut off by the push that takes what it refused past
+//! the limit, or by the write that leaves too much behind.
 //!
-//! The writer does not copy the frames out to write them. It uses tokio's readiness API
-//! directly: `writable().await` waits until the runtime's reactor says the socket can take
-//! more, then `try_write_vectored` (through the small `TryWrite` adapter) lets the queue do a
-//! non-blocking `writev` exactly as in the epoll server. If the kernel says `WouldBlock` after
-//! all, tokio clears its readiness flag and the next `writable().await` sleeps again. That is the
-//! epoll server's "write interest only while output is pending", done by the runtime.
+//! ## Waking the writer only when there is work
+//! A push wakes the task only if the task is parked waiting for frames: it left its waker in
+//! the queue's state, under the same lock as the queue, when it found nothing to write
+//! ([`OutQueue::poll_work`]). A push while the task is running (it is about to write anyway),
+//! or while the socket is refusing bytes (nothing can be written until it has room, and the
+//! socket's own readiness says when), wakes nobody. So a room of 10 costs at most 10 wake-ups
+//! per broadcast, and often fewer. (A `tokio::sync::Notify` would wake the task for every push,
+//! and keep a permit that wakes it once more for nothing after it has written.)
+//!
+//! ## Writing without copying
+//! The task does not copy the frames out to write them: [`OutQueue::write_some`] lets the queue
+//! do a non-blocking `writev` straight from the frames, through tokio's `try_write_vectored`.
+//! If the kernel says `WouldBlock`, tokio forgets the socket's write readiness and the task
+//! waits for the next one. That is chat-epoll's "write interest only while output is
+//! pending", done by the runtime.
+//!
+//! [`Outbound`] and [`write_loop`] are the same queue for a connection served by *two* tasks, a
+//! reader and a writer, with cancellation tokens between them: chat-cluster's shape, whose
+//! reader waits for Redis round trips and must not hold up the writer.
 
 use chat_core::net::CLOSE_LINGER;
 use chat_core::sync::lock;
 use chat_core::{BacklogFull, Flush, Frame, SendQueue};
+use std::future::poll_fn;
 use std::io::{self, IoSlice, Write};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::Notify;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,17 +55,11 @@ enum Ending {
     AfterFlush { give_up_at: Instant },
 }
 
-/// The shared handle to one connection's outbound side.
+/// One connection's queue of frames, shared by the Hub's side (pushing) and the connection's
+/// task (writing).
 #[derive(Debug)]
-pub struct Outbound {
+pub struct OutQueue {
     state: Mutex<State>,
-    /// Wakes the writer: frames were queued, or the connection is ending.
-    wake_writer: Notify,
-    /// Cancelled when the connection ends, for whatever reason: tells the reader to stop.
-    pub stop_reading: CancellationToken,
-    /// Cancelled when the connection must close *now*, unsent output and all (backlog
-    /// overflow): the writer gives up even if it is waiting for a socket that never drains.
-    abort: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -59,30 +68,34 @@ struct State {
     queue: SendQueue,
     /// Whether the connection ends once the queue is written.
     ending: Ending,
+    /// Backlog overflow: close now, unsent output and all (guarantee 4).
+    aborted: bool,
+    /// The writing task, while it is parked waiting for work (see the module docs).
+    waker: Option<Waker>,
 }
 
 /// What the writer does next, decided under the lock and done after releasing it.
-enum Step {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
     /// Everything is written: wait for more frames.
     Idle,
     /// The socket is full: wait until it can take more (until the deadline, if closing).
     Blocked(Option<Instant>),
     /// Everything is written and the connection is ending.
     Finish,
-    /// The peer is gone.
+    /// The peer is gone, it refused more than `--max-backlog` bytes, or it was cut off.
     Failed,
 }
 
-impl Outbound {
+impl OutQueue {
     pub fn new(queue: SendQueue) -> Self {
-        Outbound {
+        OutQueue {
             state: Mutex::new(State {
                 queue,
                 ending: Ending::No,
+                aborted: false,
+                waker: None,
             }),
-            wake_writer: Notify::new(),
-            stop_reading: CancellationToken::new(),
-            abort: CancellationToken::new(),
         }
     }
 
@@ -92,13 +105,22 @@ impl Outbound {
 
     /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes.
     pub fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
-        self.lock().queue.push(frame)?;
-        // A permit is stored if the writer is not waiting yet: no wake-up is ever lost.
-        self.wake_writer.notify_one();
+        let mut state = self.lock();
+        state.queue.push(frame)?;
+        // A socket that refuses bytes cannot take these either: its readiness, not this push,
+        // will wake the task.
+        let waker = match state.queue.refused_bytes() {
+            0 => state.waker.take(),
+            _ => None,
+        };
+        drop(state);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         Ok(())
     }
 
-    /// Write what is queued, then close (the Hub's `Close`, or the reader saw EOF).
+    /// Write what is queued, then close (the Hub's `Close`, or the client hung up).
     pub fn close_after_flush(&self) {
         let mut state = self.lock();
         if state.ending == Ending::No {
@@ -106,24 +128,48 @@ impl Outbound {
                 give_up_at: Instant::now() + CLOSE_LINGER,
             };
         }
-        drop(state);
-        self.wake_writer.notify_one();
-        self.stop_reading.cancel();
+        wake(state);
     }
 
     /// Close at once, dropping what is queued (backlog overflow: guarantee 4).
     pub fn abort(&self) {
-        self.abort.cancel();
-        self.stop_reading.cancel();
+        let mut state = self.lock();
+        state.aborted = true;
+        wake(state);
     }
 
     pub fn is_aborted(&self) -> bool {
-        self.abort.is_cancelled()
+        self.lock().aborted
+    }
+
+    /// Whether the connection is ending (after its queue is written) or aborted.
+    pub fn is_ending(&self) -> bool {
+        let state = self.lock();
+        state.aborted || state.ending != Ending::No
+    }
+
+    /// Ready when the task has work here: frames it can write (the socket is not refusing),
+    /// the connection's end, or its abort. Otherwise the task's waker stays in the state, and
+    /// the next push, close or abort wakes it.
+    pub fn poll_work(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.lock();
+        let writable_frames = !state.queue.is_empty() && state.queue.refused_bytes() == 0;
+        if writable_frames || state.aborted || state.ending != Ending::No {
+            return Poll::Ready(());
+        }
+        match &mut state.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            none => *none = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 
     /// Writes what the socket takes right now, without waiting.
-    fn write_some(&self, socket: &OwnedWriteHalf) -> Step {
+    pub fn write_some(&self, socket: &impl TryWriteVectored) -> Step {
         let mut state = self.lock();
+        if state.aborted {
+            return Step::Failed;
+        }
         let give_up_at = match state.ending {
             Ending::No => None,
             Ending::AfterFlush { give_up_at } => Some(give_up_at),
@@ -141,14 +187,116 @@ impl Outbound {
     }
 }
 
-/// The writer task of one connection.
-pub async fn write_loop(outbound: std::sync::Arc<Outbound>, mut socket: OwnedWriteHalf) {
+/// Wakes the parked task, after releasing the lock.
+fn wake(mut state: MutexGuard<'_, State>) {
+    let waker = state.waker.take();
+    drop(state);
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// A socket tokio can write without waiting: a whole `TcpStream` (chat-async's one task per
+/// connection) or its write half (chat-cluster's writer task).
+pub trait TryWriteVectored {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+impl TryWriteVectored for TcpStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        TcpStream::try_write_vectored(self, bufs)
+    }
+}
+
+impl TryWriteVectored for OwnedWriteHalf {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        OwnedWriteHalf::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        OwnedWriteHalf::try_write_vectored(self, bufs)
+    }
+}
+
+/// `std::io::Write` over tokio's non-blocking `try_write*`: `WouldBlock` when the socket is
+/// full, which is exactly what [`SendQueue::write_to`] expects from a non-blocking socket.
+struct TryWrite<'a, S>(&'a S);
+
+impl<S: TryWriteVectored> Write for TryWrite<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.try_write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// ---- the two-task shape (chat-cluster) -------------------------------------------------------
+
+/// The outbound side of a connection served by a reader task and a writer task
+/// ([`write_loop`]): the queue, plus the tokens that tell the reader to stop.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The frames, and the writer's waker.
+    queue: OutQueue,
+    /// Cancelled when the connection ends, for whatever reason: tells the reader to stop.
+    pub stop_reading: CancellationToken,
+    /// Cancelled when the connection must close *now*, unsent output and all (backlog
+    /// overflow): the writer gives up even if it is waiting for a socket that never drains.
+    abort: CancellationToken,
+}
+
+impl Outbound {
+    pub fn new(queue: SendQueue) -> Self {
+        Outbound {
+            queue: OutQueue::new(queue),
+            stop_reading: CancellationToken::new(),
+            abort: CancellationToken::new(),
+        }
+    }
+
+    /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes.
+    pub fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
+        self.queue.push(frame)
+    }
+
+    /// Write what is queued, then close (the Hub's `Close`, or the reader saw EOF).
+    pub fn close_after_flush(&self) {
+        self.queue.close_after_flush();
+        self.stop_reading.cancel();
+    }
+
+    /// Close at once, dropping what is queued (backlog overflow: guarantee 4).
+    pub fn abort(&self) {
+        self.queue.abort();
+        self.abort.cancel();
+        self.stop_reading.cancel();
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        self.abort.is_cancelled()
+    }
+}
+
+/// The writer task of a two-task connection ([`Outbound`]).
+pub async fn write_loop(outbound: Arc<Outbound>, mut socket: OwnedWriteHalf) {
+    let queue = &outbound.queue;
     loop {
         // The lock is taken and released inside `write_some`: never held across an `.await`.
-        match outbound.write_some(&socket) {
+        match queue.write_some(&socket) {
             Step::Idle => {
                 tokio::select! {
-                    _ = outbound.wake_writer.notified() => {}
+                    _ = poll_fn(|cx| queue.poll_work(cx)) => {}
                     _ = outbound.abort.cancelled() => return,
                 }
                 // Woken by the first frame of a burst: let the tasks that are ready run first,
@@ -185,22 +333,4 @@ pub async fn write_loop(outbound: std::sync::Arc<Outbound>, mut socket: OwnedWri
         }
     }
     outbound.stop_reading.cancel();
-}
-
-/// `std::io::Write` over tokio's non-blocking `try_write*`: `WouldBlock` when the socket is
-/// full, which is exactly what [`SendQueue::write_to`] expects from a non-blocking socket.
-struct TryWrite<'a>(&'a OwnedWriteHalf);
-
-impl Write for TryWrite<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.0.try_write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }

@@ -17,12 +17,12 @@
 //! socket costs the lock nothing (the tokio chat example holds its lock across the whole
 //! broadcast loop of writes; that is the mistake we avoid).
 
-use crate::outbound::Outbound;
+use crate::outbound::OutQueue;
 use chat_core::sync::lock;
 use chat_core::{
-    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, Frame, Hub, Inbound, Outbox, Sink,
+    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, ConnIdMap, Frame, Hub, InboundRef,
+    Outbox, Sink,
 };
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -41,14 +41,15 @@ struct State {
     peers: Peers,
 }
 
-/// The outbound side of every connection the Hub knows: the executor's sink. An entry leaves
+/// The outbound queue of every connection the Hub knows: the executor's sink. An entry leaves
 /// when the Hub forgets the connection (its `Close`, a disconnect, a backlog overflow), so "is
 /// it still here?" tells whether `hub.disconnect` is still due.
 #[derive(Debug, Default)]
-struct Peers(HashMap<ConnId, Arc<Outbound>>);
+struct Peers(ConnIdMap<Arc<OutQueue>>);
 
 impl Sink for Peers {
-    /// A push into the queue and a wake-up of the writer task: no I/O here.
+    /// A push into the queue (and a wake-up of the connection's task if it is waiting for
+    /// frames): no I/O here.
     fn send(&mut self, to: ConnId, frame: Frame) -> Result<(), BacklogFull> {
         match self.0.get(&to) {
             Some(peer) => peer.push(frame),
@@ -85,7 +86,7 @@ impl Shared {
     }
 
     /// A connection from `ip` was accepted; `outbound` is where its frames go.
-    pub fn connect(&self, outbound: Arc<Outbound>, ip: IpAddr, now: Instant) -> ConnId {
+    pub fn connect(&self, outbound: Arc<OutQueue>, ip: IpAddr, now: Instant) -> ConnId {
         let mut out = Outbox::new();
         let mut state = self.lock();
         let State { hub, peers } = &mut *state;
@@ -98,7 +99,7 @@ impl Shared {
 
     /// One read's worth of lines from `id`, parsed already (outside the lock), each request's
     /// actions carried out before the next (chat-core's rule).
-    pub fn handle(&self, id: ConnId, lines: Vec<Inbound>, now: Instant) {
+    pub fn handle(&self, id: ConnId, lines: Vec<InboundRef<'_>>, now: Instant) {
         let mut out = Outbox::new();
         let mut state = self.lock();
         let State { hub, peers } = &mut *state;

@@ -12,9 +12,12 @@
 //! - after `line_too_long` the decoder is finished: the server closes the connection.
 //!
 //! Lines that fit entirely inside one read are parsed straight out of the read buffer; only a
-//! line split across reads is copied.
+//! line split across reads is copied. [`LineDecoder::feed_ref`] goes one step further: the
+//! requests it yields point into the read buffer (see [`RequestRef`]).
 
-use crate::protocol::{parse_request, ErrorCode, Inbound, Rejection};
+use crate::protocol::{
+    parse_request, parse_request_ref, ErrorCode, Inbound, InboundRef, Rejection, RequestRef,
+};
 
 /// The default `--max-line` (`PROTOCOL.md`, section 7).
 pub const DEFAULT_MAX_LINE: usize = 65536;
@@ -52,6 +55,17 @@ impl LineDecoder {
         }
     }
 
+    /// [`feed`](Self::feed), with each request borrowing its strings from `input` (see
+    /// [`RequestRef`](crate::RequestRef)): what a server that hands each line to the Hub at
+    /// once uses. A line that began in an earlier chunk is parsed from the decoder's own copy,
+    /// which the next line overwrites, so its request gets strings of its own.
+    pub fn feed_ref<'d, 'a>(&'d mut self, input: &'a [u8]) -> LinesRef<'d, 'a> {
+        LinesRef {
+            decoder: self,
+            input,
+        }
+    }
+
     /// Bytes held for an unfinished line.
     pub fn buffered(&self) -> usize {
         self.partial.len()
@@ -62,16 +76,85 @@ impl LineDecoder {
         self.failed
     }
 
-    fn too_long(&mut self) -> Inbound {
+    fn too_long(&mut self) -> Rejection {
         self.failed = true;
         self.partial = Vec::new();
-        Err(Rejection::new(
+        Rejection::new(
             ErrorCode::LineTooLong,
             format!(
                 "line longer than {} bytes; closing the connection",
                 self.max_line
             ),
-        ))
+        )
+    }
+}
+
+/// Where the next complete line is.
+enum Next<'a> {
+    /// Entirely inside the chunk: parse it from there.
+    InInput(&'a [u8]),
+    /// Its start came in an earlier chunk: it is in `partial`, to be parsed, then cleared.
+    InPartial,
+    /// Over `--max-line`: the decoder has failed.
+    TooLong(Rejection),
+}
+
+impl LineDecoder {
+    /// Finds the next complete, non-blank line in `input` (and advances `input` past it), or
+    /// keeps the unfinished tail in `partial`. The one place the framing rules live; the two
+    /// iterators below only differ in how they parse what it finds.
+    fn next_line<'a>(&mut self, input: &mut &'a [u8]) -> Option<Next<'a>> {
+        loop {
+            if self.failed || input.is_empty() {
+                return None;
+            }
+            let Some(newline) = memchr::memchr(b'\n', input) else {
+                // No newline: keep the tail for the next read, unless it is already too long
+                // (adding the newline would make it `max_line + 1` bytes or more).
+                if self.partial.len() + input.len() >= self.max_line {
+                    *input = &[];
+                    return Some(Next::TooLong(self.too_long()));
+                }
+                self.partial.extend_from_slice(input);
+                *input = &[];
+                return None;
+            };
+            let piece = &input[..newline];
+            *input = &input[newline + 1..];
+            if self.partial.len() + piece.len() + 1 > self.max_line {
+                return Some(Next::TooLong(self.too_long()));
+            }
+            // Zero-copy when the whole line arrived in this chunk.
+            let next = if self.partial.is_empty() {
+                Next::InInput(strip_cr(piece))
+            } else {
+                self.partial.extend_from_slice(piece);
+                if self.partial.last() == Some(&b'\r') {
+                    self.partial.pop();
+                }
+                Next::InPartial
+            };
+            let blank = match next {
+                Next::InInput(line) => line.is_empty(),
+                _ => self.partial.is_empty(),
+            };
+            if !blank {
+                return Some(next);
+            }
+            // Blank lines are ignored.
+        }
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A decoder with the default `--max-line`: what `std::mem::take` leaves in a connection while
+/// its own decoder is lent out.
+impl Default for LineDecoder {
+    fn default() -> Self {
+        LineDecoder::new(DEFAULT_MAX_LINE)
     }
 }
 
@@ -86,44 +169,38 @@ impl Iterator for Lines<'_> {
     type Item = Inbound;
 
     fn next(&mut self) -> Option<Inbound> {
-        let decoder = &mut *self.decoder;
-        loop {
-            if decoder.failed || self.input.is_empty() {
-                return None;
+        Some(match self.decoder.next_line(&mut self.input)? {
+            Next::InInput(line) => parse_request(line),
+            Next::InPartial => {
+                let parsed = parse_request(&self.decoder.partial);
+                self.decoder.partial.clear();
+                parsed
             }
-            let Some(newline) = memchr::memchr(b'\n', self.input) else {
-                // No newline: keep the tail for the next read, unless it is already too long
-                // (adding the newline would make it `max_line + 1` bytes or more).
-                if decoder.partial.len() + self.input.len() >= decoder.max_line {
-                    self.input = &[];
-                    return Some(decoder.too_long());
-                }
-                decoder.partial.extend_from_slice(self.input);
-                self.input = &[];
-                return None;
-            };
-            let piece = &self.input[..newline];
-            self.input = &self.input[newline + 1..];
-            if decoder.partial.len() + piece.len() + 1 > decoder.max_line {
-                return Some(decoder.too_long());
+            Next::TooLong(rejection) => Err(rejection),
+        })
+    }
+}
+
+/// The lines found in one chunk, borrowing from it, see [`LineDecoder::feed_ref`].
+pub struct LinesRef<'d, 'a> {
+    decoder: &'d mut LineDecoder,
+    /// The part of the chunk not yet looked at.
+    input: &'a [u8],
+}
+
+impl<'a> Iterator for LinesRef<'_, 'a> {
+    type Item = InboundRef<'a>;
+
+    fn next(&mut self) -> Option<InboundRef<'a>> {
+        Some(match self.decoder.next_line(&mut self.input)? {
+            Next::InInput(line) => parse_request_ref(line),
+            Next::InPartial => {
+                // Owned: `partial` is reused for the next unfinished line.
+                let parsed = parse_request(&self.decoder.partial).map(RequestRef::from);
+                self.decoder.partial.clear();
+                parsed
             }
-            // Zero-copy when the whole line arrived in this chunk.
-            let line: &[u8] = if decoder.partial.is_empty() {
-                piece
-            } else {
-                decoder.partial.extend_from_slice(piece);
-                &decoder.partial
-            };
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let parsed = if line.is_empty() {
-                None // blank lines are ignored
-            } else {
-                Some(parse_request(line))
-            };
-            decoder.partial.clear();
-            if let Some(parsed) = parsed {
-                return Some(parsed);
-            }
-        }
+            Next::TooLong(rejection) => Err(rejection),
+        })
     }
 }

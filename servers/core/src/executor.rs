@@ -29,7 +29,9 @@
 
 use crate::hub::Hub;
 use crate::outbox::{Action, CloseReason, ConnId, Frame, Outbox};
+#[cfg(doc)]
 use crate::protocol::Inbound;
+use crate::protocol::{Rejection, RequestRef};
 use crate::send_queue::BacklogFull;
 use std::time::Instant;
 
@@ -79,16 +81,20 @@ pub fn carry_out(hub: &mut Hub, out: &mut Outbox, sink: &mut impl Sink) {
 
 /// The lines of one read from `id`, through the Hub one request at a time, each one's actions
 /// carried out before the next is handled (the rule of the module docs).
-pub fn handle_lines(
+///
+/// The lines may be owned ([`Inbound`], from [`LineDecoder::feed`](crate::LineDecoder::feed))
+/// or borrowed from the read buffer ([`InboundRef`](crate::InboundRef), from
+/// [`LineDecoder::feed_ref`](crate::LineDecoder::feed_ref)).
+pub fn handle_lines<'a, R: Into<RequestRef<'a>>>(
     hub: &mut Hub,
     id: ConnId,
-    lines: impl IntoIterator<Item = Inbound>,
+    lines: impl IntoIterator<Item = Result<R, Rejection>>,
     now: Instant,
     out: &mut Outbox,
     sink: &mut impl Sink,
 ) {
     for line in lines {
-        hub.handle(id, line, now, out);
+        hub.handle_ref(id, line.map(Into::into), now, out);
         carry_out(hub, out, sink);
     }
 }

@@ -16,7 +16,8 @@
 //!
 //! | module | concept |
 //! |---|---|
-//! | [`protocol`] | requests, events, error codes, and parsing a line into a request |
+//! | [`protocol`] | requests (owned, and borrowed from the line), events, error codes, and parsing a line into a request |
+//! | [`frames`] | encoding events into the lines sent, once per broadcast |
 //! | [`names`] | the naming rules for nicknames and rooms |
 //! | [`decoder`] | splitting a byte stream into lines, with the `--max-line` limit |
 //! | [`hub`] | the chat rules: rooms, nicknames, broadcast, idle timeout, rate limit |
@@ -36,6 +37,7 @@
 pub mod config;
 pub mod decoder;
 pub mod executor;
+pub mod frames;
 pub mod hub;
 pub mod names;
 pub mod net;
@@ -50,11 +52,15 @@ pub mod time;
 pub use config::{ServerArgs, SocketOptions};
 pub use decoder::LineDecoder;
 pub use executor::{carry_out, handle_lines, Sink};
-pub use hub::{
-    bad_name_frame, clip, encode, error_frame, rate_limited_frame, taken_frame, Hub, HubConfig,
-    DEFAULT_ROOM,
+pub use frames::{
+    bad_name_frame, broadcast_frame, clip, encode, error_frame, pong_frame, private_frame,
+    rate_limited_frame, taken_frame,
 };
-pub use outbox::{Action, CloseReason, ConnId, Frame, Outbox};
-pub use protocol::{parse_request, ErrorCode, Event, Id, Inbound, Rejection, Request, RoomInfo};
+pub use hub::{Hub, HubConfig, DEFAULT_ROOM};
+pub use outbox::{Action, CloseReason, ConnId, ConnIdHasher, ConnIdMap, Frame, Outbox};
+pub use protocol::{
+    parse_request, parse_request_ref, ErrorCode, Event, Id, IdRef, Inbound, InboundRef, Rejection,
+    Request, RequestRef, RoomInfo,
+};
 pub use send_queue::{BacklogFull, Flush, SendQueue};
 pub use shutdown::Shutdown;

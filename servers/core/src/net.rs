@@ -29,6 +29,13 @@ pub fn bind_listener(addr: SocketAddr, opts: &SocketOptions) -> io::Result<TcpLi
     Ok(socket.into())
 }
 
+/// One `read(2)` on a socket, whoever owns it: what chat-async does inside tokio's `try_io`,
+/// which hands over the readiness and expects the raw call (std's `Read` needs a std socket).
+pub fn recv<S: AsFd>(socket: &S, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    (&*SockRef::from(socket)).read(buf)
+}
+
 /// Applies the per-connection options to an accepted socket (std, mio or tokio: anything with a
 /// file descriptor). With `RUST_LOG=debug`, logs what the kernel made of them ([`read_options`]).
 pub fn configure_accepted<S: AsFd>(stream: &S, opts: &SocketOptions) -> io::Result<()> {

@@ -1,13 +1,24 @@
 //! The wire protocol of `PROTOCOL.md`: the requests a client sends, the events a
 //! server sends back, and the error codes.
 //!
-//! Requests are *parsed by hand* from a JSON object rather than with a derived `Deserialize`,
-//! because the protocol distinguishes failures that serde would lump together: a missing or
-//! mistyped field is `bad_request`, an unknown `type` is `unknown_type`, and unknown fields are
-//! ignored. [`parse_request`] is the one place those rules live.
+//! Requests are *parsed by hand* rather than with a derived `Deserialize`, because the protocol
+//! distinguishes failures that serde would lump together: a missing or mistyped field is
+//! `bad_request`, an unknown `type` is `unknown_type`, and unknown fields are ignored.
+//! [`parse_request_ref`] (in `protocol/parse.rs`) is the one place those rules live.
+//!
+//! A request comes in two forms:
+//! - [`Request`] owns its strings: what a client builds and sends, and what a server may keep;
+//! - [`RequestRef`] borrows them from the line it was parsed from: what a
+//!   server hands the Hub right away, so that a `message` costs no copy of its content or `id`
+//!   on the way in (`protocol/request_ref.rs`).
+
+mod parse;
+mod request_ref;
+
+pub use parse::parse_request_ref;
+pub use request_ref::{IdRef, InboundRef, RequestRef};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 use std::fmt;
 
 /// A client-chosen correlation id, echoed verbatim in `broadcast`, `private` and `pong`.
@@ -268,108 +279,10 @@ pub type Inbound = Result<Request, Rejection>;
 ///
 /// Order of checks, as `PROTOCOL.md` settles it: UTF-8, then JSON, then "is an object", then `type`
 /// (missing or not a string: `bad_request`; unknown: `unknown_type`), then that type's fields.
+/// The checks are [`parse_request_ref`]'s (in `protocol/parse.rs`); this is the same request
+/// with strings of its own.
 pub fn parse_request(line: &[u8]) -> Inbound {
-    let text = std::str::from_utf8(line)
-        .map_err(|e| Rejection::bad_request(format!("line is not valid UTF-8 ({e})")))?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|e| Rejection::bad_request(format!("line is not valid JSON ({e})")))?;
-    let Value::Object(obj) = value else {
-        return Err(Rejection::bad_request("a request must be a JSON object"));
-    };
-    let kind = match obj.get("type") {
-        Some(Value::String(kind)) => kind.as_str(),
-        Some(_) => return Err(Rejection::bad_request("field `type` must be a string")),
-        None => return Err(Rejection::bad_request("missing field `type`")),
-    };
-    let fields = Fields(&obj);
-    let request = match kind {
-        "join" => Request::Join {
-            nickname: fields.string("nickname")?,
-            room: fields.optional_string("room")?,
-        },
-        "nick" => Request::Nick {
-            nickname: fields.string("nickname")?,
-        },
-        "message" => Request::Message {
-            content: fields.content()?,
-            id: fields.id()?,
-        },
-        "private" => Request::Private {
-            to: fields.string("to")?,
-            content: fields.content()?,
-            id: fields.id()?,
-        },
-        "join_room" => Request::JoinRoom {
-            room: fields.string("room")?,
-        },
-        "list_users" => Request::ListUsers {
-            room: fields.optional_string("room")?,
-        },
-        "list_rooms" => Request::ListRooms,
-        "ping" => Request::Ping { id: fields.id()? },
-        "quit" => Request::Quit,
-        other => {
-            return Err(Rejection::new(
-                ErrorCode::UnknownType,
-                format!("unknown request type `{}`", truncate(other, 64)),
-            ))
-        }
-    };
-    Ok(request)
-}
-
-/// Typed access to a request's fields, producing the `bad_request` messages of `PROTOCOL.md`.
-struct Fields<'a>(&'a Map<String, Value>);
-
-impl Fields<'_> {
-    fn string(&self, name: &str) -> Result<String, Rejection> {
-        match self.0.get(name) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(Rejection::bad_request(format!(
-                "field `{name}` must be a string"
-            ))),
-            None => Err(Rejection::bad_request(format!("missing field `{name}`"))),
-        }
-    }
-
-    /// An optional field is either absent or of the right type: `null` is a wrong type.
-    fn optional_string(&self, name: &str) -> Result<Option<String>, Rejection> {
-        match self.0.get(name) {
-            None => Ok(None),
-            Some(_) => self.string(name).map(Some),
-        }
-    }
-
-    fn content(&self) -> Result<String, Rejection> {
-        let content = self.string("content")?;
-        if content.is_empty() {
-            return Err(Rejection::bad_request("field `content` must not be empty"));
-        }
-        Ok(content)
-    }
-
-    fn id(&self) -> Result<Option<Id>, Rejection> {
-        match self.0.get("id") {
-            None => Ok(None),
-            Some(Value::String(s)) if s.len() <= MAX_ID_BYTES => Ok(Some(Id::Str(s.clone()))),
-            Some(Value::Number(n)) if n.is_i64() => Ok(n.as_i64().map(Id::Int)),
-            Some(_) => Err(Rejection::bad_request(
-                "field `id` must be a string of at most 64 bytes or a 64-bit integer",
-            )),
-        }
-    }
-}
-
-/// Cuts `s` to at most `max` bytes on a character boundary (for echoing client text safely).
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    parse_request_ref(line).map(RequestRef::into_owned)
 }
 
 #[cfg(test)]

@@ -1,13 +1,29 @@
 //! The line decoder: partial reads, many frames per read, `\r\n`, blank lines, the size limit.
 
-use chat_core::{ErrorCode, Inbound, LineDecoder, Request};
+use chat_core::{ErrorCode, Inbound, LineDecoder, Request, RequestRef};
 use proptest::prelude::*;
+use std::borrow::Cow;
 
 fn decode_chunks(max_line: usize, chunks: &[&[u8]]) -> Vec<Inbound> {
     let mut decoder = LineDecoder::new(max_line);
     let mut out = Vec::new();
     for chunk in chunks {
         out.extend(decoder.feed(chunk));
+    }
+    out
+}
+
+/// The same with `feed_ref`, each borrowed request turned owned (and checked to borrow from
+/// the chunk when the whole line was in it).
+fn decode_chunks_ref(max_line: usize, chunks: &[&[u8]]) -> Vec<Inbound> {
+    let mut decoder = LineDecoder::new(max_line);
+    let mut out = Vec::new();
+    for chunk in chunks {
+        out.extend(
+            decoder
+                .feed_ref(chunk)
+                .map(|line| line.map(RequestRef::into_owned)),
+        );
     }
     out
 }
@@ -108,6 +124,28 @@ proptest! {
             start = p;
         }
         chunks.push(&stream[start..]);
-        prop_assert_eq!(decode_chunks(64, &chunks), whole);
+        prop_assert_eq!(decode_chunks(64, &chunks), whole.clone());
+        prop_assert_eq!(decode_chunks_ref(64, &chunks), whole);
     }
+}
+
+/// `feed_ref` borrows a line that came whole in one read, and copies only one that spanned two
+/// reads (its bytes sat in the decoder, which the next line reuses).
+#[test]
+fn feed_ref_borrows_whole_lines_and_owns_split_ones() {
+    let mut decoder = LineDecoder::new(1024);
+    let chunk = b"{\"type\":\"message\",\"content\":\"whole\"}\n{\"type\":\"message\",\"con";
+    let lines: Vec<_> = decoder.feed_ref(chunk).collect();
+    assert!(matches!(
+        &lines[..],
+        [Ok(RequestRef::Message {
+            content: Cow::Borrowed("whole"),
+            ..
+        })]
+    ));
+    let lines: Vec<_> = decoder.feed_ref(b"tent\":\"split\"}\n").collect();
+    assert!(matches!(
+        &lines[..],
+        [Ok(RequestRef::Message { content: Cow::Owned(c), .. })] if c == "split"
+    ));
 }

@@ -21,8 +21,15 @@
 //!   reads until `EAGAIN` (up to a budget per event) and comes back by itself to what it left
 //!   (chat-readiness' `Trigger`). `tests/burst.rs` catches a reader that stops early.
 //!
-//! `epoll_ctl(MOD)` also re-arms an edge-triggered socket (if it is ready at that moment an
-//! event is reported), so changing the interest never loses an edge.
+//! Edge-triggered, a peer is registered once, for input *and* output (`EPOLLIN | EPOLLOUT |
+//! EPOLLRDHUP | EPOLLET`), and never changed: an edge is reported only when something changes,
+//! so watching output costs nothing while the socket stays writable, and a socket that refused
+//! bytes reports the moment it has room again. Level-triggered, an always-on `EPOLLOUT` would
+//! be reported by every wait, so there the loop turns it on (`epoll_ctl(MOD)`) only while the
+//! kernel refuses bytes. One system call fewer each time a slow reader's queue fills and drains,
+//! and one fewer read per event too: with `EPOLLRDHUP` the event says when an EOF waits behind
+//! the data, so the loop can stop at a short read instead of reading again to hear `EAGAIN`
+//! (chat-readiness' `on_peer_ready_recv`).
 //!
 //! ## Run it, poke it, watch it
 //! ```text
@@ -31,7 +38,8 @@
 //! {"type":"join","nickname":"ada"}
 //! ```
 //! - `strace -e trace=epoll_wait,epoll_ctl -p $(pgrep chat-epoll)`: each wait returns only the
-//!   ready sockets; `EPOLL_CTL_MOD` appears when a slow reader's queue fills and drains.
+//!   ready sockets; level-triggered, `EPOLL_CTL_MOD` appears when a slow reader's queue fills
+//!   and drains (edge-triggered, never: `EPOLL_CTL_ADD` says why).
 //! - `cat /proc/$(pgrep chat-epoll)/fdinfo/FD` (FD: the `eventpoll` one in `ls -l
 //!   /proc/$(pgrep chat-epoll)/fd`): the kernel's interest set, one line per socket.
 //!
@@ -54,7 +62,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::process::ExitCode;
 use std::time::Duration;
-use sys::{EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT};
+use sys::{EPOLLERR, EPOLLET, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP};
 
 /// A chat server on one thread, with epoll(7).
 #[derive(Parser, Debug)]
@@ -102,12 +110,18 @@ impl Readiness for Epoll {
 
     /// `epoll_ctl(ADD)`: once per socket.
     fn watch(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        self.epoll.add(fd, self.flags(interest), encode(token))
+        self.epoll
+            .add(fd, self.flags(token, interest), encode(token))
     }
 
-    /// `epoll_ctl(MOD)`: only when the interest changes.
+    /// `epoll_ctl(MOD)`: only when the interest changes, and level-triggered only: an
+    /// edge-triggered peer watches everything from the start (see `flags`).
     fn set_interest(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        self.epoll.modify(fd, self.flags(interest), encode(token))
+        if self.trigger == Trigger::Edge && matches!(token, Token::Peer(_)) {
+            return Ok(());
+        }
+        self.epoll
+            .modify(fd, self.flags(token, interest), encode(token))
     }
 
     /// `epoll_ctl(DEL)`: the listener, while accepting is paused.
@@ -125,8 +139,9 @@ impl Readiness for Epoll {
             let (flags, token) = (event.events, event.u64); // copies: the struct is packed
             ready.push(Ready {
                 token: decode(token),
-                readable: flags & (EPOLLIN | EPOLLHUP | EPOLLERR) as u32 != 0,
+                readable: flags & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR) as u32 != 0,
                 writable: flags & EPOLLOUT as u32 != 0,
+                read_closed: flags & (EPOLLRDHUP | EPOLLHUP | EPOLLERR) as u32 != 0,
             });
         }
         Ok(())
@@ -148,8 +163,12 @@ impl Epoll {
     }
 
     /// The events to register for `interest`, with `EPOLLET` when edge-triggered (level is
-    /// epoll's default).
-    fn flags(&self, interest: Interest) -> u32 {
+    /// epoll's default). An edge-triggered peer is watched for input, output and the client's
+    /// FIN (`EPOLLRDHUP`) whatever `interest` says: see the module docs.
+    fn flags(&self, token: Token, interest: Interest) -> u32 {
+        if self.trigger == Trigger::Edge && matches!(token, Token::Peer(_)) {
+            return (EPOLLET | EPOLLIN | EPOLLOUT | EPOLLRDHUP) as u32;
+        }
         let mut flags = match self.trigger {
             Trigger::Level => 0,
             Trigger::Edge => EPOLLET as u32,

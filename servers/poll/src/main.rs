@@ -180,6 +180,7 @@ impl Poll {
                     token,
                     readable: pollfd.revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL) != 0,
                     writable: pollfd.revents & POLLOUT != 0,
+                    read_closed: pollfd.revents & POLLHUP != 0,
                 });
             }
         }
@@ -208,6 +209,8 @@ impl Poll {
                 token,
                 readable: readable.contains(pollfd.fd),
                 writable: writable.contains(pollfd.fd),
+                // select(2) has no hang-up set: level-triggered, the next read finds the EOF.
+                read_closed: false,
             };
             if event.readable || event.writable {
                 ready.push(event);

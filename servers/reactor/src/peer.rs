@@ -39,9 +39,11 @@ pub struct Peer {
     pub hung_up: bool,
     /// Write what is queued, then close. Nothing more is read.
     pub closing: bool,
-    /// Whether WRITABLE interest is registered: only while `queue` holds bytes the kernel
-    /// refused, so an idle connection never wakes the loop.
-    pub write_interest: bool,
+    /// Whether `queue` holds bytes the kernel refused: then a WRITABLE event means "write
+    /// more now". (The socket is registered for WRITABLE from the start: mio is edge-triggered,
+    /// so that costs no wake-up while the socket stays writable, and no `epoll_ctl` each time a
+    /// slow reader's queue fills and drains.)
+    pub blocked: bool,
     /// Already listed for this turn's flush.
     pub dirty: bool,
 }
@@ -57,7 +59,7 @@ impl Peer {
             unread: false,
             hung_up: false,
             closing: false,
-            write_interest: false,
+            blocked: false,
             dirty: false,
         }
     }
@@ -67,10 +69,13 @@ impl Peer {
         self.decoder.is_none()
     }
 
-    /// Reads until the socket has nothing more (`WouldBlock`), EOF, or the inbound buffer is
-    /// full. Edge-triggered readiness means "read until `WouldBlock`", or remember that we did
-    /// not (`unread`).
-    pub fn receive(&mut self, scratch: &mut [u8]) {
+    /// Reads until the socket has nothing more, EOF, or the inbound buffer is full.
+    /// Edge-triggered readiness means "read until `WouldBlock`", or remember that we did not
+    /// (`unread`). A read that does not fill `scratch` took all the socket had, and what comes
+    /// later is a new edge, so it ends the reading without another read to hear `WouldBlock`;
+    /// unless `read_closed` (the event's `EPOLLRDHUP`) says an EOF waits behind the data, which
+    /// is no new edge: then we read on to it.
+    pub fn receive(&mut self, scratch: &mut [u8], read_closed: bool) {
         self.unread = false;
         while !self.hung_up {
             if self.inbound.len() >= MAX_INBOUND {
@@ -79,7 +84,12 @@ impl Peer {
             }
             match (&self.socket).read(scratch) {
                 Ok(0) => self.hung_up = true,
-                Ok(n) => self.inbound.extend_from_slice(&scratch[..n]),
+                Ok(n) => {
+                    self.inbound.extend_from_slice(&scratch[..n]);
+                    if n < scratch.len() && !read_closed {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // A reset is the same as an EOF for us: what it sent before is still handled.

@@ -135,6 +135,7 @@ impl Reactor {
     /// The event loop. Returns after a shutdown, once every peer is closed (or the grace
     /// period is over).
     pub fn run(mut self, shutdown: &Shutdown) {
+        crate::shared::enter_reactor(self.index);
         let mut events = Events::with_capacity(1024);
         let mut stop_at: Option<Instant> = None;
         loop {
@@ -150,10 +151,15 @@ impl Reactor {
                     LISTENER => self.on_listener_ready(),
                     WAKER => {} // the mailbox is read below, on every turn
                     token => {
-                        if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_peer_ready_recv(token);
+                        let read_closed = event.is_read_closed() || event.is_error();
+                        if event.is_readable() || read_closed {
+                            self.on_peer_ready_recv(token, read_closed);
                         }
-                        if event.is_writable() {
+                        // Peers are watched for WRITABLE all the time (see `Peer::blocked`):
+                        // only one whose queue the kernel refused has anything to do now; the
+                        // others are written once, at the end of the turn.
+                        if event.is_writable() && self.peers.get(token.0).is_some_and(|p| p.blocked)
+                        {
                             self.on_peer_ready_send(token);
                         }
                     }
@@ -207,9 +213,10 @@ impl Reactor {
         self.next_tick = Some(self.shared.tick(now).unwrap_or(now + timeout));
     }
 
-    /// How long `poll` may sleep: until the nearest timer, or not at all when mail is waiting.
+    /// How long `poll` may sleep: until the nearest timer, or not at all when mail is waiting
+    /// (left from this turn, or posted by this reactor itself, which does not wake itself).
     fn next_timeout(&self, stop_at: Option<Instant>) -> Option<Duration> {
-        if self.mail_left || !self.batches.is_empty() {
+        if self.mail_left || !self.batches.is_empty() || self.shared.mail_pending(self.index) {
             return Some(Duration::ZERO);
         }
         let first_close = self.closing.front().map(|&(deadline, _, _)| deadline);

@@ -24,11 +24,11 @@
 
 use chat_core::sync::lock;
 use chat_core::{
-    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, Frame, Hub, Inbound, LineDecoder,
-    Outbox, Sink,
+    carry_out, handle_lines, BacklogFull, CloseReason, ConnId, ConnIdMap, Frame, Hub, InboundRef,
+    LineDecoder, Outbox, Sink,
 };
 use mio::{Token, Waker};
-use std::collections::HashMap;
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -54,7 +54,7 @@ struct Chat {
     /// The chat rules.
     hub: Hub,
     /// Which reactor owns each connection the Hub knows.
-    routes: HashMap<ConnId, Route>,
+    routes: ConnIdMap<Route>,
     /// Set by the first reactor that saw SIGINT/SIGTERM. A connection accepted by another
     /// reactor a moment later must still be told `shutting_down`.
     stopped: bool,
@@ -105,13 +105,32 @@ impl Mailbox {
         }
     }
 
-    fn wake(&self) {
-        if !self.wake_pending.swap(true, Ordering::SeqCst) {
-            if let Err(e) = self.waker.wake() {
-                tracing::error!("cannot wake a reactor: {e}");
-            }
+    /// Makes sure reactor `reactor` (this mailbox's) reads its mail soon. Only the first post
+    /// since it last read its mail does anything; and when the poster is that very reactor
+    /// (it handled a turn's input itself, or the Hub answered one of its calls), it reads its
+    /// mailbox before it next sleeps (`Reactor::next_timeout` checks `wake_pending`), so a
+    /// write to its own eventfd would only buy a system call and a turn with nothing to do.
+    fn wake(&self, reactor: usize) {
+        if self.wake_pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if RUNNING_REACTOR.get() == Some(reactor) {
+            return;
+        }
+        if let Err(e) = self.waker.wake() {
+            tracing::error!("cannot wake a reactor: {e}");
         }
     }
+}
+
+thread_local! {
+    /// The index of the reactor this thread runs, if it runs one (set by [`enter_reactor`]).
+    static RUNNING_REACTOR: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Marks the calling thread as reactor `index`'s (at the start of its loop).
+pub fn enter_reactor(index: usize) {
+    RUNNING_REACTOR.set(Some(index));
 }
 
 /// Orders gathered under the lock, one list per reactor, posted in one go.
@@ -123,7 +142,7 @@ struct Posting {
 /// The executor's sink here: turns the Hub's actions into orders for the reactors that own
 /// their connections, in the Hub's order.
 struct Router<'a> {
-    routes: &'a mut HashMap<ConnId, Route>,
+    routes: &'a mut ConnIdMap<Route>,
     posting: &'a mut Posting,
 }
 
@@ -154,7 +173,7 @@ impl Shared {
         Shared {
             chat: Mutex::new(Chat {
                 hub,
-                routes: HashMap::new(),
+                routes: ConnIdMap::default(),
                 stopped: false,
             }),
             mailboxes,
@@ -181,7 +200,7 @@ impl Shared {
 
     /// The lines of several peers, parsed already: the chat rules run under the lock, all in
     /// one go (one lock, one post per reactor, however many peers and lines).
-    pub fn handle(&self, parsed: Vec<(ConnId, Vec<Inbound>)>, now: Instant) {
+    pub fn handle(&self, parsed: Vec<(ConnId, Vec<InboundRef<'_>>)>, now: Instant) {
         let mut out = Outbox::new();
         let mut posting = self.posting();
         let mut chat = self.lock();
@@ -230,7 +249,7 @@ impl Shared {
         let mailbox = &self.mailboxes[reactor];
         // An error means the reactor has exited (we are stopping): nothing to deliver.
         let _ = mailbox.sender.send(mail);
-        mailbox.wake();
+        mailbox.wake(reactor);
     }
 
     /// Called by a reactor *before* it drains its channel: mail sent from now on wakes it
@@ -241,10 +260,15 @@ impl Shared {
             .store(false, Ordering::SeqCst);
     }
 
+    /// Whether mail was posted to `reactor` since it last read its mailbox.
+    pub fn mail_pending(&self, reactor: usize) -> bool {
+        self.mailboxes[reactor].wake_pending.load(Ordering::SeqCst)
+    }
+
     /// Wakes every reactor (the SIGINT/SIGTERM callback).
     pub fn wake_all(&self) {
-        for mailbox in &self.mailboxes {
-            mailbox.wake();
+        for (reactor, mailbox) in self.mailboxes.iter().enumerate() {
+            mailbox.wake(reactor);
         }
     }
 
@@ -286,7 +310,7 @@ impl Shared {
             if !orders.is_empty() {
                 // An error means the reactor has exited (we are stopping).
                 let _ = self.mailboxes[reactor].sender.send(Mail::Orders(orders));
-                self.mailboxes[reactor].wake();
+                self.mailboxes[reactor].wake(reactor);
             }
         }
     }

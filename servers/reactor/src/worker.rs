@@ -24,7 +24,7 @@
 //!   not once per member.)
 
 use crate::shared::{Mail, Shared};
-use chat_core::{ConnId, Inbound, LineDecoder};
+use chat_core::{ConnId, InboundRef, LineDecoder};
 use mio::Token;
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,10 +64,11 @@ pub fn spawn_jobs(
 /// Parses every batch, runs the chat rules for all of them, and returns the decoders. Runs on
 /// a worker, or on the reactor itself when a hand-off would cost more than it saves.
 pub fn run_batches(shared: &Shared, mut batches: Vec<Batch>) -> Vec<(Token, ConnId, LineDecoder)> {
-    // Parsing first, without the lock: each worker parses its own peers' lines at once.
-    let parsed: Vec<(ConnId, Vec<Inbound>)> = batches
+    // Parsing first, without the lock: each worker parses its own peers' lines at once. The
+    // requests borrow their strings from the batches' bytes.
+    let parsed: Vec<(ConnId, Vec<InboundRef<'_>>)> = batches
         .iter_mut()
-        .map(|batch| (batch.id, batch.decoder.feed(&batch.bytes).collect()))
+        .map(|batch| (batch.id, batch.decoder.feed_ref(&batch.bytes).collect()))
         .collect();
     shared.handle(parsed, Instant::now());
     batches

@@ -18,7 +18,7 @@
 
 use crate::event_loop::{EventLoop, Progress};
 use crate::peers::Peer;
-use crate::readiness::{Interest, Readiness, Token};
+use crate::readiness::{Interest, Readiness, Token, Trigger};
 use chat_core::net::{self, AcceptFailed, ACCEPT_PAUSE};
 use chat_core::shutdown::STOP_GRACE;
 use chat_core::{error_frame, ConnId, ErrorCode};
@@ -96,35 +96,41 @@ impl<R: Readiness> EventLoop<R> {
 
     /// The peer's socket is readable: read what is there (at most `reads_per_event` times) and
     /// hand each complete line to the Hub, carrying out each one's actions before the next.
-    pub fn on_peer_ready_recv(&mut self, id: ConnId) -> Progress {
+    /// `read_closed`: the event said the client shut down its side (see [`Ready`](crate::Ready)).
+    pub fn on_peer_ready_recv(&mut self, id: ConnId, read_closed: bool) -> Progress {
+        let edge = self.peers.readiness.trigger() == Trigger::Edge;
         for _ in 0..self.peers.readiness.trigger().reads_per_event() {
             let Some(peer) = self.peers.get_mut(id) else {
                 return Progress::Closed;
             };
-            match (&peer.socket).read(&mut self.read_buf) {
+            let n = match (&peer.socket).read(&mut self.read_buf) {
                 Ok(0) => {
                     self.on_peer_hung_up(id);
                     return Progress::Closed;
                 }
                 Ok(n) if peer.is_open() => {
+                    // The decoder leaves the peer while its lines go through the Hub: they
+                    // borrow from it and from the read buffer, and the Hub's frames go to the
+                    // peers (this one included) meanwhile.
+                    let mut decoder = std::mem::take(&mut peer.decoder);
                     // One read may hold half a line or fifty: the decoder sorts that out.
-                    let mut lines = std::mem::take(&mut self.lines);
-                    lines.extend(peer.decoder.feed(&self.read_buf[..n]));
-                    let now = Instant::now();
                     // The rule of chat-core's executor: each request's actions are carried out
                     // (queued, not yet written) before the next request is handled.
                     chat_core::handle_lines(
                         &mut self.hub,
                         id,
-                        lines.drain(..),
-                        now,
+                        decoder.feed_ref(&self.read_buf[..n]),
+                        Instant::now(),
                         &mut self.outbox,
                         &mut self.peers,
                     );
-                    self.lines = lines;
+                    if let Some(peer) = self.peers.get_mut(id) {
+                        peer.decoder = decoder;
+                    }
                     self.close_failed();
+                    n
                 }
-                Ok(_) => {} // closing: input is read only to be discarded
+                Ok(n) => n, // closing: input is read only to be discarded
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -132,6 +138,14 @@ impl<R: Readiness> EventLoop<R> {
                     self.close_peer(id);
                     return Progress::Closed;
                 }
+            };
+            // Edge-triggered, "read until EAGAIN" need not cost a read that only says EAGAIN:
+            // a read that did not fill the buffer took all the socket had (Linux copies all it
+            // has queued, up to the length asked), and what arrives after it is a new edge.
+            // Except an EOF that came along with this data: it will not be one, so with the
+            // event's `read_closed` we read on to it. (nginx reads the same way.)
+            if edge && n < self.read_buf.len() && !read_closed {
+                return Progress::Drained;
             }
         }
         Progress::MoreLeft
@@ -181,16 +195,18 @@ impl<R: Readiness> EventLoop<R> {
     /// Writes every queue that got frames this turn: one flush per peer per turn, however
     /// many frames it got. Closing a peer here can produce new actions: loop until quiet.
     pub fn write_out(&mut self) {
+        let mut to_flush = std::mem::take(&mut self.to_flush);
         loop {
             self.carry_out();
-            let dirty = self.peers.take_dirty();
-            if dirty.is_empty() {
-                return;
+            self.peers.take_dirty(&mut to_flush);
+            if to_flush.is_empty() {
+                break;
             }
-            for id in dirty {
+            for id in to_flush.drain(..) {
                 self.on_peer_ready_send(id);
             }
         }
+        self.to_flush = to_flush; // its allocation serves the next turn
     }
 
     /// Time passed: enforce the idle timeout, drop closing peers that lingered too long,

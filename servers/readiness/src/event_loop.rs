@@ -16,7 +16,7 @@ use crate::os::{SpareFd, WakePipe};
 use crate::peers::Peers;
 use crate::readiness::{Interest, Readiness, Ready, Token, Trigger};
 use crate::LoopArgs;
-use chat_core::{time, Hub, Inbound, Outbox, ServerArgs, Shutdown};
+use chat_core::{time, ConnId, Hub, Outbox, ServerArgs, Shutdown};
 use std::io::{self, Read};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -51,10 +51,11 @@ pub struct EventLoop<R> {
     pub(crate) wake: WakePipe,
     /// A descriptor in reserve, to refuse a connection when `accept` fails with EMFILE.
     pub(crate) spare: SpareFd,
-    /// The buffer every `read` fills.
+    /// The buffer every `read` fills. The requests of a read borrow their strings from it, on
+    /// their way through the Hub.
     pub(crate) read_buf: Vec<u8>,
-    /// The lines of one read, between the decoder and the Hub (kept to reuse its allocation).
-    pub(crate) lines: Vec<Inbound>,
+    /// The peers to flush at the end of a turn (kept to reuse its allocation).
+    pub(crate) to_flush: Vec<ConnId>,
     /// Edge-triggered only: sockets a callback left before `EAGAIN` (at its budget). The kernel
     /// will not report them again (nothing *changed*), so the loop must come back by itself.
     pub(crate) unfinished: Vec<Token>,
@@ -92,7 +93,7 @@ impl<R: Readiness> EventLoop<R> {
             wake,
             spare: SpareFd::new()?,
             read_buf: vec![0; READ_BUFFER],
-            lines: Vec::new(),
+            to_flush: Vec::new(),
             unfinished: Vec::new(),
             ready: Vec::new(),
         })
@@ -128,6 +129,7 @@ impl<R: Readiness> EventLoop<R> {
                 token,
                 readable: true,
                 writable: false,
+                read_closed: false,
             }));
         Ok(())
     }
@@ -144,10 +146,15 @@ impl<R: Readiness> EventLoop<R> {
                 // The byte only woke us; `on_tick` sees the shutdown flag.
                 Token::Wake => self.wake.drain(),
                 Token::Peer(id) => {
-                    if event.readable && self.on_peer_ready_recv(id) == Progress::MoreLeft {
+                    if event.readable
+                        && self.on_peer_ready_recv(id, event.read_closed) == Progress::MoreLeft
+                    {
                         self.come_back_to(Token::Peer(id));
                     }
-                    if event.writable {
+                    // Only a peer the kernel refused bytes is written here. The others, even if
+                    // reported writable (chat-epoll's edge mode watches output all the time),
+                    // wait for `write_out`: all of their frames of this turn in one write.
+                    if event.writable && self.peers.is_blocked(id) {
                         self.on_peer_ready_send(id);
                     }
                 }

@@ -19,8 +19,10 @@
 
 use crate::readiness::{Interest, Readiness, Token};
 use chat_core::net::CLOSE_LINGER;
-use chat_core::{BacklogFull, CloseReason, ConnId, Flush, Frame, LineDecoder, SendQueue, Sink};
-use std::collections::{HashMap, VecDeque};
+use chat_core::{
+    BacklogFull, CloseReason, ConnId, ConnIdMap, Flush, Frame, LineDecoder, SendQueue, Sink,
+};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown as Direction, TcpStream};
 use std::os::fd::AsRawFd;
@@ -109,7 +111,7 @@ pub struct Peers<R> {
     /// through it too.
     pub readiness: R,
     /// Every connection, by the Hub's id (never by descriptor number: see [`Token`]).
-    map: HashMap<ConnId, Peer>,
+    map: ConnIdMap<Peer>,
     /// Peers whose queue got frames this turn, each once: flushed at the end of the turn.
     dirty: Vec<ConnId>,
     /// Closing peers and when they are dropped anyway. Every close gets the same delay, so
@@ -127,7 +129,7 @@ impl<R: Readiness> Peers<R> {
     pub fn new(readiness: R, flush: FlushPolicy) -> Self {
         Peers {
             readiness,
-            map: HashMap::new(),
+            map: ConnIdMap::default(),
             dirty: Vec::new(),
             lingering: VecDeque::new(),
             flush,
@@ -207,15 +209,20 @@ impl<R: Readiness> Peers<R> {
         }
     }
 
-    /// This turn's queues to flush, emptied.
-    pub fn take_dirty(&mut self) -> Vec<ConnId> {
-        let dirty = std::mem::take(&mut self.dirty);
-        for id in &dirty {
+    /// Moves this turn's queues to flush into `into` (empty), and empties the list.
+    pub fn take_dirty(&mut self, into: &mut Vec<ConnId>) {
+        for id in &self.dirty {
             if let Some(peer) = self.map.get_mut(id) {
                 peer.dirty = false;
             }
         }
-        dirty
+        // A swap, not a copy: each list keeps its allocation from turn to turn.
+        std::mem::swap(&mut self.dirty, into);
+    }
+
+    /// Whether `id` has bytes its socket refused (and so watches for room to write them).
+    pub fn is_blocked(&self, id: ConnId) -> bool {
+        self.map.get(&id).is_some_and(|peer| peer.write_interest)
     }
 
     /// Peers whose socket failed while frames were queued, emptied.
@@ -301,7 +308,12 @@ impl<R: Readiness> Sink for Peers<R> {
         };
         peer.queue.push(frame)?;
         match self.flush {
-            FlushPolicy::PerTurn => self.mark_dirty(to),
+            // (`mark_dirty`, without looking the peer up a second time: once per frame.)
+            FlushPolicy::PerTurn if !peer.dirty => {
+                peer.dirty = true;
+                self.dirty.push(to);
+            }
+            FlushPolicy::PerTurn => {}
             FlushPolicy::PerFrame => {
                 if let Err(e) = self.flush(to) {
                     debug!("{to} write error: {e}");

@@ -78,6 +78,10 @@ pub struct Ready {
     pub readable: bool,
     /// The kernel's send buffer has room.
     pub writable: bool,
+    /// The client has shut down its sending side, or the connection is gone (`EPOLLRDHUP`,
+    /// `POLLHUP`): an EOF waits behind whatever data came with it. Edge-triggered, that EOF
+    /// brings no event of its own, so the loop reads on until it (see `on_peer_ready_recv`).
+    pub read_closed: bool,
 }
 
 /// Level- or edge-triggered readiness (`--trigger` of chat-epoll; poll and select are always

@@ -144,7 +144,7 @@ impl Client {
 /// client's bytes a moment to arrive.
 fn readable(event_loop: &mut EventLoop<Fake>, id: ConnId) -> Progress {
     std::thread::sleep(Duration::from_millis(50));
-    event_loop.on_peer_ready_recv(id)
+    event_loop.on_peer_ready_recv(id, false)
 }
 
 /// A new connection is watched for input only: an idle socket is always writable.
@@ -209,7 +209,7 @@ fn write_interest_is_on_only_while_the_kernel_refuses_bytes() {
     });
     for _ in 0..2000 {
         std::thread::sleep(Duration::from_millis(5));
-        event_loop.on_peer_ready_recv(talker_id);
+        event_loop.on_peer_ready_recv(talker_id, false);
         event_loop.write_out();
         event_loop.on_peer_ready_send(slow_id);
         if !interest(&event_loop).write && reader.is_finished() {
@@ -240,8 +240,8 @@ fn a_client_that_hung_up_gets_its_replies_then_is_closed() {
         .shutdown(Direction::Write)
         .expect("half-close");
     std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(event_loop.on_peer_ready_recv(id), Progress::MoreLeft);
-    assert_eq!(event_loop.on_peer_ready_recv(id), Progress::Closed);
+    assert_eq!(event_loop.on_peer_ready_recv(id, false), Progress::MoreLeft);
+    assert_eq!(event_loop.on_peer_ready_recv(id, false), Progress::Closed);
     let watched = &event_loop.peers.readiness.watched;
     assert_eq!(watched.get(&Token::Peer(id)).map(|i| i.read), Some(false));
     event_loop.write_out();
@@ -289,6 +289,7 @@ fn edge_triggered_comes_back_to_what_it_left_unfinished() {
             token: Token::Listener,
             readable: true,
             writable: false,
+            read_closed: false,
         };
         event_loop
             .peers

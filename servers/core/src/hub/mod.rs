@@ -21,13 +21,13 @@
 //! server that carries out Outboxes in the order they were filled (one Hub call at a time, under
 //! a lock if it has threads) gives every member of a room the same order.
 
-use crate::names::fold;
-
 mod requests;
-use crate::outbox::{CloseReason, ConnId, Frame, Outbox};
-use crate::protocol::{ErrorCode, Event, Inbound, Request};
+
+use crate::frames::{encode, error_frame, pong_frame, rate_limited_frame};
+use crate::names::fold;
+use crate::outbox::{CloseReason, ConnId, ConnIdMap, Outbox};
+use crate::protocol::{ErrorCode, Event, Inbound, InboundRef, RequestRef};
 use crate::rate::TokenBucket;
-use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::IpAddr;
@@ -92,11 +92,23 @@ struct Room {
     members: BTreeMap<String, ConnId>,
 }
 
+impl Room {
+    /// Queues `frame` for every member: one encoding, a `Bytes` clone (a reference count)
+    /// per member.
+    fn send_to_all(&self, frame: crate::Frame, out: &mut Outbox) {
+        for &member in self.members.values() {
+            out.send(member, frame.clone());
+        }
+    }
+}
+
 /// The chat rules. See the module docs.
 #[derive(Debug)]
 pub struct Hub {
     config: HubConfig,
-    conns: HashMap<ConnId, Conn>,
+    /// Every open connection, joined or not. Looked up on every request: keyed with chat-core's
+    /// cheap hash for connection ids (see [`ConnIdMap`]).
+    conns: ConnIdMap<Conn>,
     /// Nicknames in folded (lowercase) form, so uniqueness ignores case.
     nicknames: HashMap<String, ConnId>,
     /// Rooms by name. A `BTreeMap` so `rooms` lists come out sorted.
@@ -117,7 +129,7 @@ impl Hub {
     pub fn new(config: HubConfig) -> Self {
         Hub {
             config,
-            conns: HashMap::new(),
+            conns: ConnIdMap::default(),
             nicknames: HashMap::new(),
             rooms: BTreeMap::new(),
             deadlines: BinaryHeap::new(),
@@ -202,6 +214,19 @@ impl Hub {
 
     /// One line arrived from `id`: a parsed request, or the reason it is not one.
     pub fn handle(&mut self, id: ConnId, inbound: Inbound, now: Instant, out: &mut Outbox) {
+        self.handle_ref(id, inbound.map(RequestRef::from), now, out);
+    }
+
+    /// [`handle`](Self::handle) for a request that borrows its strings from the line it was
+    /// parsed from ([`LineDecoder::feed_ref`](crate::LineDecoder::feed_ref)): what the Hub only
+    /// reads or echoes (a message's content, an `id`) is never copied on the way.
+    pub fn handle_ref(
+        &mut self,
+        id: ConnId,
+        inbound: InboundRef<'_>,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return; // closed already: late input is ignored
         };
@@ -242,22 +267,22 @@ impl Hub {
             return;
         }
         match request {
-            Request::Join { nickname, room } => self.join(id, nickname, room, out),
-            Request::Nick { nickname } => self.rename(id, nickname, out),
-            Request::Message {
+            RequestRef::Join { nickname, room } => self.join(id, nickname, room, out),
+            RequestRef::Nick { nickname } => self.rename(id, nickname, out),
+            RequestRef::Message {
                 content,
                 id: msg_id,
-            } => self.broadcast(id, content, msg_id, out),
-            Request::Private {
+            } => self.broadcast(id, &content, msg_id.as_ref(), out),
+            RequestRef::Private {
                 to,
                 content,
                 id: msg_id,
-            } => self.private(id, &to, content, msg_id, out),
-            Request::JoinRoom { room } => self.change_room(id, room, out),
-            Request::ListUsers { room } => self.list_users(id, room, out),
-            Request::ListRooms => self.list_rooms(id, out),
-            Request::Ping { id: ping_id } => out.send(id, encode(&Event::Pong { id: ping_id })),
-            Request::Quit => {
+            } => self.private(id, &to, &content, msg_id.as_ref(), out),
+            RequestRef::JoinRoom { room } => self.change_room(id, room, out),
+            RequestRef::ListUsers { room } => self.list_users(id, room.as_deref(), out),
+            RequestRef::ListRooms => self.list_rooms(id, out),
+            RequestRef::Ping { id: ping_id } => out.send(id, pong_frame(ping_id.as_ref())),
+            RequestRef::Quit => {
                 out.send(id, encode(&Event::Bye));
                 self.remove(id, out);
                 out.close(id, CloseReason::Quit);
@@ -333,12 +358,8 @@ impl Hub {
 
     /// Encodes `event` once and queues it for every member of `room`.
     fn notify_room(&self, room: &str, event: &Event, out: &mut Outbox) {
-        let Some(room) = self.rooms.get(room) else {
-            return;
-        };
-        let frame = encode(event);
-        for &member in room.members.values() {
-            out.send(member, frame.clone());
+        if let Some(room) = self.rooms.get(room) {
+            room.send_to_all(encode(event), out);
         }
     }
 
@@ -384,54 +405,6 @@ impl Hub {
 
 fn take_token(conn: &mut Conn, now: Instant) -> bool {
     conn.bucket.as_mut().is_none_or(|b| b.try_take(now))
-}
-
-/// Encodes an event as one protocol line.
-pub fn encode(event: &Event) -> Frame {
-    let mut line = serde_json::to_vec(event).expect("an Event always serializes");
-    line.push(b'\n');
-    Bytes::from(line)
-}
-
-/// Encodes an `error` event. Servers use it for the refusals that belong to their I/O model
-/// (a select server past FD_SETSIZE, a full pool queue).
-pub fn error_frame(code: ErrorCode, message: &str) -> Frame {
-    encode(&Event::Error {
-        code,
-        message: message.to_string(),
-    })
-}
-
-/// `rate_limited`, worded once for every server (the cluster answers it too).
-pub fn rate_limited_frame() -> Frame {
-    error_frame(
-        ErrorCode::RateLimited,
-        "too many requests; this one was dropped",
-    )
-}
-
-/// `bad_nickname` / `bad_room`: `what` is "nickname" or "room name".
-pub fn bad_name_frame(code: ErrorCode, what: &str) -> Frame {
-    error_frame(
-        code,
-        &format!("a {what} is 1 to 32 characters, without spaces or control characters"),
-    )
-}
-
-/// `nickname_taken`, quoting the nickname (clipped).
-pub fn taken_frame(nickname: &str) -> Frame {
-    error_frame(
-        ErrorCode::NicknameTaken,
-        &format!("the nickname `{}` is taken", clip(nickname)),
-    )
-}
-
-/// Client text echoed in an error message is cut short, so the error stays small.
-pub fn clip(s: &str) -> &str {
-    match s.char_indices().nth(32) {
-        Some((end, _)) => &s[..end],
-        None => s,
-    }
 }
 
 /// The server clock for `ts`: milliseconds since the Unix epoch.

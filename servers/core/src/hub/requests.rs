@@ -1,19 +1,21 @@
 //! The request handlers: one method per request type, each applying the rules of `PROTOCOL.md` and
 //! appending the replies and notifications to the Outbox.
 
-use super::{
-    bad_name_frame, clip, encode, error_frame, taken_frame, unix_millis, Hub, Member, DEFAULT_ROOM,
+use super::{unix_millis, Hub, Member, DEFAULT_ROOM};
+use crate::frames::{
+    bad_name_frame, broadcast_frame, clip, encode, error_frame, private_frame, taken_frame,
 };
 use crate::names::{fold, is_valid_name};
 use crate::outbox::{ConnId, Outbox};
-use crate::protocol::{ErrorCode, Event, Id, RoomInfo};
+use crate::protocol::{ErrorCode, Event, IdRef, RoomInfo};
+use std::borrow::Cow;
 
 impl Hub {
     pub(super) fn join(
         &mut self,
         id: ConnId,
-        nickname: String,
-        room: Option<String>,
+        nickname: Cow<'_, str>,
+        room: Option<Cow<'_, str>>,
         out: &mut Outbox,
     ) {
         if self.member(id).is_some() {
@@ -26,7 +28,7 @@ impl Hub {
             );
             return;
         }
-        let room = room.unwrap_or_else(|| DEFAULT_ROOM.to_string());
+        let room = room.unwrap_or(Cow::Borrowed(DEFAULT_ROOM));
         if !is_valid_name(&nickname) {
             out.send(id, bad_name_frame(ErrorCode::BadNickname, "nickname"));
             return;
@@ -40,6 +42,8 @@ impl Hub {
             out.send(id, taken_frame(&nickname));
             return;
         }
+        // Kept from now on: the names get strings of their own.
+        let (nickname, room) = (nickname.into_owned(), room.into_owned());
         self.nicknames.insert(key, id);
         self.notify_room(
             &room,
@@ -65,7 +69,7 @@ impl Hub {
         }
     }
 
-    pub(super) fn rename(&mut self, id: ConnId, nickname: String, out: &mut Outbox) {
+    pub(super) fn rename(&mut self, id: ConnId, nickname: Cow<'_, str>, out: &mut Outbox) {
         if !is_valid_name(&nickname) {
             out.send(id, bad_name_frame(ErrorCode::BadNickname, "nickname"));
             return;
@@ -80,6 +84,7 @@ impl Hub {
             out.send(id, taken_frame(&nickname));
             return;
         }
+        let nickname = nickname.into_owned();
         self.nicknames.remove(&old_key);
         self.nicknames.insert(new_key, id);
         if let Some(r) = self.rooms.get_mut(&room) {
@@ -104,37 +109,39 @@ impl Hub {
     pub(super) fn broadcast(
         &mut self,
         id: ConnId,
-        content: String,
-        msg_id: Option<Id>,
+        content: &str,
+        msg_id: Option<&IdRef<'_>>,
         out: &mut Outbox,
     ) {
         let Some(member) = self.member(id) else {
             return;
         };
-        let room = member.room.clone();
-        let event = Event::Broadcast {
-            from: member.nickname.clone(),
-            room: room.clone(),
-            content,
-            ts: unix_millis(),
-            id: msg_id,
+        let Some(room) = self.rooms.get(&member.room) else {
+            return;
         };
-        // Encoded once; every member gets a clone of the same `Bytes`.
-        self.notify_room(&room, &event, out);
+        // Encoded once, straight from the borrowed parts; every member gets a clone of the
+        // same `Bytes`.
+        let frame = broadcast_frame(
+            &member.nickname,
+            &member.room,
+            content,
+            unix_millis(),
+            msg_id,
+        );
+        room.send_to_all(frame, out);
     }
 
     pub(super) fn private(
         &mut self,
         id: ConnId,
         to: &str,
-        content: String,
-        msg_id: Option<Id>,
+        content: &str,
+        msg_id: Option<&IdRef<'_>>,
         out: &mut Outbox,
     ) {
         let Some(member) = self.member(id) else {
             return;
         };
-        let from = member.nickname.clone();
         let Some(&target) = self.nicknames.get(&fold(to)) else {
             out.send(
                 id,
@@ -145,24 +152,16 @@ impl Hub {
             );
             return;
         };
-        let to = self
-            .member(target)
-            .map(|m| m.nickname.clone())
-            .unwrap_or_else(|| to.to_string());
-        let frame = encode(&Event::Private {
-            from,
-            to,
-            content,
-            ts: unix_millis(),
-            id: msg_id,
-        });
+        // The recipient's nickname as registered (the request may use another case).
+        let to = self.member(target).map_or(to, |m| m.nickname.as_str());
+        let frame = private_frame(&member.nickname, to, content, unix_millis(), msg_id);
         out.send(target, frame.clone());
         if target != id {
             out.send(id, frame); // the sender's receipt
         }
     }
 
-    pub(super) fn change_room(&mut self, id: ConnId, room: String, out: &mut Outbox) {
+    pub(super) fn change_room(&mut self, id: ConnId, room: Cow<'_, str>, out: &mut Outbox) {
         if !is_valid_name(&room) {
             out.send(id, bad_name_frame(ErrorCode::BadRoom, "room name"));
             return;
@@ -171,6 +170,7 @@ impl Hub {
             return;
         };
         let (nickname, old_room) = (member.nickname.clone(), member.room.clone());
+        let room = room.into_owned();
         if old_room != room {
             self.leave_room(&nickname, &old_room, out);
             self.notify_room(
@@ -194,13 +194,13 @@ impl Hub {
         out.send(id, encode(&Event::Room { room, users }));
     }
 
-    pub(super) fn list_users(&mut self, id: ConnId, room: Option<String>, out: &mut Outbox) {
+    pub(super) fn list_users(&mut self, id: ConnId, room: Option<&str>, out: &mut Outbox) {
         let room = match room {
-            Some(room) if !is_valid_name(&room) => {
+            Some(room) if !is_valid_name(room) => {
                 out.send(id, bad_name_frame(ErrorCode::BadRoom, "room name"));
                 return;
             }
-            Some(room) => room,
+            Some(room) => room.to_string(),
             None => match self.member(id) {
                 Some(member) => member.room.clone(),
                 None => return,

@@ -51,11 +51,9 @@ impl Reactor {
         }
         let entry = self.peers.vacant_entry();
         let token = Token(entry.key());
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut socket, token, Interest::READABLE)
-        {
+        // Readable and writable from the start, never changed: see `Peer::blocked`.
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut socket, token, interest) {
             tracing::warn!("cannot register a new connection: {e}");
             return;
         }
@@ -98,14 +96,14 @@ impl Reactor {
 
     // ---- input: socket -> worker ----------------------------------------------------------
 
-    pub(super) fn on_peer_ready_recv(&mut self, token: Token) {
+    pub(super) fn on_peer_ready_recv(&mut self, token: Token, read_closed: bool) {
         let Some(peer) = self.peers.get_mut(token.0) else {
             return;
         };
         if peer.closing || peer.hung_up {
             return; // a closing peer's input is drained when it closes
         }
-        peer.receive(&mut self.scratch);
+        peer.receive(&mut self.scratch, read_closed);
         self.process_input(token);
     }
 
@@ -175,7 +173,9 @@ impl Reactor {
         };
         peer.decoder = Some(decoder);
         if peer.unread && !peer.closing {
-            peer.receive(&mut self.scratch);
+            // We cannot know whether an EOF waits behind what we left unread: read on until
+            // the socket says `WouldBlock` (as if the event had said `read_closed`).
+            peer.receive(&mut self.scratch, true);
         }
         self.process_input(token);
     }
@@ -253,7 +253,7 @@ impl Reactor {
     }
 
     /// The peer's socket is writable (or its queue got frames): write as much as the kernel
-    /// takes; ask for WRITABLE events only while some is left.
+    /// takes. What is left waits for the WRITABLE event that comes when the kernel has room.
     pub(super) fn on_peer_ready_send(&mut self, token: Token) {
         let Some(peer) = self.peers.get_mut(token.0) else {
             return;
@@ -263,9 +263,8 @@ impl Reactor {
                 let peer = self.peers.remove(token.0);
                 peer.close(&mut self.scratch);
             }
-            Ok(Flush::Done) => self.set_write_interest(token, false),
-            // The kernel's send buffer is full: ask to hear when it has room again.
-            Ok(Flush::Pending) => self.set_write_interest(token, true),
+            Ok(Flush::Done) => peer.blocked = false,
+            Ok(Flush::Pending) => peer.blocked = true,
             Err(e) => {
                 // The peer is gone, or refused more than --max-backlog bytes. If the Hub still
                 // knows it, its room is told.
@@ -273,29 +272,6 @@ impl Reactor {
                 tracing::debug!("{} write error: {e}", peer.id);
                 self.shared.disconnect(peer.id);
             }
-        }
-    }
-
-    /// Asks for WRITABLE events, or stops asking, when that changes anything.
-    fn set_write_interest(&mut self, token: Token, on: bool) {
-        let Some(peer) = self.peers.get_mut(token.0) else {
-            return;
-        };
-        if peer.write_interest == on {
-            return;
-        }
-        peer.write_interest = on;
-        let interest = if on {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        if let Err(e) = self
-            .poll
-            .registry()
-            .reregister(&mut peer.socket, token, interest)
-        {
-            tracing::debug!("{}: reregister failed: {e}", peer.id);
         }
     }
 }
