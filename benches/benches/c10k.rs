@@ -26,8 +26,8 @@
 
 use c10k_benches::index_html::write_index;
 use c10k_benches::plan::{unexpected_failures, C10kPlan};
-use c10k_benches::quick_mode;
 use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
+use c10k_benches::{entry, quick_mode};
 use loadgen::sweep::{self, write_charts};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,27 +36,10 @@ use std::time::Instant;
 const NAME: &str = "c10k";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and a 10,000-connection
-    // sweep has no place in a test run.
-    if !args.iter().any(|a| a == "--bench") {
-        println!("{NAME}: a benchmark; run it with `cargo bench -p c10k-benches --bench c10k`");
-        return ExitCode::SUCCESS;
+    if let Some(exit) = entry::not_now(NAME) {
+        return exit;
     }
-    // `cargo bench -- hub_fanout` passes the filter to every bench target: honour it, so that
-    // asking for one criterion group does not start an eight-minute sweep.
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("{NAME}: skipped (filtered out)");
-        return ExitCode::SUCCESS;
-    }
-    match compare(&C10kPlan::new(quick_mode())) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{NAME}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::finish(NAME, compare(&C10kPlan::new(quick_mode())))
 }
 
 /// Builds the servers, sweeps every workload, writes the report, prints the tables.

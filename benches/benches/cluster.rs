@@ -26,10 +26,10 @@
 //! generator's reports (`*.run.json`). Needs `redis-server` (skipped with a note without it,
 //! except under CI).
 
-use c10k_benches::quick_mode;
 use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
+use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
-use loadgen::sweep::{models::redis_server_path, RedisServer};
+use loadgen::sweep::RedisServer;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -96,33 +96,14 @@ impl Plan {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo test --benches` does not pass `--bench`: a 100,000-connection run is no test.
-    if !args.iter().any(|a| a == "--bench") {
-        println!("{NAME}: a benchmark; run it with `cargo bench -p c10k-benches --bench cluster`");
-        return ExitCode::SUCCESS;
+    if let Some(exit) = entry::not_now(NAME) {
+        return exit;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("{NAME}: skipped (filtered out)");
-        return ExitCode::SUCCESS;
-    }
-    let Some(redis_program) = redis_server_path() else {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        if in_ci {
-            eprintln!("{NAME}: redis-server is missing, and CI installs it");
-            return ExitCode::FAILURE;
-        }
-        println!("{NAME}: skipped: redis-server is not installed (apt-get install redis-server)");
-        return ExitCode::SUCCESS;
+    let redis = match entry::redis_or_exit(NAME) {
+        Ok(path) => path,
+        Err(exit) => return exit,
     };
-    match measure(&Plan::new(quick_mode()), &redis_program) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{NAME}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::finish(NAME, measure(&Plan::new(quick_mode()), &redis))
 }
 
 fn measure(plan: &Plan, redis_program: &Path) -> anyhow::Result<ExitCode> {

@@ -17,8 +17,8 @@
 
 use c10k_benches::flood::Flood;
 use c10k_benches::loadgen_cli::{machine, number, run_loadgen};
-use c10k_benches::quick_mode;
 use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
+use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -64,23 +64,10 @@ impl Plan {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if !args.iter().any(|a| a == "--bench") {
-        println!("{NAME}: a benchmark; run it with `cargo bench -p c10k-benches --bench flood`");
-        return ExitCode::SUCCESS;
+    if let Some(exit) = entry::not_now(NAME) {
+        return exit;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("{NAME}: skipped (filtered out)");
-        return ExitCode::SUCCESS;
-    }
-    match measure(&Plan::new(quick_mode())) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{NAME}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::finish(NAME, measure(&Plan::new(quick_mode())))
 }
 
 fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {

@@ -19,13 +19,13 @@
 //! under CI). Fails when a run could not open its connections or lost messages; ratios below
 //! their goals are reported in the table, not failed on: they are measurements.
 
-use c10k_benches::quick_mode;
 use c10k_benches::ratio::{
     to_markdown, Load, RatioPlan, Results, Sample, Target, EPOLL, REDIS, TARGETS,
 };
 use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
+use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
-use loadgen::sweep::{models::redis_server_path, Machine, RedisServer};
+use loadgen::sweep::{Machine, RedisServer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,33 +36,14 @@ use std::time::Instant;
 const NAME: &str = "redis_ratio";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo test --benches` does not pass `--bench`: minutes of load are no test.
-    if !args.iter().any(|a| a == "--bench") {
-        println!("{NAME}: a benchmark; run it with `cargo bench -p c10k-benches --bench {NAME}`");
-        return ExitCode::SUCCESS;
+    if let Some(exit) = entry::not_now(NAME) {
+        return exit;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("{NAME}: skipped (filtered out)");
-        return ExitCode::SUCCESS;
-    }
-    let Some(redis) = redis_server_path() else {
-        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        if in_ci {
-            eprintln!("{NAME}: redis-server is missing, and CI installs it");
-            return ExitCode::FAILURE;
-        }
-        println!("{NAME}: skipped: redis-server is not installed (apt-get install redis-server)");
-        return ExitCode::SUCCESS;
+    let redis = match entry::redis_or_exit(NAME) {
+        Ok(path) => path,
+        Err(exit) => return exit,
     };
-    match measure(&RatioPlan::new(quick_mode()), &redis) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{NAME}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::finish(NAME, measure(&RatioPlan::new(quick_mode()), &redis))
 }
 
 fn measure(plan: &RatioPlan, redis: &Path) -> anyhow::Result<ExitCode> {

@@ -18,8 +18,8 @@
 //! series), `results.json`, and the generator's reports (`<server>.run.json`).
 
 use c10k_benches::loadgen_cli::{machine, number, run_loadgen};
-use c10k_benches::quick_mode;
 use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
+use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
@@ -107,24 +107,10 @@ impl Plan {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `cargo test --benches` does not pass `--bench`: a 30-minute soak is no test.
-    if !args.iter().any(|a| a == "--bench") {
-        println!("{NAME}: a benchmark; run it with `cargo bench -p c10k-benches --bench soak`");
-        return ExitCode::SUCCESS;
+    if let Some(exit) = entry::not_now(NAME) {
+        return exit;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        println!("{NAME}: skipped (filtered out)");
-        return ExitCode::SUCCESS;
-    }
-    match soak(&Plan::new(quick_mode())) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("{NAME}: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    entry::finish(NAME, soak(&Plan::new(quick_mode())))
 }
 
 fn soak(plan: &Plan) -> anyhow::Result<ExitCode> {

@@ -15,6 +15,7 @@
 //!
 //! | module | for | what |
 //! |---|---|---|
+//! | [`entry`] | the custom benches | when to run (`--bench`, filters), Redis or not, the exit status |
 //! | [`quick`] | all | the switch CI uses to run every bench briefly |
 //! | [`fixtures`] | `core` | typical and large frames, a Hub with a full room, the timed operations |
 //! | [`plan`] | `c10k` | connection levels, workloads and durations; the smoke test's verdict |
@@ -27,6 +28,7 @@
 //! Run them with `cargo bench -p c10k-benches` (everything), `cargo bench -p c10k-benches
 //! --bench core` (the micro-benchmarks), or with `C10K_BENCH_QUICK=1` for a smoke run.
 
+pub mod entry;
 pub mod fixtures;
 pub mod flood;
 pub mod index_html;

@@ -8,14 +8,7 @@ use lessons::catalog::Catalog;
 use lessons::exercises::{self, exercises_dir, run_check, CheckRun, Exercise};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-
-/// Exercises graded with `loadgen run --workload echo` and `loadgen check --profile echo`, which
-/// the load generator's branch adds. AT MERGE: once that branch is merged, empty this list (and
-/// delete `echo_workload_missing`): until then these two exercises are built and listed, but
-/// their checks are not run, because the loadgen on this branch has no echo workload.
-const AWAITING_LOADGEN_ECHO: &[&str] = &["06-select-echo", "30-epoll-echo"];
 
 /// Exercises whose check needs a socket receive buffer of 8 MiB (exercise 27 holds a 3.6 MB burst
 /// in one socket): the kernel caps SO_RCVBUF at twice `net.core.rmem_max`. `.ci/run` raises it;
@@ -78,12 +71,6 @@ fn prove(name: &str) {
     let problems = exercise.problems();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let bin_dir = build_all();
-    if AWAITING_LOADGEN_ECHO.contains(&name) && echo_workload_missing(&bin_dir) {
-        eprintln!(
-            "{name}: NOT RUN: this loadgen has no echo workload yet (see AWAITING_LOADGEN_ECHO)"
-        );
-        return;
-    }
     if NEEDS_RMEM_MAX.contains(&name) {
         let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
             .ok()
@@ -195,19 +182,6 @@ fn needs(check: &Path) -> Vec<String> {
         .filter(|tool| Catalog::workspace().is_ok_and(|c| c.package_of(tool).is_some()))
         .map(str::to_string)
         .collect()
-}
-
-/// Whether the built loadgen lacks the echo workload (see [`AWAITING_LOADGEN_ECHO`]).
-fn echo_workload_missing(bin_dir: &Path) -> bool {
-    static MISSING: OnceLock<bool> = OnceLock::new();
-    *MISSING.get_or_init(|| {
-        let help = Command::new(bin_dir.join("loadgen"))
-            .args(["check", "--help"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        !help.contains("--profile")
-    })
 }
 
 /// Every exercise folder has a test above, and no test names a folder that is gone.

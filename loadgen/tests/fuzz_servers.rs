@@ -3,7 +3,7 @@
 //!
 //! Each server runs as its own process (`loadgen::server_process`), found beside this test
 //! binary or built first (`loadgen::sweep::find_or_build`, as the other process tests do). The
-//! nine runs happen at the same time, so the whole file takes about a minute. libtest would run
+//! eleven runs happen at the same time, so the whole file takes about a minute. libtest would run
 //! them two at a time on a two-core machine (its default is one thread per core), hence
 //! `harness = false` (see Cargo.toml): `main` runs every selected case on its own thread and
 //! reports each like libtest (`test NAME ... ok`), taking name filters like libtest.
@@ -15,6 +15,7 @@
 use loadgen::fuzz::{fuzz, FuzzConfig};
 use loadgen::server_process::ServerProcess;
 use loadgen::sweep::find_or_build;
+use loadgen::sweep::models::unavailable_here;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -35,7 +36,7 @@ struct Case {
     single: bool,
 }
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 11] = [
     Case {
         name: "fuzz_chat_blocking_one_client_at_a_time",
         package: "chat-blocking",
@@ -90,12 +91,30 @@ const CASES: [Case; 9] = [
         args: &[],
         single: false,
     },
+    Case {
+        name: "fuzz_chat_uring",
+        package: "chat-uring",
+        args: &[],
+        single: false,
+    },
+    // A cluster node on the in-process bus: the same node code as on Redis, without a Redis
+    // server to start; the chat port only (the WebSocket side has its own tests).
+    Case {
+        name: "fuzz_chat_cluster_node",
+        package: "chat-cluster",
+        args: &["--redis", "memory", "--http-addr", "off"],
+        single: false,
+    },
 ];
 
 /// Fuzzes one server process for [`FUZZ_TIME`]; panics with the fuzzer's report on any
 /// problem, or when the run did too little to mean anything. Returns a one-line summary.
 fn fuzz_one(case: &Case) -> String {
     let program = find_or_build(case.package, true).unwrap_or_else(|e| panic!("{e}"));
+    // chat-uring where the kernel or a seccomp profile refuses io_uring: said, not fuzzed.
+    if let Some(why) = unavailable_here(case.package, &program) {
+        return format!("SKIPPED: {why}");
+    }
     let mut server = ServerProcess::spawn(&program, case.args)
         .unwrap_or_else(|e| panic!("{} does not start: {e}", case.package));
     let config = FuzzConfig {

@@ -30,7 +30,12 @@ impl EventLoop {
                 break;
             }
             self.connecting.pop_front();
-            if matches!(self.conns[slot].state, State::Connecting { .. }) {
+            // A churner may have closed and reconnected since this deadline was set: only the
+            // deadline of the attempt in progress counts.
+            let timeout = self.shared.config.connect_timeout.as_micros() as u64;
+            let current = matches!(self.conns[slot].state,
+                State::Connecting { started_us } if started_us + timeout == deadline);
+            if current {
                 let timeout = self.shared.config.connect_timeout;
                 self.fail(
                     slot,
@@ -46,10 +51,21 @@ impl EventLoop {
                 break;
             }
             self.joining.pop_front();
-            if matches!(
-                self.conns[slot].state,
-                State::Joining { .. } | State::Upgrading { .. }
-            ) {
+            // As above: a deadline left by an earlier incarnation of a churner must not fail
+            // the join in progress (its deadline is `connected + timeout`).
+            let timeout = self.shared.config.connect_timeout.as_micros() as u64;
+            let current = match self.conns[slot].state {
+                State::Joining {
+                    started_us,
+                    connect_us,
+                }
+                | State::Upgrading {
+                    started_us,
+                    connect_us,
+                } => started_us + connect_us + timeout == deadline,
+                _ => false,
+            };
+            if current {
                 let timeout = self.shared.config.connect_timeout;
                 self.fail(
                     slot,

@@ -32,7 +32,7 @@
 //! - The Hub and the table of outbound queues sit behind one **std `Mutex`** ([`shared`]),
 //!   taken for microseconds and never across an `.await`. Frames are *pushed* into the
 //!   members' queues under the lock (that keeps one order per room) and *written* by each
-//!   member's writer task outside it: no lock is held across anybody's write.
+//!   member's own task outside it: no lock is held across anybody's write.
 //! - **Bounded outbound**: chat-core's `SendQueue` behind a std `Mutex` ([`outbound`]), with the
 //!   task's waker beside it: a push wakes the task only if it is parked waiting for frames. A
 //!   push that would take a queue past `--max-backlog` bytes cuts that connection off at once,

@@ -13,7 +13,7 @@
 //! Why the frames are pushed *under* the lock: it keeps guarantee 2 of `PROTOCOL.md`. Two broadcasts
 //! to a room are decided in lock order, and pushed into every member's queue before the lock is
 //! released, so every member's queue has them in the same order. What is *not* under the lock is
-//! the writing: each connection's writer task drains its own queue into its own socket, so a slow
+//! the writing: each connection's task drains its own queue into its own socket, so a slow
 //! socket costs the lock nothing (the tokio chat example holds its lock across the whole
 //! broadcast loop of writes; that is the mistake we avoid).
 
