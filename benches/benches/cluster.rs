@@ -57,8 +57,9 @@ struct Plan {
     big_rate: f64,
     big_duration: &'static str,
     big_warmup: &'static str,
-    /// Source addresses for the generator's sockets in the big run.
-    big_sources: &'static str,
+    /// How many source addresses (127.0.0.1, 127.0.0.2, …) the generator's sockets use in the
+    /// big run: one per process, so that no process runs out of ephemeral ports.
+    big_sources: usize,
 }
 
 impl Plan {
@@ -75,7 +76,7 @@ impl Plan {
                 big_rate: 1.0 / 60.0,
                 big_duration: "5s",
                 big_warmup: "1s",
-                big_sources: "127.0.0.1",
+                big_sources: 1,
             }
         } else {
             Plan {
@@ -89,7 +90,7 @@ impl Plan {
                 big_rate: 1.0 / 60.0,
                 big_duration: "120s",
                 big_warmup: "10s",
-                big_sources: "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6",
+                big_sources: 7,
             }
         }
     }
@@ -295,6 +296,7 @@ fn big_run(plan: &Plan, load: &Load, bins: &Path, redis_url: &str) -> anyhow::Re
     let conns = plan.big_conns.to_string();
     let rate = format!("{:.5}", plan.big_rate);
     let procs = plan.big_procs.to_string();
+    let sources = plan.big_sources.to_string();
     let report = load.loadgen(
         "big",
         &[supervisor.addr()],
@@ -314,7 +316,7 @@ fn big_run(plan: &Plan, load: &Load, bins: &Path, redis_url: &str) -> anyhow::Re
             "--procs",
             &procs,
             "--source-addrs",
-            plan.big_sources,
+            &sources,
             "--connect-timeout",
             "60s",
         ],
