@@ -40,6 +40,9 @@ impl Config {
                 r if r < 64 => u32::from(r % 4) + 1,
                 _ => 0,
             },
+            // Off: the target connects with `Hub::connect`, which has no address to count
+            // (the per-address limit is `connect_from`'s, tested by the servers' suites).
+            max_conns_per_ip: 0,
         }
     }
 }
