@@ -26,7 +26,6 @@
 //! generator's reports (`*.run.json`). Needs `redis-server` (skipped with a note without it,
 //! except under CI).
 
-use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
 use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
 use loadgen::sweep::RedisServer;
@@ -109,16 +108,7 @@ fn main() -> ExitCode {
 
 fn measure(plan: &Plan, redis_program: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    build_release_binaries(BUILD_LIMIT)?;
-    let out = report_dir()
-        .parent()
-        .map(|target| target.join(NAME))
-        .unwrap_or_else(|| PathBuf::from("target").join(NAME));
-    std::fs::create_dir_all(&out)?;
-    let bins = out
-        .parent()
-        .map(|target| target.join("release"))
-        .unwrap_or_default();
+    let entry::Workspace { out, bins } = entry::prepare(NAME)?;
     let redis = RedisServer::start(redis_program).map_err(anyhow::Error::msg)?;
     let redis_url = format!("redis://{}", redis.addr());
     let load = Load {
@@ -319,6 +309,9 @@ fn big_run(plan: &Plan, load: &Load, bins: &Path, redis_url: &str) -> anyhow::Re
             &sources,
             "--connect-timeout",
             "60s",
+            // Its promise is everyone connected and nothing lost; a generator that falls
+            // behind (on two cores, beside six workers) is said in the report, not a failure.
+            "--tolerate-generator-lag",
         ],
     );
     sampling.store(false, Ordering::Relaxed);

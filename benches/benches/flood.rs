@@ -17,12 +17,10 @@
 
 use c10k_benches::flood::Flood;
 use c10k_benches::loadgen_cli::{machine, number, run_loadgen};
-use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
 use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -72,16 +70,7 @@ fn main() -> ExitCode {
 
 fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    build_release_binaries(BUILD_LIMIT)?;
-    let out = report_dir()
-        .parent()
-        .map(|target| target.join(NAME))
-        .unwrap_or_else(|| PathBuf::from("target").join(NAME));
-    std::fs::create_dir_all(&out)?;
-    let bins = out
-        .parent()
-        .map(|target| target.join("release"))
-        .unwrap_or_default();
+    let entry::Workspace { out, bins } = entry::prepare(NAME)?;
     let max_conns = (plan.conns + plan.headroom).to_string();
     let server = ServerProcess::spawn(
         bins.join("chat-epoll"),

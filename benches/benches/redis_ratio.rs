@@ -22,7 +22,6 @@
 use c10k_benches::ratio::{
     to_markdown, Load, RatioPlan, Results, Sample, Target, EPOLL, REDIS, TARGETS,
 };
-use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
 use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
 use loadgen::sweep::{Machine, RedisServer};
@@ -48,15 +47,9 @@ fn main() -> ExitCode {
 
 fn measure(plan: &RatioPlan, redis: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    build_release_binaries(BUILD_LIMIT)?;
-    let target_dir = report_dir()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let out = target_dir.join(NAME);
-    std::fs::create_dir_all(&out)?;
+    let entry::Workspace { out, bins } = entry::prepare(NAME)?;
     let bench = Bench {
-        bins: target_dir.join("release"),
+        bins,
         redis: redis.to_path_buf(),
         out: out.clone(),
         plan: plan.clone(),

@@ -1,6 +1,7 @@
 //! How every custom bench (`c10k`, `cluster`, `soak`, `flood`, `redis_ratio`) starts and ends:
 //! the same three decisions, kept in one place so that they cannot drift apart.
 
+use crate::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
 use loadgen::sweep::models::redis_server_path;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,5 +43,30 @@ pub fn finish(name: &str, outcome: anyhow::Result<ExitCode>) -> ExitCode {
     outcome.unwrap_or_else(|e| {
         eprintln!("{name}: {e:#}");
         ExitCode::FAILURE
+    })
+}
+
+/// Where bench `name` works, once the release binaries are built (up to `BUILD_LIMIT`): its
+/// report folder `target/<name>/` (created) and the folder of the binaries it drives,
+/// `target/release/`.
+pub struct Workspace {
+    /// `target/<name>/`: the bench's reports.
+    pub out: PathBuf,
+    /// `target/release/`: the servers and `loadgen`, freshly built.
+    pub bins: PathBuf,
+}
+
+/// Builds the release binaries and makes bench `name`'s report folder.
+pub fn prepare(name: &str) -> anyhow::Result<Workspace> {
+    build_release_binaries(BUILD_LIMIT)?;
+    let target = report_dir()
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let out = target.join(name);
+    std::fs::create_dir_all(&out)?;
+    Ok(Workspace {
+        out,
+        bins: target.join("release"),
     })
 }
