@@ -148,6 +148,17 @@ enum Job {
     Gone,
 }
 
+/// Adds a background job to the block's list, numbered as bash numbers it in the learner's
+/// terminal: one more than the highest job still there. A job that was killed or waited for is
+/// gone from bash's table, so its number is given again when it was the highest (`kill %1`, then
+/// a new server, is `%1` again); a gone job below a running one leaves a hole.
+fn push_job(jobs: &mut Vec<Job>, job: Job) {
+    while matches!(jobs.last(), Some(Job::Gone)) {
+        jobs.pop();
+    }
+    jobs.push(job);
+}
+
 struct LessonRun<'a> {
     name: String,
     catalog: &'a Catalog,
@@ -182,7 +193,7 @@ impl<'a> LessonRun<'a> {
                     ..
                 } => {
                     if let Some(i) = self.start_server(index, command, *lesson_port) {
-                        jobs.push(Job::Server(i));
+                        push_job(&mut jobs, Job::Server(i));
                     }
                 }
                 Step::Shell { command } => self.shell(command, &mut jobs),
@@ -307,7 +318,7 @@ impl<'a> LessonRun<'a> {
             Err(e) => return self.fail(command, &format!("cannot start: {e}"), ""),
         };
         if command.background {
-            jobs.push(Job::Background(command.clone(), proc));
+            push_job(jobs, Job::Background(command.clone(), proc));
             return;
         }
         if command.interactive {
@@ -513,5 +524,34 @@ mod tests {
             Some(JobControl::Signal(1, libc::SIGKILL))
         );
         assert_eq!(job_control("kill -QUIT %1"), None);
+    }
+
+    /// Jobs are numbered as bash numbers them: a job killed or waited for frees its number when
+    /// it was the highest; below a running job it leaves a hole.
+    #[test]
+    fn numbers_jobs_like_bash() {
+        let number = |jobs: &[Job], server: usize| {
+            jobs.iter()
+                .position(|j| matches!(j, Job::Server(i) if *i == server))
+                .map(|p| p + 1)
+        };
+        let mut jobs = Vec::new();
+        push_job(&mut jobs, Job::Server(0));
+        jobs[0] = Job::Gone; // `kill %1`
+        push_job(&mut jobs, Job::Server(1));
+        assert_eq!(
+            number(&jobs, 1),
+            Some(1),
+            "after `kill %1` the next job is %1 again"
+        );
+        push_job(&mut jobs, Job::Server(2));
+        jobs[0] = Job::Gone; // `kill %1`, while %2 runs
+        push_job(&mut jobs, Job::Server(3));
+        assert_eq!(
+            number(&jobs, 3),
+            Some(3),
+            "a gone job below a running one is a hole"
+        );
+        assert_eq!(number(&jobs, 2), Some(2));
     }
 }
