@@ -65,6 +65,7 @@ pub fn start(tasks: &TaskTracker, shared: &Arc<Shared>, stream: TcpStream, args:
 }
 
 /// What woke the connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wake {
     /// The socket has input (or an EOF, or an error).
     Input,
@@ -101,14 +102,20 @@ async fn serve(
                     out.close_after_flush();
                 }
             }
-            // Woken by a frame another task queued: let the tasks that are ready run first,
-            // so the frames they queue for us leave in the same `writev` (the async
-            // counterpart of chat-epoll flushing once per loop turn).
-            Wake::Work => tokio::task::yield_now().await,
+            Wake::Work => {}
             Wake::Room => blocked = false,
         }
         if blocked {
             continue; // a write now would only hear `WouldBlock` again
+        }
+        if wake != Wake::Room {
+            // Our replies, or a frame another task queued: before writing, let the tasks that
+            // are ready run (tokio resumes a yielded task once its worker has run out of ready
+            // tasks and polled the sockets again), so the frames they queue for us leave in
+            // the same `writev`, and this client reads them with one `read`. That is chat-epoll's
+            // one write per peer per loop turn. While we wait, a push does not wake us again:
+            // `next_wake` told the queue we are awake.
+            tokio::task::yield_now().await;
         }
         // This task's replies, and whatever other tasks queued for it, in one `writev`.
         match out.write_some(&stream) {
@@ -132,13 +139,16 @@ async fn serve(
 /// that event will find it; nothing else is stored while the task waits.
 async fn next_wake(stream: &TcpStream, out: &OutQueue, blocked: bool) -> io::Result<Wake> {
     poll_fn(|cx| {
-        if let Poll::Ready(ready) = stream.poll_read_ready(cx) {
-            return Poll::Ready(ready.map(|()| Wake::Input));
-        }
-        if blocked {
-            if let Poll::Ready(ready) = stream.poll_write_ready(cx) {
-                return Poll::Ready(ready.map(|()| Wake::Room));
-            }
+        let socket = match stream.poll_read_ready(cx) {
+            Poll::Ready(ready) => Poll::Ready(ready.map(|()| Wake::Input)),
+            Poll::Pending if blocked => stream.poll_write_ready(cx).map_ok(|()| Wake::Room),
+            Poll::Pending => Poll::Pending,
+        };
+        if socket.is_ready() {
+            // Awake, and about to write: frames pushed from now on will be written without
+            // waking us (the waker an earlier wait left in the queue is taken back).
+            out.unpark();
+            return socket;
         }
         // Registered even while blocked: a close or an abort must still wake us.
         out.poll_work(cx).map(|()| Ok(Wake::Work))

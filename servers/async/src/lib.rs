@@ -48,13 +48,13 @@
 //! makes its own `writev`, where chat-epoll appends to 10 queues and flushes each once per loop
 //! turn; and the runtime threads wake each other (`futex`) to share the work. Three measures
 //! keep that in check: a task already awake is not woken again by a push (it writes anyway); a
-//! woken task yields once before writing, so frames queued by the tasks that run meanwhile
-//! leave in the same `writev` (the async counterpart of a loop's per-turn flush); and a read
-//! is parsed outside the lock, which is then taken once for all its lines. With
-//! requests that carry more work per wake-up (ping, large messages) the second core makes up for
-//! it; with tiny fan-out messages on 2 cores, where the load generator holds the other core,
-//! there is no idle core for the second thread to use. Lesson 07 measures it against chat-epoll
-//! and chat-reactor.
+//! task yields once before writing, whether its own input or a queued frame woke it, so frames
+//! queued by the tasks that run meanwhile leave in the same `writev` (the async counterpart of
+//! a loop's per-turn flush); and a read is parsed outside the lock, which is then taken once
+//! for all its lines. With requests that carry more work per wake-up (ping, large messages) the
+//! second core makes up for it; with tiny fan-out messages on 2 cores, where the load generator
+//! holds the other core, there is no idle core for the second thread to use. Lesson 07 measures
+//! it against chat-epoll and chat-reactor.
 //!
 //! ## Run it, poke it
 //! ```text

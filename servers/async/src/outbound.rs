@@ -164,6 +164,14 @@ impl OutQueue {
         Poll::Pending
     }
 
+    /// The task is awake for another reason (input, room in its socket) and will write before
+    /// it waits again: the waker its last wait left here is taken back, so that the frames
+    /// pushed meanwhile wake nobody. Left in place, it would let the first of them schedule
+    /// the task once more, to write that frame early, apart from the rest.
+    pub fn unpark(&self) {
+        self.lock().waker = None;
+    }
+
     /// Writes what the socket takes right now, without waiting.
     pub fn write_some(&self, socket: &impl TryWriteVectored) -> Step {
         let mut state = self.lock();
