@@ -67,7 +67,7 @@ pub fn render(plan: &C10kPlan, runs: &[(WorkloadPlan, SweepResults)]) -> String 
          table { border-collapse: collapse; margin: 1em 0; }\n\
          th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }\n\
          th { text-align: center; }\n\
-         td:first-child { text-align: left; }\n\
+         td:first-child { text-align: left; white-space: nowrap; }\n\
          td.failed, td.skipped { color: #a00; text-align: center; }\n\
          td.behind { color: #a60; text-align: center; }\n\
          img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }\n\
