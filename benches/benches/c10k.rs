@@ -26,7 +26,6 @@
 
 use c10k_benches::index_html::write_index;
 use c10k_benches::plan::{unexpected_failures, C10kPlan};
-use c10k_benches::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
 use c10k_benches::{entry, quick_mode};
 use loadgen::sweep::{self, write_charts};
 use std::process::ExitCode;
@@ -36,17 +35,13 @@ use std::time::Instant;
 const NAME: &str = "c10k";
 
 fn main() -> ExitCode {
-    if let Some(exit) = entry::not_now(NAME) {
-        return exit;
-    }
-    entry::finish(NAME, compare(&C10kPlan::new(quick_mode())))
+    entry::run(NAME, || compare(&C10kPlan::new(quick_mode())))
 }
 
 /// Builds the servers, sweeps every workload, writes the report, prints the tables.
 fn compare(plan: &C10kPlan) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    build_release_binaries(BUILD_LIMIT)?;
-    let dir = report_dir();
+    let dir = entry::prepare(NAME)?.out;
     let models = sweep::models::select("all")?;
 
     let mut runs = Vec::new();

@@ -26,6 +26,7 @@
 //! generator's reports (`*.run.json`). Needs `redis-server` (skipped with a note without it,
 //! except under CI).
 
+use c10k_benches::loadgen_cli::{machine_line, run_loadgen};
 use c10k_benches::{entry, quick_mode};
 use loadgen::server_process::ServerProcess;
 use loadgen::sweep::RedisServer;
@@ -33,7 +34,7 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,24 +97,18 @@ impl Plan {
 }
 
 fn main() -> ExitCode {
-    if let Some(exit) = entry::not_now(NAME) {
-        return exit;
-    }
-    let redis = match entry::redis_or_exit(NAME) {
-        Ok(path) => path,
-        Err(exit) => return exit,
-    };
-    entry::finish(NAME, measure(&Plan::new(quick_mode()), &redis))
+    entry::run_with_redis(NAME, |redis| measure(&Plan::new(quick_mode()), redis))
 }
 
 fn measure(plan: &Plan, redis_program: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let entry::Workspace { out, bins } = entry::prepare(NAME)?;
+    let workspace = entry::prepare(NAME)?;
+    let bins = &workspace.bins;
     let redis = RedisServer::start(redis_program).map_err(anyhow::Error::msg)?;
     let redis_url = format!("redis://{}", redis.addr());
     let load = Load {
         loadgen: bins.join("loadgen"),
-        out: out.clone(),
+        out: workspace.out.clone(),
     };
 
     // 1. One chat-async process, then three cluster nodes, at the same load.
@@ -147,22 +142,19 @@ fn measure(plan: &Plan, redis_program: &Path) -> anyhow::Result<ExitCode> {
         "\n{NAME}: {} connections on one machine: --processes {}",
         plan.big_conns, plan.big_workers
     );
-    let big = big_run(plan, &load, &bins, &redis_url)?;
+    let big = big_run(plan, &load, bins, &redis_url)?;
 
     let summary = summarize(plan, &single, &cluster, &redis_alone, &big);
-    println!("\n{summary}");
-    std::fs::write(out.join("results.md"), &summary)?;
     let json = json!({
         "schema": "c10k-lab/cluster-bench/v1",
         "quick": plan.quick,
-        "machine": machine(),
+        "machine": machine_line(),
         "fanout": {"chat_async": single, "cluster_3_nodes": cluster},
         "redis_alone": redis_alone,
         "big": big,
         "wall_s": started.elapsed().as_secs_f64(),
     });
-    std::fs::write(out.join("results.json"), serde_json::to_vec_pretty(&json)?)?;
-    println!("{NAME}: reports in {}", out.display());
+    workspace.write_results(NAME, &summary, &json)?;
 
     // The big run's promise: everyone connected, nothing lost.
     let perfect = big["report"]["ok"] == true
@@ -231,26 +223,15 @@ impl Load {
 
     /// `loadgen run --addr A,B,C ARGS --json <out>/<name>.run.json`; prints its table.
     fn loadgen(&self, name: &str, addrs: &[SocketAddr], args: &[&str]) -> anyhow::Result<Value> {
-        let json = self.out.join(format!("{name}.run.json"));
         let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
-        let status = Command::new(&self.loadgen)
-            .arg("run")
-            .arg("--addr")
-            .arg(addrs.join(","))
-            .args(args)
-            .arg("--json")
-            .arg(&json)
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", self.loadgen.display()))?;
-        // A run that lost messages exits 1 and still writes its report: that is a result.
-        let text = std::fs::read(&json).map_err(|e| {
-            anyhow::anyhow!(
-                "loadgen run ({status}) wrote no report {}: {e}",
-                json.display()
-            )
-        })?;
-        Ok(serde_json::from_slice(&text)?)
+        let addrs = addrs.join(",");
+        let mut all = vec!["--addr", addrs.as_str()];
+        all.extend_from_slice(args);
+        run_loadgen(
+            &self.loadgen,
+            &all,
+            &self.out.join(format!("{name}.run.json")),
+        )
     }
 }
 
@@ -348,24 +329,6 @@ fn workers_rss_kib(pid: u32) -> u64 {
         .sum()
 }
 
-/// The machine line of the results (as lessons' measured blocks want it).
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!(
-        "{cpu}, {cores} cores, Linux {}, release build",
-        kernel.trim()
-    )
-}
-
 /// The three tables, in Markdown.
 fn summarize(plan: &Plan, single: &Value, cluster: &Value, redis: &Value, big: &Value) -> String {
     let p99 = |r: &Value| {
@@ -383,7 +346,7 @@ fn summarize(plan: &Plan, single: &Value, cluster: &Value, redis: &Value, big: &
     let _ = writeln!(
         md,
         "machine: {}{}\n",
-        machine(),
+        machine_line(),
         if plan.quick {
             " (QUICK MODE: not a measurement)"
         } else {

@@ -62,18 +62,15 @@ impl Plan {
 }
 
 fn main() -> ExitCode {
-    if let Some(exit) = entry::not_now(NAME) {
-        return exit;
-    }
-    entry::finish(NAME, measure(&Plan::new(quick_mode())))
+    entry::run(NAME, || measure(&Plan::new(quick_mode())))
 }
 
 fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let entry::Workspace { out, bins } = entry::prepare(NAME)?;
+    let workspace = entry::prepare(NAME)?;
     let max_conns = (plan.conns + plan.headroom).to_string();
     let server = ServerProcess::spawn(
-        bins.join("chat-epoll"),
+        workspace.bins.join("chat-epoll"),
         ["--idle-timeout", "0", "--max-conns", &max_conns],
     )?;
     let args = |pid: u32| -> Vec<String> {
@@ -97,9 +94,13 @@ fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {
         .map(|s| s.to_string())
         .collect()
     };
-    let loadgen = bins.join("loadgen");
+    let loadgen = workspace.bins.join("loadgen");
     println!("\n{NAME}: {} connections, no flood", plan.conns);
-    let calm = run_loadgen(&loadgen, &args(server.pid()), &out.join("calm.run.json"))?;
+    let calm = run_loadgen(
+        &loadgen,
+        &args(server.pid()),
+        &workspace.out.join("calm.run.json"),
+    )?;
 
     println!(
         "\n{NAME}: {} connections, and a flood of {}/s past --max-conns {max_conns}",
@@ -111,7 +112,7 @@ fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {
         let (loadgen, args, json) = (
             loadgen.clone(),
             args(server.pid()),
-            out.join("flooded.run.json"),
+            workspace.out.join("flooded.run.json"),
         );
         std::thread::spawn(move || run_loadgen(&loadgen, &args, &json))
     };
@@ -130,8 +131,6 @@ fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {
         "failed": counts.failed.load(Ordering::Relaxed),
     });
     let summary = summarize(plan, &calm, &flooded, &flood_json);
-    println!("\n{summary}");
-    std::fs::write(out.join("results.md"), &summary)?;
     let json = json!({
         "schema": "c10k-lab/flood-bench/v1",
         "quick": plan.quick,
@@ -142,8 +141,7 @@ fn measure(plan: &Plan) -> anyhow::Result<ExitCode> {
         "flood": flood_json,
         "wall_s": started.elapsed().as_secs_f64(),
     });
-    std::fs::write(out.join("results.json"), serde_json::to_vec_pretty(&json)?)?;
-    println!("{NAME}: reports in {}", out.display());
+    workspace.write_results(NAME, &summary, &json)?;
     // The served clients must stay whole under the flood; their latency is the measurement.
     let whole = |r: &Value| {
         r["connections"]["connected"].as_u64() == Some(plan.conns as u64)

@@ -19,6 +19,7 @@
 //! under CI). Fails when a run could not open its connections or lost messages; ratios below
 //! their goals are reported in the table, not failed on: they are measurements.
 
+use c10k_benches::loadgen_cli::{load_average, run_loadgen};
 use c10k_benches::ratio::{
     to_markdown, Load, RatioPlan, Results, Sample, Target, EPOLL, REDIS, TARGETS,
 };
@@ -28,21 +29,14 @@ use loadgen::sweep::{Machine, RedisServer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 /// The name `cargo bench -- <filter>` must match for this target to run.
 const NAME: &str = "redis_ratio";
 
 fn main() -> ExitCode {
-    if let Some(exit) = entry::not_now(NAME) {
-        return exit;
-    }
-    let redis = match entry::redis_or_exit(NAME) {
-        Ok(path) => path,
-        Err(exit) => return exit,
-    };
-    entry::finish(NAME, measure(&RatioPlan::new(quick_mode()), &redis))
+    entry::run_with_redis(NAME, |redis| measure(&RatioPlan::new(quick_mode()), redis))
 }
 
 fn measure(plan: &RatioPlan, redis: &Path) -> anyhow::Result<ExitCode> {
@@ -177,47 +171,39 @@ impl Bench {
         pid: u32,
     ) -> anyhow::Result<Value> {
         let plan = &self.plan;
-        let json = self.out.join(format!("{name}.run.json"));
         let secs = |d: std::time::Duration| format!("{}ms", d.as_millis());
-        let mut command = Command::new(self.bins.join("loadgen"));
-        command
-            .arg("run")
-            .args(["--addr", &addr.to_string()])
-            .args(["--server-pid", &pid.to_string()])
-            .arg("--json")
-            .arg(&json)
-            .stdin(Stdio::null());
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
+        push(&[
+            "--addr",
+            &addr.to_string(),
+            "--server-pid",
+            &pid.to_string(),
+        ]);
         if target.is_redis() {
-            command.args(["--target", "redis"]);
+            push(&["--target", "redis"]);
         }
         match load {
             Some(load) => {
-                command
-                    .args(["--workload", load.name(), "--closed", "--room-size", "10"])
-                    .args(["--conns", &plan.conns.to_string()])
-                    .args(["--warmup", &secs(plan.warmup)])
-                    .args(["--duration", &secs(plan.duration)]);
+                push(&["--workload", load.name(), "--closed", "--room-size", "10"]);
+                push(&["--conns", &plan.conns.to_string()]);
+                push(&[
+                    "--warmup",
+                    &secs(plan.warmup),
+                    "--duration",
+                    &secs(plan.duration),
+                ]);
             }
             None => {
-                command
-                    .args(["--workload", "idle", "--room-size", "10"])
-                    .args(["--conns", &plan.idle_conns.to_string()])
-                    .args(["--warmup", "1s"])
-                    .args(["--duration", &secs(plan.idle_duration)]);
+                push(&["--workload", "idle", "--room-size", "10"]);
+                push(&["--conns", &plan.idle_conns.to_string()]);
+                push(&["--warmup", "1s", "--duration", &secs(plan.idle_duration)]);
             }
         }
-        let status = command
-            .status()
-            .map_err(|e| anyhow::anyhow!("cannot run loadgen: {e}"))?;
         // A run that failed (lost messages, a generator that fell behind) exits 1 and still
         // writes its report: that is a result.
-        let text = std::fs::read(&json).map_err(|e| {
-            anyhow::anyhow!(
-                "loadgen run ({status}) wrote no report {}: {e}",
-                json.display()
-            )
-        })?;
-        Ok(serde_json::from_slice(&text)?)
+        let json = self.out.join(format!("{name}.run.json"));
+        run_loadgen(&self.bins.join("loadgen"), &args, &json)
     }
 }
 
@@ -265,14 +251,6 @@ fn broken(report: &Value) -> Option<String> {
 /// A file-name-friendly form of a target's name.
 fn slug(target: &Target) -> String {
     target.program.unwrap_or("redis").to_string()
-}
-
-/// The 1-minute load average: how busy the machine was besides this bench.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `Redis 7.0.15`, from `redis-server --version`.

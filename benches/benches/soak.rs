@@ -105,33 +105,28 @@ impl Plan {
 }
 
 fn main() -> ExitCode {
-    if let Some(exit) = entry::not_now(NAME) {
-        return exit;
-    }
-    entry::finish(NAME, soak(&Plan::new(quick_mode())))
+    entry::run(NAME, || soak(&Plan::new(quick_mode())))
 }
 
 fn soak(plan: &Plan) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let entry::Workspace { out, bins } = entry::prepare(NAME)?;
+    let workspace = entry::prepare(NAME)?;
     let mut results = Vec::new();
     for (server, flags) in SERVERS {
         println!(
             "\n{NAME}: {server}, {} connections, churn {}/s, {} s",
             plan.conns, plan.churn, plan.secs
         );
-        let process = ServerProcess::spawn(bins.join(server), flags)?;
+        let process = ServerProcess::spawn(workspace.bins.join(server), flags)?;
         let report = run_loadgen(
-            &bins.join("loadgen"),
+            &workspace.bins.join("loadgen"),
             &plan.loadgen_args(&process.addr().to_string(), process.pid()),
-            &out.join(format!("{server}.run.json")),
+            &workspace.out.join(format!("{server}.run.json")),
         )?;
         drop(process);
         results.push((server, report));
     }
     let summary = summarize(plan, &results);
-    println!("\n{summary}");
-    std::fs::write(out.join("results.md"), &summary)?;
     let json = json!({
         "schema": "c10k-lab/soak-bench/v1",
         "quick": plan.quick,
@@ -142,8 +137,7 @@ fn soak(plan: &Plan) -> anyhow::Result<ExitCode> {
         "servers": results.iter().map(|(s, r)| json!({"server": s, "report": r})).collect::<Vec<_>>(),
         "wall_s": started.elapsed().as_secs_f64(),
     });
-    std::fs::write(out.join("results.json"), serde_json::to_vec_pretty(&json)?)?;
-    println!("{NAME}: reports in {}", out.display());
+    workspace.write_results(NAME, &summary, &json)?;
     // The soak's promise, for every server: the stayers whole, every reconnect back, no leak.
     // (Memory growth is judged by the verdict, and reported; in quick mode the run is too short
     // to judge it.)

@@ -1,10 +1,34 @@
 //! How every custom bench (`c10k`, `cluster`, `soak`, `flood`, `redis_ratio`) starts and ends:
-//! the same three decisions, kept in one place so that they cannot drift apart.
+//! the same three decisions ([`not_now`], [`redis_or_exit`], [`finish`], put together by [`run`]
+//! and [`run_with_redis`]), where it works ([`prepare`]) and how it leaves its report
+//! ([`Workspace::write_results`]), kept in one place so that they cannot drift apart.
 
 use crate::release_build::{build_release_binaries, report_dir, BUILD_LIMIT};
 use loadgen::sweep::models::redis_server_path;
-use std::path::PathBuf;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// The whole `main` of bench `name`: nothing when it must not run now ([`not_now`]), else
+/// `measure`, its verdict or its error turned into the exit status ([`finish`]).
+pub fn run(name: &str, measure: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
+    if let Some(exit) = not_now(name) {
+        return exit;
+    }
+    finish(name, measure())
+}
+
+/// [`run`] for a bench that drives `redis-server`: `measure` gets the program's path, and
+/// without it the bench is skipped, or failed in CI ([`redis_or_exit`]).
+pub fn run_with_redis(
+    name: &str,
+    measure: impl FnOnce(&Path) -> anyhow::Result<ExitCode>,
+) -> ExitCode {
+    run(name, || match redis_or_exit(name) {
+        Ok(redis) => measure(&redis),
+        Err(exit) => Ok(exit),
+    })
+}
 
 /// `Some(exit)` when bench `name` must not run now: `cargo test --benches` runs bench targets
 /// without `--bench` (minutes of load are no test), and `cargo bench -- FILTER` passes the
@@ -54,6 +78,21 @@ pub struct Workspace {
     pub out: PathBuf,
     /// `target/release/`: the servers and `loadgen`, freshly built.
     pub bins: PathBuf,
+}
+
+impl Workspace {
+    /// Leaves bench `name`'s report: `summary` (Markdown) on stdout and in `results.md`, and
+    /// `json` in `results.json`, both in [`Workspace::out`].
+    pub fn write_results(&self, name: &str, summary: &str, json: &Value) -> anyhow::Result<()> {
+        println!("\n{summary}");
+        std::fs::write(self.out.join("results.md"), summary)?;
+        std::fs::write(
+            self.out.join("results.json"),
+            serde_json::to_vec_pretty(json)?,
+        )?;
+        println!("{name}: reports in {}", self.out.display());
+        Ok(())
+    }
 }
 
 /// Builds the release binaries and makes bench `name`'s report folder.

@@ -1,12 +1,18 @@
-//! `target/c10k/index.html`: one page with every chart of the comparison.
+//! `target/c10k/index.html`: one page with every figure of the comparison.
 //!
 //! The sweep of each workload writes its own files into `target/c10k/<workload>/` (the
 //! load generator's writers: `results.{json,csv,md}`, `qps.svg`, `p99.svg`, `memory.svg`).
-//! This page only embeds them, and adds a model × connections table in which a level a model
-//! could not serve reads `failed` or `skipped`, with the reason on hover.
+//! This page puts them side by side: first one table, a model a row and every workload's
+//! connection counts across (so a model's whole story reads on one line, and a level it could
+//! not serve reads `failed` or `skipped`, with the reason on hover); then, per workload, what it
+//! does and its charts.
+//!
+//! A committed run's page is written again from its `results.json` files when this page
+//! changes ([`read_results`] reads older schemas too; the `c10k-index` binary does it).
 
 use crate::plan::{C10kPlan, WorkloadPlan};
 use loadgen::sweep::{Status, SweepResults, SweepRow};
+use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +22,10 @@ const CHARTS: [(&str, &str); 3] = [
     ("p99.svg", "p99 latency"),
     ("memory.svg", "server memory per connection"),
 ];
+
+/// The `schema` of the sweeps' first `results.json`, written before the generator measured its
+/// own send lag.
+const SCHEMA_V1: &str = "c10k-lab/loadgen-sweep/v1";
 
 /// Writes `dir/index.html` for the sweeps in `runs`; returns its path.
 pub fn write_index(
@@ -28,6 +38,26 @@ pub fn write_index(
     Ok(path)
 }
 
+/// Reads a sweep's `results.json` back for this page, in the current schema or in v1 (whose
+/// rows have no send lag: the page then shows none). The rows' full run reports are left out:
+/// the page does not show them, and their schema changed more often than the rows'.
+pub fn read_results(path: &Path) -> anyhow::Result<SweepResults> {
+    let text =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut json: Value = serde_json::from_slice(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
+    let v1 = json.get("schema").and_then(Value::as_str) == Some(SCHEMA_V1);
+    let rows = json.get_mut("rows").and_then(Value::as_array_mut);
+    for row in rows.into_iter().flatten().filter_map(Value::as_object_mut) {
+        row.insert("report".into(), Value::Null);
+        if v1 {
+            row.insert("send_lag_p99_us".into(), 0.into());
+        }
+    }
+    serde_json::from_value(json)
+        .map_err(|e| anyhow::anyhow!("{} is no sweep's results: {e}", path.display()))
+}
+
 /// The page's HTML.
 pub fn render(plan: &C10kPlan, runs: &[(WorkloadPlan, SweepResults)]) -> String {
     let mut html = String::from(
@@ -36,7 +66,8 @@ pub fn render(plan: &C10kPlan, runs: &[(WorkloadPlan, SweepResults)]) -> String 
          body { font-family: sans-serif; margin: 2em; max-width: 1200px; }\n\
          table { border-collapse: collapse; margin: 1em 0; }\n\
          th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }\n\
-         th:first-child, td:first-child { text-align: left; }\n\
+         th { text-align: center; }\n\
+         td:first-child { text-align: left; white-space: nowrap; }\n\
          td.failed, td.skipped { color: #a00; text-align: center; }\n\
          td.behind { color: #a60; text-align: center; }\n\
          img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }\n\
@@ -53,24 +84,31 @@ pub fn render(plan: &C10kPlan, runs: &[(WorkloadPlan, SweepResults)]) -> String 
                 ""
             }
         );
+        let _ = writeln!(
+            html,
+            "<p>Each level: {} s warm-up, {} s measured. Each cell: acknowledged messages per \
+             second and the round trip's p99{}. A model that could not serve a level is shown as \
+             <em>failed</em> (hover for the reason); levels above one where it could not even \
+             open its connections are <em>skipped</em>. Charts plot only the levels a model \
+             served cleanly.</p>",
+            first.settings.warmup_s,
+            first.settings.duration_s,
+            if runs.iter().any(|(_, r)| shows_send_lag(r)) {
+                "; where the generator sends on a schedule (open loop), also its send lag p99, \
+                 how late it sent (no latency is finer than that)"
+            } else {
+                ""
+            }
+        );
     }
-    let _ = writeln!(
-        html,
-        "<p>Each level: {} s warm-up, {} s measured. A model that could not serve a level is \
-         shown as <em>failed</em> (hover for the reason); levels above one where it could not \
-         even open its connections are <em>skipped</em>. Charts plot only the levels a model \
-         served cleanly.</p>",
-        plan.warmup.as_secs_f64(),
-        plan.duration.as_secs_f64()
-    );
-    for (workload, results) in runs {
+    html.push_str(&matrix(runs));
+    for (workload, _) in runs {
         let _ = writeln!(
             html,
             "<h2 id=\"{name}\">Workload <code>{name}</code></h2>\n<p>{}.</p>",
             escape(workload.description),
             name = workload.name
         );
-        html.push_str(&matrix(results));
         for (file, caption) in CHARTS {
             let _ = writeln!(
                 html,
@@ -90,28 +128,39 @@ pub fn render(plan: &C10kPlan, runs: &[(WorkloadPlan, SweepResults)]) -> String 
     html
 }
 
-/// Models down, connection counts across; each cell `msg/s · p99`, or why there is no number.
-fn matrix(results: &SweepResults) -> String {
-    let levels = &results.settings.levels;
-    let mut html = String::from("<table>\n<tr><th>model</th>");
-    for level in levels {
+/// Models down; across, every workload's connection counts under its name. Each cell
+/// `msg/s · p99` (and the send lag, [`shows_send_lag`]), or why there is no number.
+fn matrix(runs: &[(WorkloadPlan, SweepResults)]) -> String {
+    let mut html = String::from("<table>\n<tr><th rowspan=\"2\">model</th>");
+    for (workload, results) in runs {
+        let _ = write!(
+            html,
+            "<th colspan=\"{}\"><a href=\"#{name}\">{name}</a></th>",
+            results.settings.levels.len(),
+            name = workload.name
+        );
+    }
+    html.push_str("</tr>\n<tr>");
+    for level in runs.iter().flat_map(|(_, r)| &r.settings.levels) {
         let _ = write!(html, "<th>{level} conns</th>");
     }
     html.push_str("</tr>\n");
     let mut models: Vec<&str> = Vec::new();
-    for row in &results.rows {
+    for row in runs.iter().flat_map(|(_, r)| &r.rows) {
         if !models.contains(&row.model.as_str()) {
             models.push(&row.model);
         }
     }
     for model in models {
         let _ = write!(html, "<tr><td>{}</td>", escape(model));
-        for &level in levels {
-            let row = results
-                .rows
-                .iter()
-                .find(|r| r.model == model && r.conns == level);
-            html.push_str(&cell(row));
+        for (_, results) in runs {
+            for &level in &results.settings.levels {
+                let row = results
+                    .rows
+                    .iter()
+                    .find(|r| r.model == model && r.conns == level);
+                html.push_str(&cell(row, shows_send_lag(results)));
+            }
         }
         html.push_str("</tr>\n");
     }
@@ -119,17 +168,28 @@ fn matrix(results: &SweepResults) -> String {
     html
 }
 
-fn cell(row: Option<&SweepRow>) -> String {
+/// Whether a sweep's cells show the generator's send lag: only where it sent on a schedule
+/// (open loop: a closed loop has no due time to be late for) and measured it (not in v1).
+fn shows_send_lag(results: &SweepResults) -> bool {
+    results.settings.mode == "open" && results.schema != SCHEMA_V1
+}
+
+fn cell(row: Option<&SweepRow>, send_lag: bool) -> String {
     let Some(row) = row else {
         return "<td>–</td>".to_string();
     };
     match row.status {
-        Status::Ok => format!(
-            "<td>{:.0} msg/s · p99 {:.2} ms · send lag p99 {} µs</td>",
-            row.qps,
-            row.p99_us as f64 / 1000.0,
-            row.send_lag_p99_us
-        ),
+        Status::Ok => {
+            let mut text = format!(
+                "{:.0} msg/s · p99 {:.2} ms",
+                row.qps,
+                row.p99_us as f64 / 1000.0
+            );
+            if send_lag {
+                let _ = write!(text, " · send lag p99 {} µs", row.send_lag_p99_us);
+            }
+            format!("<td>{text}</td>")
+        }
         // Served, but the generator fell behind: its figures bound the generator.
         Status::Behind => format!(
             "<td class=\"behind\" title=\"{}\">generator behind (send lag p99 {} µs)</td>",
@@ -169,25 +229,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loadgen::sweep::{Machine, SweepSettings, SWEEP_SCHEMA};
-
-    fn results(rows: Vec<SweepRow>) -> SweepResults {
-        SweepResults {
-            schema: SWEEP_SCHEMA.to_string(),
-            started_unix_s: 0,
-            machine: Machine::detect(),
-            settings: SweepSettings {
-                workload: "chat".into(),
-                mode: "open".into(),
-                rate_per_conn: Some(1.0),
-                room_size: 10,
-                duration_s: 1.0,
-                warmup_s: 0.2,
-                levels: vec![10, 50],
-            },
-            rows,
-        }
-    }
+    use crate::sample_results::chat_results;
 
     /// A model that failed a level appears as `failed` with its (escaped) reason, a skipped
     /// level as `skipped`, and every chart of every workload is embedded.
@@ -206,7 +248,7 @@ mod tests {
         let runs: Vec<_> = plan
             .workloads
             .iter()
-            .map(|w| (w.clone(), results(rows.clone())))
+            .map(|w| (w.clone(), chat_results(rows.clone())))
             .collect();
         let html = render(&plan, &runs);
         assert!(html.contains(
@@ -222,6 +264,97 @@ mod tests {
             }
         }
         assert!(html.contains("quick mode"));
+    }
+
+    /// One table holds every workload: a model's row has a cell for each workload and level,
+    /// and the send lag shows only where the generator sent on a schedule.
+    #[test]
+    fn one_row_per_model_across_every_workload() {
+        let plan = C10kPlan::new(true);
+        let mut served = SweepRow::without_report("chat-epoll", 10, Status::Ok, String::new());
+        (served.qps, served.p99_us, served.send_lag_p99_us) = (100.0, 1_500, 42);
+        let runs: Vec<_> = plan
+            .workloads
+            .iter()
+            .map(|w| {
+                let mut results = chat_results(vec![served.clone()]);
+                results.settings.mode = if w.rate.is_some() { "open" } else { "closed" }.into();
+                (w.clone(), results)
+            })
+            .collect();
+        let html = render(&plan, &runs);
+        let row = html
+            .lines()
+            .find(|l| l.starts_with("<tr><td>chat-epoll</td>"))
+            .unwrap_or_else(|| panic!("no chat-epoll row:\n{html}"));
+        assert_eq!(
+            row,
+            "<tr><td>chat-epoll</td>\
+             <td>100 msg/s · p99 1.50 ms · send lag p99 42 µs</td><td>–</td>\
+             <td>100 msg/s · p99 1.50 ms</td><td>–</td></tr>"
+        );
+        assert_eq!(html.matches("<tr><td>").count(), 1, "{html}");
+        assert!(html.contains("<th colspan=\"2\"><a href=\"#ping\">ping</a></th>"));
+    }
+
+    /// The committed results' pages are what this generator writes from the `results.json`
+    /// beside them, v1 (no send lag) and current: no page shows a figure its results lack,
+    /// and a change to this page is a change to them too.
+    #[test]
+    fn committed_pages_are_written_from_their_results() {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        let mut pages = 0;
+        for entry in std::fs::read_dir(&results).expect("benches/results") {
+            let dir = entry.expect("a folder entry").path();
+            let Ok(committed) = std::fs::read_to_string(dir.join("index.html")) else {
+                continue;
+            };
+            let plan = C10kPlan::new(false);
+            let runs: Vec<_> = plan
+                .workloads
+                .iter()
+                .map(|w| {
+                    let path = dir.join(w.name).join("results.json");
+                    let read = read_results(&path).unwrap_or_else(|e| panic!("{e}"));
+                    (w.clone(), read)
+                })
+                .collect();
+            assert!(
+                render(&plan, &runs) == committed,
+                "{} is not what the generator writes from its results: run \
+                 `cargo run -p c10k-benches --bin c10k-index -- {}`",
+                dir.join("index.html").display(),
+                dir.display()
+            );
+            let v1 = runs[0].1.schema == SCHEMA_V1;
+            assert_eq!(
+                committed.contains("· send lag p99"),
+                !v1,
+                "{}",
+                dir.display()
+            );
+            pages += 1;
+        }
+        assert!(
+            pages >= 2,
+            "{pages} committed pages under {}",
+            results.display()
+        );
+    }
+
+    /// A file that is not a sweep's results is an error that names it, never a panic.
+    #[test]
+    fn unreadable_results_are_errors() {
+        let dir = std::env::temp_dir().join(format!("c10k-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("results.json");
+        for text in ["not json", "[1, 2]", "{\"rows\": [3]}"] {
+            std::fs::write(&path, text).expect("write");
+            let err = read_results(&path).expect_err(text).to_string();
+            assert!(err.contains("results.json"), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(read_results(&dir.join("missing.json")).is_err());
     }
 
     /// Text from the outside world never breaks the page.

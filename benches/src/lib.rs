@@ -15,13 +15,13 @@
 //!
 //! | module | for | what |
 //! |---|---|---|
-//! | [`entry`] | the custom benches | when to run (`--bench`, filters), Redis or not, the exit status |
+//! | [`entry`] | the custom benches | when to run (`--bench`, filters), Redis or not, the exit status; the release build and the report folder, `results.md` and `results.json` |
 //! | [`quick`] | all | the switch CI uses to run every bench briefly |
 //! | [`fixtures`] | `core` | typical and large frames, a Hub with a full room, the timed operations |
 //! | [`plan`] | `c10k` | connection levels, workloads and durations; the smoke test's verdict |
-//! | [`release_build`] | `c10k`, `redis_ratio` | building the server binaries in release, where reports go |
-//! | [`index_html`] | `c10k` | the page that embeds every chart |
-//! | [`loadgen_cli`] | `soak`, `flood` | `loadgen run` as a process, its JSON read back; the machine line |
+//! | [`release_build`] | [`entry`] | building the server binaries in release, where reports go |
+//! | [`index_html`] | `c10k`, `c10k-index` | the page that puts every table and chart side by side, written again from a committed run's results by `cargo run -p c10k-benches --bin c10k-index -- DIR` |
+//! | [`loadgen_cli`] | `soak`, `flood`, `cluster`, `redis_ratio` | `loadgen run` as a process, its JSON read back; the machine line, the load average |
 //! | [`flood`] | `flood` | the connect flood |
 //! | [`ratio`] | `redis_ratio` | the targets, rounds and durations; medians, ratios and the table |
 //!
@@ -37,5 +37,7 @@ pub mod plan;
 pub mod quick;
 pub mod ratio;
 pub mod release_build;
+#[cfg(test)]
+mod sample_results;
 
 pub use quick::quick_mode;

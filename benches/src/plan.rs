@@ -152,6 +152,7 @@ pub fn unexpected_failures(models: &[ModelSpec], runs: &[SweepResults]) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample_results::chat_results;
     use loadgen::sweep::SweepRow;
 
     /// `cargo bench` runs the levels on both workloads; quick mode stays small.
@@ -190,11 +191,10 @@ mod tests {
         let limited = models[0].name.clone();
         let unlimited = models[1].name.clone();
         assert!(models[0].limit_note.is_some() && models[1].limit_note.is_none());
-        let mut results = loadgen_results();
-        results.rows = vec![
+        let mut results = chat_results(vec![
             SweepRow::without_report(&limited, 10, Status::Failed, "one at a time".into()),
             SweepRow::without_report(&limited, 50, Status::Skipped, "not tried".into()),
-        ];
+        ]);
         assert!(unexpected_failures(&models, std::slice::from_ref(&results)).is_empty());
         results.rows.push(SweepRow::without_report(
             &unlimited,
@@ -218,35 +218,18 @@ mod tests {
             "chat-uring has no known limit"
         );
         let unavailable = "io_uring unavailable here: seccomp (chat-uring needs io_uring: …)";
-        let mut results = loadgen_results();
-        results.rows = [10, 50]
-            .map(|conns| {
-                SweepRow::without_report(&uring, conns, Status::Skipped, unavailable.into())
-            })
-            .to_vec();
+        let mut results = chat_results(
+            [10, 50]
+                .map(|conns| {
+                    SweepRow::without_report(&uring, conns, Status::Skipped, unavailable.into())
+                })
+                .to_vec(),
+        );
         assert!(unexpected_failures(&models, std::slice::from_ref(&results)).is_empty());
         results.rows = vec![
             SweepRow::without_report(&uring, 10, Status::Failed, "lost 3 messages".into()),
             SweepRow::without_report(&uring, 50, Status::Skipped, "failed at 10".into()),
         ];
         assert_eq!(unexpected_failures(&models, &[results]).len(), 2);
-    }
-
-    fn loadgen_results() -> SweepResults {
-        SweepResults {
-            schema: loadgen::sweep::SWEEP_SCHEMA.to_string(),
-            started_unix_s: 0,
-            machine: loadgen::sweep::Machine::detect(),
-            settings: loadgen::sweep::SweepSettings {
-                workload: "chat".into(),
-                mode: "open".into(),
-                rate_per_conn: Some(1.0),
-                room_size: 10,
-                duration_s: 1.0,
-                warmup_s: 0.2,
-                levels: vec![10, 50],
-            },
-            rows: Vec::new(),
-        }
     }
 }

@@ -59,6 +59,12 @@ pub fn all_markdown_files() -> Vec<PathBuf> {
     files
 }
 
+/// What `check` finds wrong with each of `items`, in their order: a test asserts that the list
+/// is empty and prints all of it, so that one run names every broken lesson, not the first.
+pub fn failures<T>(items: &[T], check: impl Fn(&T) -> Result<(), String>) -> Vec<String> {
+    items.iter().filter_map(|item| check(item).err()).collect()
+}
+
 /// The Markdown files directly in `dir`, sorted (none if the folder does not exist).
 pub fn markdown_files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -232,13 +232,7 @@ impl<'a> LessonRun<'a> {
         };
         // Its other addresses (a Redis to use, an HTTP port) are the lesson's too.
         let text = script::with_addr(&self.substitute_addresses(&command.text), &bind);
-        let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
-            Ok(p) => p,
-            Err(e) => {
-                self.fail(command, &format!("cannot start: {e}"), "");
-                return None;
-            }
-        };
+        let mut proc = self.spawn(command, &text)?;
         match proc.wait_listening(STARTUP) {
             Ok(addr) if command.fails => {
                 proc.stop(GRACE);
@@ -248,13 +242,7 @@ impl<'a> LessonRun<'a> {
             }
             Ok(addr) => {
                 self.ports.insert(lesson_port, addr.port());
-                self.servers.push(Some(RunningServer {
-                    lesson_port,
-                    block,
-                    command: command.clone(),
-                    proc,
-                }));
-                Some(self.servers.len() - 1)
+                Some(self.keep_server(block, command, lesson_port, proc))
             }
             Err(e) => {
                 proc.stop(GRACE);
@@ -274,13 +262,7 @@ impl<'a> LessonRun<'a> {
     fn start_redis(&mut self, block: usize, command: &Command, lesson_port: u16) -> Option<usize> {
         let real = *self.ports.entry(lesson_port).or_insert_with(closed_port);
         let text = script::with_redis_port(&command.text, real);
-        let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
-            Ok(p) => p,
-            Err(e) => {
-                self.fail(command, &format!("cannot start: {e}"), "");
-                return None;
-            }
-        };
+        let mut proc = self.spawn(command, &text)?;
         let deadline = std::time::Instant::now() + STARTUP;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], real));
         while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
@@ -292,13 +274,36 @@ impl<'a> LessonRun<'a> {
                 return None;
             }
         }
+        Some(self.keep_server(block, command, lesson_port, proc))
+    }
+
+    /// Starts `text` (the command as it really runs) in its own process; `None`, and the
+    /// lesson fails, when it cannot be started at all.
+    fn spawn(&mut self, command: &Command, text: &str) -> Option<Proc> {
+        match Proc::spawn(text, &self.bin_dir, self.catalog.root()) {
+            Ok(proc) => Some(proc),
+            Err(e) => {
+                self.fail(command, &format!("cannot start: {e}"), "");
+                None
+            }
+        }
+    }
+
+    /// Keeps a server that is up until the lesson stops it; returns its index in `servers`.
+    fn keep_server(
+        &mut self,
+        block: usize,
+        command: &Command,
+        lesson_port: u16,
+        proc: Proc,
+    ) -> usize {
         self.servers.push(Some(RunningServer {
             lesson_port,
             block,
             command: command.clone(),
             proc,
         }));
-        Some(self.servers.len() - 1)
+        self.servers.len() - 1
     }
 
     fn stop_server(&mut self, i: usize) {
@@ -313,9 +318,8 @@ impl<'a> LessonRun<'a> {
             return self.control_job(command, control, jobs);
         }
         let text = bound_load(&self.substitute_addresses(&default_addr(&command.text)));
-        let mut proc = match Proc::spawn(&text, &self.bin_dir, self.catalog.root()) {
-            Ok(p) => p,
-            Err(e) => return self.fail(command, &format!("cannot start: {e}"), ""),
+        let Some(mut proc) = self.spawn(command, &text) else {
+            return;
         };
         if command.background {
             push_job(jobs, Job::Background(command.clone(), proc));

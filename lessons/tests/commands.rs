@@ -54,10 +54,9 @@ fn every_lesson_is_tested() {
 /// run exactly the commands the Chinese edition shows, and it needs no second run.
 #[test]
 fn chinese_edition_runs_the_same_commands() {
-    let failures: Vec<String> = translated_pairs()
-        .iter()
-        .filter_map(|(english, chinese)| same_commands(english, chinese).err())
-        .collect();
+    let failures = lessons::failures(&translated_pairs(), |(english, chinese)| {
+        same_commands(english, chinese)
+    });
     assert!(
         failures.is_empty(),
         "the Chinese edition must run the English commands:\n\n{}",
@@ -72,12 +71,9 @@ fn chinese_edition_runs_the_same_commands() {
 #[test]
 #[ignore = "the English tests run the same commands; --ignored plays the Chinese edition itself"]
 fn chinese_lessons_on_their_own() {
-    let mut failures = Vec::new();
-    for path in lessons::zh_markdown_files() {
-        if let Err(e) = run_lesson(&path) {
-            failures.push(format!("{}:\n{e}", path.display()));
-        }
-    }
+    let failures = lessons::failures(&lessons::zh_markdown_files(), |path| {
+        run_lesson(path).map_err(|e| format!("{}:\n{e}", path.display()))
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

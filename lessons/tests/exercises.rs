@@ -85,20 +85,15 @@ fn prove(name: &str) {
         }
     }
     let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exercises");
+    let check = |hand_in: &serde_json::Value, label: &str| {
+        run_check(&exercise, hand_in, label, &bin_dir, &scratch)
+    };
     let (start, reference) = std::thread::scope(|s| {
-        let start = s.spawn(|| run_check(&exercise, &exercise.start, "start", &bin_dir, &scratch));
-        let reference = s.spawn(|| {
-            run_check(
-                &exercise,
-                &exercise.reference,
-                "reference",
-                &bin_dir,
-                &scratch,
-            )
-        });
+        let start = s.spawn(|| check(&exercise.start, "start"));
+        let reference = s.spawn(|| check(&exercise.reference, "reference"));
         (join(start), join(reference))
     });
-    let (start, reference) = (start.unwrap_or_else(|e| panic!("{e}")), reference);
+    let start = start.unwrap_or_else(|e| panic!("{e}"));
     let reference = reference.unwrap_or_else(|e| panic!("{e}"));
     // A machine too busy to grade a measurement says so (exit 2): one more try, as a person
     // would, before calling it a failure.
@@ -107,14 +102,7 @@ fn prove(name: &str) {
             "{name}: reference: the check could not grade, once more:\n{}",
             reference.tail()
         );
-        run_check(
-            &exercise,
-            &exercise.reference,
-            "reference",
-            &bin_dir,
-            &scratch,
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        check(&exercise.reference, "reference").unwrap_or_else(|e| panic!("{e}"))
     } else {
         reference
     };
@@ -184,14 +172,20 @@ fn needs(check: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Every exercise folder, read (a folder that cannot be read fails the test).
+fn all_exercises() -> Vec<Exercise> {
+    exercises::all().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// What `check` finds wrong with the exercises, all of them together.
+fn in_every_exercise(check: impl Fn(&Exercise) -> Vec<String>) -> Vec<String> {
+    all_exercises().iter().flat_map(check).collect()
+}
+
 /// Every exercise folder has a test above, and no test names a folder that is gone.
 #[test]
 fn every_exercise_is_tested() {
-    let on_disk: BTreeSet<String> = exercises::all()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let on_disk: BTreeSet<String> = all_exercises().into_iter().map(|e| e.name).collect();
     let tested: BTreeSet<String> = TESTED.iter().map(|s| s.to_string()).collect();
     assert_eq!(
         on_disk, tested,
@@ -203,11 +197,7 @@ fn every_exercise_is_tested() {
 /// that matches the name.
 #[test]
 fn every_exercise_is_well_formed() {
-    let problems: Vec<String> = exercises::all()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .flat_map(Exercise::problems)
-        .collect();
+    let problems = in_every_exercise(Exercise::problems);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -215,10 +205,6 @@ fn every_exercise_is_well_formed() {
 /// (INSTRUCTORS.md, in both editions) and each lesson that assigns the exercise (both editions).
 #[test]
 fn every_check_is_named_by_the_catalogue_and_its_lessons() {
-    let problems: Vec<String> = exercises::all()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .flat_map(exercises::unnamed_check)
-        .collect();
+    let problems = in_every_exercise(exercises::unnamed_check);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -33,6 +33,14 @@ impl Drop for TempLesson {
     }
 }
 
+/// Plays the lesson `text`, which must fail, and returns what the harness says about it.
+fn failure_of(text: &str) -> String {
+    let lesson = TempLesson::new(text);
+    run_lesson(&lesson.file)
+        .err()
+        .unwrap_or_else(|| panic!("this lesson must fail, and it passed:\n{text}"))
+}
+
 /// A lesson whose commands do what it says passes.
 #[test]
 fn a_correct_lesson_passes() {
@@ -49,8 +57,7 @@ fn a_correct_lesson_passes() {
 /// A flag the server does not have (a renamed one) fails the lesson.
 #[test]
 fn a_renamed_flag_fails() {
-    let lesson = TempLesson::new("```sh\nchat-blocking --idle-timout 5\n```\n");
-    let err = run_lesson(&lesson.file).expect_err("unknown flag must fail");
+    let err = failure_of("```sh\nchat-blocking --idle-timout 5\n```\n");
     assert!(err.contains("server did not start"), "{err}");
     assert!(err.contains("--idle-timout"), "{err}");
 }
@@ -58,12 +65,11 @@ fn a_renamed_flag_fails() {
 /// Output that lacks the `# expect:` text fails; so does output under `# silent`.
 #[test]
 fn a_wrong_expectation_fails() {
-    let lesson = TempLesson::new(
+    let err = failure_of(
         "```sh\nchat-blocking\n\
          printf '{\"type\":\"ping\"}\\n{\"type\":\"quit\"}\\n' | nc 127.0.0.1 8888   # expect: \"type\":\"welcome\"\n\
          echo hello   # silent\n```\n",
     );
-    let err = run_lesson(&lesson.file).expect_err("wrong expectation must fail");
     assert!(err.contains("output lacks"), "{err}");
     assert!(err.contains("should print nothing"), "{err}");
 }
@@ -71,8 +77,7 @@ fn a_wrong_expectation_fails() {
 /// `# fails` on a command that succeeds fails, and a failing command without it fails.
 #[test]
 fn exit_status_is_checked() {
-    let lesson = TempLesson::new("```sh\ntrue   # fails\nfalse\n```\n");
-    let err = run_lesson(&lesson.file).expect_err("status must be checked");
+    let err = failure_of("```sh\ntrue   # fails\nfalse\n```\n");
     assert!(err.contains("should fail but exited 0"), "{err}");
     assert!(err.contains("`false`: exited with"), "{err}");
 }
@@ -80,8 +85,7 @@ fn exit_status_is_checked() {
 /// An unknown package in `cargo run -p` or `cargo build -p` fails.
 #[test]
 fn an_unknown_package_fails() {
-    let lesson = TempLesson::new("```sh\ncargo build -p chat-nothing\ncargo run -p nope\n```\n");
-    let err = run_lesson(&lesson.file).expect_err("unknown package must fail");
+    let err = failure_of("```sh\ncargo build -p chat-nothing\ncargo run -p nope\n```\n");
     assert!(err.contains("no package chat-nothing"), "{err}");
     assert!(err.contains("no package nope"), "{err}");
 }
@@ -89,8 +93,7 @@ fn an_unknown_package_fails() {
 /// `cargo run --example` with an example the package does not have fails, naming it.
 #[test]
 fn an_unknown_example_fails() {
-    let lesson = TempLesson::new("```sh\ncargo run -p chat-async --example nothing\n```\n");
-    let err = run_lesson(&lesson.file).expect_err("unknown example must fail");
+    let err = failure_of("```sh\ncargo run -p chat-async --example nothing\n```\n");
     assert!(
         err.contains("package chat-async has no example nothing"),
         "{err}"

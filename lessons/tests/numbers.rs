@@ -9,10 +9,7 @@ use lessons::measured::check_numbers;
 /// measured blocks.
 #[test]
 fn every_figure_comes_from_a_repeatable_run() {
-    let failures: Vec<String> = lessons::all_markdown_files()
-        .iter()
-        .filter_map(|p| check_numbers(p).err())
-        .collect();
+    let failures = lessons::failures(&lessons::all_markdown_files(), |p| check_numbers(p));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -21,9 +18,8 @@ fn every_figure_comes_from_a_repeatable_run() {
 /// cannot drift from the runs the English lesson shows.
 #[test]
 fn both_editions_quote_the_same_numbers() {
-    let failures: Vec<String> = translated_pairs()
-        .iter()
-        .filter_map(|(english, chinese)| same_numbers(english, chinese).err())
-        .collect();
+    let failures = lessons::failures(&translated_pairs(), |(english, chinese)| {
+        same_numbers(english, chinese)
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

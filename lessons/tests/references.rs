@@ -10,10 +10,9 @@ use lessons::refs::{check_links_allowing, count_code_refs};
 /// `lessons::editions::AWAITING_TRANSLATION` before it exists.)
 #[test]
 fn every_link_and_code_reference_resolves() {
-    let failures: Vec<String> = lessons::all_markdown_files()
-        .iter()
-        .filter_map(|p| check_links_allowing(p, is_awaiting_translation).err())
-        .collect();
+    let failures = lessons::failures(&lessons::all_markdown_files(), |p| {
+        check_links_allowing(p, is_awaiting_translation)
+    });
     assert!(
         failures.is_empty(),
         "broken links:\n{}",
@@ -24,10 +23,7 @@ fn every_link_and_code_reference_resolves() {
 /// The Chinese edition links to Chinese lessons: a reader who chose Chinese stays in Chinese.
 #[test]
 fn chinese_lessons_link_to_chinese_lessons() {
-    let failures: Vec<String> = lessons::zh_markdown_files()
-        .iter()
-        .filter_map(|p| links_stay_in_chinese(p).err())
-        .collect();
+    let failures = lessons::failures(&lessons::zh_markdown_files(), |p| links_stay_in_chinese(p));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -3,11 +3,8 @@
 # acknowledged message side by side (see ../2026-12-02-generator-cpu-per-message.md).
 # usage: cpu-ratio.sh LOADGEN SERVER [extra loadgen args...]
 LG=$1; SRV=$2; shift 2
-OUT=$(mktemp)
-$SRV --addr 127.0.0.1:0 --idle-timeout 0 > $OUT 2>&1 &
-SP=$!
-for i in $(seq 50); do grep -q listening $OUT && break; sleep 0.1; done
-ADDR=$(grep -o 'listening on [0-9.:]*' $OUT | cut -d' ' -f3)
+. "$(dirname "$0")/start-server.sh"
+start_server $SRV
 J=$(mktemp --suffix .json)
 $LG run --addr $ADDR --conns 1000 --room-size 10 --closed --duration 10s --warmup 2s --server-pid $SP --json $J "$@" > /dev/null
 kill $SP; wait $SP 2>/dev/null

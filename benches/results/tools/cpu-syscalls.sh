@@ -3,11 +3,8 @@
 # acknowledged message side by side (see ../2026-12-02-generator-cpu-per-message.md).
 # usage: cpu-syscalls.sh LOADGEN SERVER TAG [extra loadgen args] -- syscalls per message on both sides (perf stat tracepoints)
 LG=$1; SRV=$2; TAG=$3; shift 3
-OUT=$(mktemp)
-$SRV --addr 127.0.0.1:0 --idle-timeout 0 > $OUT 2>&1 &
-SP=$!
-for i in $(seq 50); do grep -q listening $OUT && break; sleep 0.1; done
-ADDR=$(grep -o 'listening on [0-9.:]*' $OUT | cut -d' ' -f3)
+. "$(dirname "$0")/start-server.sh"
+start_server $SRV
 J=${OUT_DIR:-/tmp}/$TAG.sysc.json
 $LG run --addr $ADDR --conns 1000 --room-size 10 --closed --duration 12s --warmup 3s --server-pid $SP --json $J "$@" > /dev/null &
 LP=$!
