@@ -50,6 +50,18 @@ fn reject_json(client: &mut Client, request: Value, code: &str) -> Result<(), St
     reject(client, request.to_string().as_bytes(), code)
 }
 
+/// [`reject_json`] for each request in turn, on one connection: each must get error `code`,
+/// and the connection must still work after it.
+fn reject_each(
+    client: &mut Client,
+    code: &str,
+    requests: impl IntoIterator<Item = Value>,
+) -> Result<(), String> {
+    requests
+        .into_iter()
+        .try_for_each(|request| reject_json(client, request, code))
+}
+
 /// A client alone in a fresh room.
 fn joined(ctx: &Ctx, base: &str) -> Result<Client, String> {
     Ok(join_group(ctx, &ctx.fresh("room"), &[base])?.remove(0))
@@ -113,15 +125,17 @@ fn missing_type(ctx: &Ctx) -> Result<(), String> {
 
 fn type_not_string(ctx: &Ctx) -> Result<(), String> {
     let mut client = Client::connect(ctx, "sender")?;
-    for kind in [
+    let kinds = [
         json!(1),
         json!(null),
         json!(["ping"]),
         json!({"ping": true}),
-    ] {
-        reject_json(&mut client, json!({"type": kind}), "bad_request")?;
-    }
-    Ok(())
+    ];
+    reject_each(
+        &mut client,
+        "bad_request",
+        kinds.map(|kind| json!({"type": kind})),
+    )
 }
 
 fn missing_field(ctx: &Ctx) -> Result<(), String> {
@@ -134,34 +148,31 @@ fn missing_field(ctx: &Ctx) -> Result<(), String> {
     )?;
     drop(client); // one connection at a time, for one-client servers
     let mut client = joined(ctx, "fields")?;
-    for request in [
+    let requests = [
         json!({"type": "nick"}),
         json!({"type": "message"}),
         json!({"type": "message", "id": 1}),
         json!({"type": "private", "content": "hi"}),
         json!({"type": "private", "to": client.label}),
         json!({"type": "join_room"}),
-    ] {
-        reject_json(&mut client, request, "bad_request")?;
-    }
-    Ok(())
+    ];
+    reject_each(&mut client, "bad_request", requests)
 }
 
 fn mistyped_field(ctx: &Ctx) -> Result<(), String> {
     let mut client = Client::connect(ctx, "sender")?;
     let name = ctx.fresh("typo");
-    for request in [
+    let requests = [
         json!({"type": "join", "nickname": 5}),
         json!({"type": "join", "nickname": null}),
         json!({"type": "join", "nickname": ["a"]}),
         json!({"type": "join", "nickname": name, "room": 5}),
         json!({"type": "join", "nickname": name, "room": null}),
-    ] {
-        reject_json(&mut client, request, "bad_request")?;
-    }
+    ];
+    reject_each(&mut client, "bad_request", requests)?;
     drop(client); // one connection at a time, for one-client servers
     let mut client = joined(ctx, "typo")?;
-    for request in [
+    let requests = [
         json!({"type": "nick", "nickname": 5}),
         json!({"type": "message", "content": 5}),
         json!({"type": "message", "content": ["hi"]}),
@@ -169,10 +180,8 @@ fn mistyped_field(ctx: &Ctx) -> Result<(), String> {
         json!({"type": "private", "to": client.label, "content": {"text": "hi"}}),
         json!({"type": "join_room", "room": true}),
         json!({"type": "list_users", "room": 5}),
-    ] {
-        reject_json(&mut client, request, "bad_request")?;
-    }
-    Ok(())
+    ];
+    reject_each(&mut client, "bad_request", requests)
 }
 
 fn empty_content(ctx: &Ctx) -> Result<(), String> {
@@ -223,22 +232,23 @@ fn spaces_line(ctx: &Ctx) -> Result<(), String> {
 fn bad_request_before_join(ctx: &Ctx) -> Result<(), String> {
     // A malformed request is `bad_request` whether or not the connection has joined.
     let mut client = Client::connect(ctx, "sender")?;
-    for request in [
+    let requests = [
         json!({"type": "message"}),
         json!({"type": "message", "content": ""}),
         json!({"type": "nick", "nickname": 5}),
         json!({"type": "message", "content": "hi", "id": null}),
-    ] {
-        reject_json(&mut client, request, "bad_request")?;
-    }
-    Ok(())
+    ];
+    reject_each(&mut client, "bad_request", requests)
 }
 
 fn unknown_type(ctx: &Ctx) -> Result<(), String> {
     let mut client = Client::connect(ctx, "sender")?;
-    for kind in ["dance", "JOIN", "", "ping "] {
-        reject_json(&mut client, json!({"type": kind}), "unknown_type")?;
-    }
+    let kinds = ["dance", "JOIN", "", "ping "];
+    reject_each(
+        &mut client,
+        "unknown_type",
+        kinds.map(|kind| json!({"type": kind})),
+    )?;
     drop(client); // one connection at a time, for one-client servers
     let mut client = joined(ctx, "unknown")?;
     reject_json(
@@ -250,7 +260,7 @@ fn unknown_type(ctx: &Ctx) -> Result<(), String> {
 
 fn not_joined(ctx: &Ctx) -> Result<(), String> {
     let mut client = Client::connect(ctx, "sender")?;
-    for request in [
+    let requests = [
         json!({"type": "nick", "nickname": ctx.fresh("n")}),
         json!({"type": "message", "content": "hi"}),
         json!({"type": "message", "content": "hi", "id": 3}),
@@ -259,9 +269,8 @@ fn not_joined(ctx: &Ctx) -> Result<(), String> {
         json!({"type": "list_users"}),
         json!({"type": "list_users", "room": "lobby"}),
         json!({"type": "list_rooms"}),
-    ] {
-        reject_json(&mut client, request, "not_joined")?;
-    }
+    ];
+    reject_each(&mut client, "not_joined", requests)?;
     // And the connection can still join.
     let (nickname, room) = (ctx.fresh("late"), ctx.fresh("room"));
     client.send(&json!({"type": "join", "nickname": nickname, "room": room}))?;
@@ -298,25 +307,18 @@ fn bad_nickname(ctx: &Ctx) -> Result<(), String> {
         "é".repeat(33),
         String::new(),
     ];
-    for nickname in &bad {
-        reject_json(
-            &mut client,
-            json!({"type": "join", "nickname": nickname}),
-            "bad_nickname",
-        )?;
-    }
+    let joins = bad
+        .iter()
+        .map(|nickname| json!({"type": "join", "nickname": nickname}));
+    reject_each(&mut client, "bad_nickname", joins)?;
     let room = ctx.fresh("room");
     let good = ctx.fresh("good");
     client.send(&json!({"type": "join", "nickname": good, "room": room}))?;
     client.expect(&json!({"type": "welcome", "nickname": good}))?;
-    for nickname in &bad {
-        reject_json(
-            &mut client,
-            json!({"type": "nick", "nickname": nickname}),
-            "bad_nickname",
-        )?;
-    }
-    Ok(())
+    let renames = bad
+        .iter()
+        .map(|nickname| json!({"type": "nick", "nickname": nickname}));
+    reject_each(&mut client, "bad_nickname", renames)
 }
 
 fn nickname_taken(ctx: &Ctx) -> Result<(), String> {
@@ -325,13 +327,9 @@ fn nickname_taken(ctx: &Ctx) -> Result<(), String> {
     let owner = format!("Ålice{tag}");
     let (_alice, _) = Client::join(ctx, &owner, Some(&room))?;
     let mut other = Client::connect(ctx, "other")?;
-    for taken in [owner.clone(), format!("ålice{tag}"), owner.to_uppercase()] {
-        reject_json(
-            &mut other,
-            json!({"type": "join", "nickname": taken, "room": room}),
-            "nickname_taken",
-        )?;
-    }
+    let taken = [owner.clone(), format!("ålice{tag}"), owner.to_uppercase()];
+    let joins = taken.map(|nickname| json!({"type": "join", "nickname": nickname, "room": room}));
+    reject_each(&mut other, "nickname_taken", joins)?;
     let free = ctx.fresh("bob");
     other.send(&json!({"type": "join", "nickname": free, "room": ctx.fresh("room")}))?;
     other.expect(&json!({"type": "welcome", "nickname": free}))?;
@@ -350,26 +348,20 @@ fn bad_room(ctx: &Ctx) -> Result<(), String> {
         "r".repeat(33),
         "ctl\u{1b}".into(),
     ];
-    for room in &bad {
-        let request = json!({"type": "join", "nickname": ctx.fresh("roomy"), "room": room});
-        reject_json(&mut client, request, "bad_room")?;
-    }
+    let joins = bad
+        .iter()
+        .map(|room| json!({"type": "join", "nickname": ctx.fresh("roomy"), "room": room}));
+    reject_each(&mut client, "bad_room", joins)?;
     let nickname = ctx.fresh("roomy");
     client.send(&json!({"type": "join", "nickname": nickname, "room": ctx.fresh("room")}))?;
     client.expect_event("welcome")?;
-    for room in &bad {
-        reject_json(
-            &mut client,
+    let moves_and_lists = bad.iter().flat_map(|room| {
+        [
             json!({"type": "join_room", "room": room}),
-            "bad_room",
-        )?;
-        reject_json(
-            &mut client,
             json!({"type": "list_users", "room": room}),
-            "bad_room",
-        )?;
-    }
-    Ok(())
+        ]
+    });
+    reject_each(&mut client, "bad_room", moves_and_lists)
 }
 
 fn no_such_user(ctx: &Ctx) -> Result<(), String> {

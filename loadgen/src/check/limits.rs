@@ -22,6 +22,19 @@ const MAX_TESTABLE_CONNS: usize = 2000;
 
 /// `--max-conns` is per server process: every connection goes to the first node.
 fn server_full(ctx: &Ctx) -> Result<(), String> {
+    let mut conns = fill_to_max_conns(ctx, "conn")?;
+    let mut extra = Client::connect_to(ctx, ctx.first(), "one-too-many")?;
+    extra.expect_error("server_full")?;
+    extra.expect_closed()?;
+    conns[0].still_works()?;
+    drop(conns);
+    wait_until_served(ctx)
+}
+
+/// Opens `--max-conns` connections to the first node (`{label}0`, `{label}1`, …), each answered
+/// (a ping, its pong), and returns them: the server is full. Used over TCP here, and over
+/// WebSocket by `websocket.rs`.
+pub(super) fn fill_to_max_conns(ctx: &Ctx, label: &str) -> Result<Vec<Client>, String> {
     let max = ctx.config.max_conns.unwrap_or(0);
     if max > MAX_TESTABLE_CONNS {
         return Err(format!(
@@ -36,7 +49,7 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
         let mut conns = Vec::with_capacity(max);
         let mut full_too_soon = None;
         for i in 0..max {
-            let mut client = Client::connect_to(ctx, ctx.first(), &format!("conn{i}"))?;
+            let mut client = Client::connect_to(ctx, ctx.first(), &format!("{label}{i}"))?;
             client.send(&json!({"type": "ping", "id": i}))?;
             let reply = client.recv()?;
             if reply["type"] == "error" && reply["code"] == "server_full" {
@@ -44,7 +57,7 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
                 break;
             }
             if reply != json!({"type": "pong", "id": i}) {
-                return Err(format!("conn{i}: expected its pong, got {reply}"));
+                return Err(format!("{label}{i}: expected its pong, got {reply}"));
             }
             conns.push(client);
         }
@@ -52,7 +65,6 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
             Some(_) if Instant::now() < deadline => {
                 drop(conns);
                 std::thread::sleep(Duration::from_millis(100));
-                continue;
             }
             Some(i) => {
                 return Err(format!(
@@ -62,14 +74,8 @@ fn server_full(ctx: &Ctx) -> Result<(), String> {
                     (ctx.timeout() * 3).as_millis()
                 ))
             }
-            None => {}
+            None => return Ok(conns),
         }
-        let mut extra = Client::connect_to(ctx, ctx.first(), "one-too-many")?;
-        extra.expect_error("server_full")?;
-        extra.expect_closed()?;
-        conns[0].still_works()?;
-        drop(conns);
-        return wait_until_served(ctx);
     }
 }
 

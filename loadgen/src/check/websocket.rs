@@ -5,10 +5,11 @@
 //! 1013 `server_full`; 1001 `shutting_down` needs the process, see `process.rs`).
 
 use super::client::Client;
+use super::limits::fill_to_max_conns;
 use super::{Ctx, Need, Scenario};
 use crate::ws::{self, Opcode};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub(crate) fn scenarios() -> Vec<Scenario> {
     use Need::{IdleTimeout, MaxConns, MaxLine, WebSocket};
@@ -198,39 +199,8 @@ fn idle_timeout_closes_1008(ctx: &Ctx) -> Result<(), String> {
 
 /// One connection past `--max-conns` gets `server_full`, then the close code 1013.
 fn server_full_closes_1013(ctx: &Ctx) -> Result<(), String> {
-    let max = ctx.config.max_conns.unwrap_or(0);
-    if max > 2000 {
-        return Err(format!(
-            "--max-conns {max} is more than this scenario opens (2000)"
-        ));
-    }
-    // Connections of earlier scenarios may still be closing: try again for a while.
-    let deadline = Instant::now() + ctx.timeout() * 3;
-    loop {
-        let mut held = Vec::with_capacity(max);
-        let mut full_early = false;
-        for i in 0..max {
-            let mut client = Client::connect_to(ctx, ctx.first(), &format!("ws{i}"))?;
-            client.send(&json!({"type": "ping", "id": i}))?;
-            let reply = client.recv()?;
-            if reply["type"] == "error" && reply["code"] == "server_full" {
-                full_early = true;
-                break;
-            }
-            held.push(client);
-        }
-        if full_early {
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the server was full before --max-conns {max} connections"
-                ));
-            }
-            drop(held);
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        }
-        let mut extra = Client::connect_to(ctx, ctx.first(), "one-too-many")?;
-        extra.expect_error("server_full")?;
-        return expect_close_code(&mut extra, ws::CLOSE_TRY_AGAIN_LATER);
-    }
+    let _full = fill_to_max_conns(ctx, "ws")?;
+    let mut extra = Client::connect_to(ctx, ctx.first(), "one-too-many")?;
+    extra.expect_error("server_full")?;
+    expect_close_code(&mut extra, ws::CLOSE_TRY_AGAIN_LATER)
 }

@@ -2,6 +2,7 @@
 
 use super::assemble::SATURATED_PERCENT;
 use super::report::RunReport;
+use super::series::SeriesSample;
 use super::stats::LatencySummary;
 use std::fmt::Write as _;
 
@@ -337,9 +338,20 @@ fn render_series(out: &mut String, report: &RunReport) {
         "\nover time    {} samples over {span:.0} s          first → last (min … max)",
         series.len()
     );
-    let mut line = |name: &str, values: Vec<u64>, unit: &str| {
+    // One row per measure: its name, its value in a sample (the server's are there only with
+    // --server-pid), its unit.
+    type Measure = fn(&SeriesSample) -> Option<u64>;
+    let measures: [(&str, Measure, &str); 5] = [
+        ("connected", |s| Some(s.connected), ""),
+        ("server RSS", |s| s.server_rss_kib, "KiB"),
+        ("server fds", |s| s.server_fds, ""),
+        ("generator RSS", |s| Some(s.generator_rss_kib), "KiB"),
+        ("generator fds", |s| Some(s.generator_fds), ""),
+    ];
+    for (name, measure, unit) in measures {
+        let values: Vec<u64> = series.iter().filter_map(measure).collect();
         if values.is_empty() {
-            return;
+            continue;
         }
         let (lo, hi) = (
             values.iter().copied().min().unwrap_or(0),
@@ -351,32 +363,7 @@ fn render_series(out: &mut String, report: &RunReport) {
             "  {name:<18} {:<WIDTH$} {first} → {last} {unit} ({lo} … {hi})",
             super::series::sparkline(&values, WIDTH)
         );
-    };
-    line(
-        "connected",
-        series.iter().map(|s| s.connected).collect(),
-        "",
-    );
-    line(
-        "server RSS",
-        series.iter().filter_map(|s| s.server_rss_kib).collect(),
-        "KiB",
-    );
-    line(
-        "server fds",
-        series.iter().filter_map(|s| s.server_fds).collect(),
-        "",
-    );
-    line(
-        "generator RSS",
-        series.iter().map(|s| s.generator_rss_kib).collect(),
-        "KiB",
-    );
-    line(
-        "generator fds",
-        series.iter().map(|s| s.generator_fds).collect(),
-        "",
-    );
+    }
     if let Some(soak) = &report.soak {
         let _ = writeln!(out, "  verdict            {}", soak.verdict);
     }

@@ -89,31 +89,34 @@ pub fn start<B: Bus>(
         args.rate_limit,
         outlet.stop_reading().clone(),
     );
-    let idle = args.idle_timeout();
+    let reading = Reader {
+        node: Arc::clone(node),
+        session,
+        socket: reader,
+        idle_timeout: args.idle_timeout(),
+        outlet,
+    };
     match transport {
-        Transport::Lines => {
-            let decoder = Lines::new(args.decoder());
-            tasks.spawn(read_loop(
-                Arc::clone(node),
-                session,
-                reader,
-                decoder,
-                idle,
-                outlet,
-            ));
-        }
+        Transport::Lines => tasks.spawn(read_loop(reading, Lines::new(args.decoder()))),
         Transport::WebSocket { early, .. } => {
-            let decoder = Messages::new(Arc::clone(&outlet), args.max_line, &early);
-            tasks.spawn(read_loop(
-                Arc::clone(node),
-                session,
-                reader,
-                decoder,
-                idle,
-                outlet,
-            ));
+            let decoder = Messages::new(Arc::clone(&reading.outlet), args.max_line, &early);
+            tasks.spawn(read_loop(reading, decoder))
         }
-    }
+    };
+}
+
+/// What the reader task works with, whichever the transport: only the [`Decoder`] differs.
+struct Reader<B> {
+    /// Told when the connection ends, so that its room hears `left`.
+    node: Arc<Node<B>>,
+    /// Handles each decoded frame, one at a time.
+    session: Session<B>,
+    /// The socket's read half (the writer task owns the other).
+    socket: OwnedReadHalf,
+    /// `--idle-timeout`, when set.
+    idle_timeout: Option<Duration>,
+    /// The writer's side: how the reader ends the connection, and learns that it was ended.
+    outlet: Arc<Outlet>,
 }
 
 /// How the reader's loop ended, which decides how the connection is closed.
@@ -130,14 +133,14 @@ enum End {
 
 /// Read, decode, hand each frame to the session and wait for it; until the end of the stream,
 /// an error, `quit`, the idle timeout, or the connection being ended from elsewhere.
-async fn read_loop<B: Bus, D: Decoder>(
-    node: Arc<Node<B>>,
-    mut session: Session<B>,
-    mut socket: OwnedReadHalf,
-    mut decoder: D,
-    idle_timeout: Option<Duration>,
-    outlet: Arc<Outlet>,
-) {
+async fn read_loop<B: Bus, D: Decoder>(reader: Reader<B>, mut decoder: D) {
+    let Reader {
+        node,
+        mut session,
+        mut socket,
+        idle_timeout,
+        outlet,
+    } = reader;
     let conn = session.conn();
     let mut buffer = Vec::with_capacity(READ_BUFFER);
     // Far in the future when there is no timeout: one code path.

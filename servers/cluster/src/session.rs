@@ -12,7 +12,7 @@
 //! frames. What is new is where the state lives: `bus/` (shared, atomic) and `relay.rs`
 //! (this node's deliveries).
 
-use crate::bus::{Bus, Renamed};
+use crate::bus::{Bus, BusResult, Entered, Record, Renamed};
 use crate::envelope::{Header, Kind};
 use crate::node::Node;
 use crate::relay::{Member, Outcome, Reply};
@@ -22,6 +22,7 @@ use chat_core::{
     bad_name_frame, clip, encode, error_frame, rate_limited_frame, taken_frame, CloseReason,
     ConnId, ErrorCode, Event, Frame, Id, Inbound, Request, RoomInfo, DEFAULT_ROOM,
 };
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
@@ -126,20 +127,12 @@ impl<B: Bus> Session<B> {
 
     async fn join(&mut self, nickname: String, room: Option<String>) {
         let room = room.unwrap_or_else(|| DEFAULT_ROOM.to_string());
-        if !is_valid_name(&nickname) {
-            return self.refuse(
-                ErrorCode::BadNickname,
-                bad_name_frame(ErrorCode::BadNickname, "nickname"),
-            );
-        }
-        if !is_valid_name(&room) {
-            return self.refuse(
-                ErrorCode::BadRoom,
-                bad_name_frame(ErrorCode::BadRoom, "room name"),
-            );
-        }
-        if !self.node.is_available() {
-            return self.unavailable();
+        let names = [
+            (nickname.as_str(), ErrorCode::BadNickname),
+            (room.as_str(), ErrorCode::BadRoom),
+        ];
+        if !self.ready(&names) {
+            return;
         }
         let seq = self.next_seq();
         let member = Member { nickname, room };
@@ -148,43 +141,15 @@ impl<B: Bus> Session<B> {
         let reply = Reply::Welcome {
             nickname: member.nickname.clone(),
         };
-        let (subscribed, done) = self.node.begin_enter(self.conn, &member.room, seq, reply);
-        // The channel first: the `joined` this script publishes must reach us.
-        if !matches!(subscribed.await, Ok(Ok(()))) {
-            self.node.abort_enter(self.conn);
-            return self.unavailable();
-        }
-        match self.node.bus.join(&record, joined).await {
-            Ok(Some(users)) => {
-                if !self.node.entered(self.conn, users) {
-                    // Gone while its script ran: release what the script registered.
-                    let _ = self.node.bus.leave(&record).await;
-                    return;
-                }
-            }
-            Ok(None) => {
-                self.node.abort_enter(self.conn);
-                return self.refuse(ErrorCode::NicknameTaken, taken_frame(&member.nickname));
-            }
-            Err(_) => {
-                self.node.abort_enter(self.conn);
-                return self.unavailable();
-            }
-        }
-        if self.wait(done).await == Some(Outcome::Interrupted) {
-            self.unavailable();
-        }
+        let script = self.node.bus.join(&record, joined);
+        let taken = |me: &Self| me.refuse(ErrorCode::NicknameTaken, taken_frame(&member.nickname));
+        self.enter(&member.room, seq, reply, script, &record, taken)
+            .await;
     }
 
     async fn rename(&mut self, me: Member, nickname: String) {
-        if !is_valid_name(&nickname) {
-            return self.refuse(
-                ErrorCode::BadNickname,
-                bad_name_frame(ErrorCode::BadNickname, "nickname"),
-            );
-        }
-        if !self.node.is_available() {
-            return self.unavailable();
+        if !self.ready(&[(nickname.as_str(), ErrorCode::BadNickname)]) {
+            return;
         }
         let seq = self.next_seq();
         let old = self.node.record(self.conn, &me, 0);
@@ -284,14 +249,8 @@ impl<B: Bus> Session<B> {
     }
 
     async fn change_room(&mut self, me: Member, room: String) {
-        if !is_valid_name(&room) {
-            return self.refuse(
-                ErrorCode::BadRoom,
-                bad_name_frame(ErrorCode::BadRoom, "room name"),
-            );
-        }
-        if !self.node.is_available() {
-            return self.unavailable();
+        if !self.ready(&[(room.as_str(), ErrorCode::BadRoom)]) {
+            return;
         }
         if room == me.room {
             // Already there: the reply, and nobody is notified.
@@ -311,39 +270,22 @@ impl<B: Bus> Session<B> {
         };
         let new = self.node.record(self.conn, &moved, 0);
         let joined = self.joined_envelope(&moved, seq);
-        let (subscribed, done) = self
-            .node
-            .begin_enter(self.conn, &moved.room, seq, Reply::Room);
-        if !matches!(subscribed.await, Ok(Ok(()))) {
-            self.node.abort_enter(self.conn);
-            return self.unavailable();
-        }
-        match self.node.bus.change_room(&old, &new, joined).await {
-            Ok(Some(users)) => {
-                if !self.node.entered(self.conn, users) {
-                    let _ = self.node.bus.leave(&new).await;
-                    return;
-                }
-            }
-            Ok(None) | Err(_) => {
-                self.node.abort_enter(self.conn);
-                return self.unavailable();
-            }
-        }
-        if self.wait(done).await == Some(Outcome::Interrupted) {
-            self.unavailable();
-        }
+        let script = self.node.bus.change_room(&old, &new, joined);
+        // Refused: the nickname is no longer ours (this node was reaped while cut off).
+        self.enter(
+            &moved.room,
+            seq,
+            Reply::Room,
+            script,
+            &new,
+            Self::unavailable,
+        )
+        .await;
     }
 
     async fn list_users(&mut self, room: String) {
-        if !is_valid_name(&room) {
-            return self.refuse(
-                ErrorCode::BadRoom,
-                bad_name_frame(ErrorCode::BadRoom, "room name"),
-            );
-        }
-        if !self.node.is_available() {
-            return self.unavailable();
+        if !self.ready(&[(room.as_str(), ErrorCode::BadRoom)]) {
+            return;
         }
         match self.node.bus.users(&room).await {
             Ok(users) => self.reply(encode(&Event::Users {
@@ -372,6 +314,70 @@ impl<B: Bus> Session<B> {
     }
 
     // ---- helpers ---------------------------------------------------------------------------
+
+    /// The checks before a request goes to the cluster, in the Hub's order: each name it
+    /// brings follows the naming rules (else the error code given with it, `bad_nickname` or
+    /// `bad_room`), then this node can reach the shared state (else `unavailable`). `false`:
+    /// one failed, and its error is sent.
+    fn ready(&self, names: &[(&str, ErrorCode)]) -> bool {
+        for &(name, code) in names {
+            if !is_valid_name(name) {
+                let what = match code {
+                    ErrorCode::BadNickname => "nickname",
+                    _ => "room name",
+                };
+                self.refuse(code, bad_name_frame(code, what));
+                return false;
+            }
+        }
+        if !self.node.is_available() {
+            self.unavailable();
+            return false;
+        }
+        true
+    }
+
+    /// Enters `room` through the cluster, for `join` and `join_room`. The room's channel
+    /// first: the `joined` that `script` publishes must come back to us. Then the script (a
+    /// future does nothing until it is awaited, so it starts only now), then the wait for the
+    /// Relay to deliver that echo and `reply`. `record` is what the script registers, released
+    /// again if the connection went away meanwhile; `refused` answers a script that found the
+    /// nickname not ours to enter with.
+    async fn enter(
+        &self,
+        room: &str,
+        seq: u64,
+        reply: Reply,
+        script: impl Future<Output = BusResult<Entered>>,
+        record: &Record,
+        refused: impl FnOnce(&Self),
+    ) {
+        let (subscribed, done) = self.node.begin_enter(self.conn, room, seq, reply);
+        if !matches!(subscribed.await, Ok(Ok(()))) {
+            self.node.abort_enter(self.conn);
+            return self.unavailable();
+        }
+        match script.await {
+            Ok(Some(users)) => {
+                if !self.node.entered(self.conn, users) {
+                    // Gone while its script ran: release what the script registered.
+                    let _ = self.node.bus.leave(record).await;
+                    return;
+                }
+            }
+            Ok(None) => {
+                self.node.abort_enter(self.conn);
+                return refused(self);
+            }
+            Err(_) => {
+                self.node.abort_enter(self.conn);
+                return self.unavailable();
+            }
+        }
+        if self.wait(done).await == Some(Outcome::Interrupted) {
+            self.unavailable();
+        }
+    }
 
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;

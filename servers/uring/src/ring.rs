@@ -40,49 +40,19 @@ pub const COMPLETION_ENTRIES: u32 = 4 * SUBMISSION_ENTRIES;
 /// The kernel's largest file table (`IORING_MAX_FIXED_FILES` since Linux 5.17).
 const MAX_FIXED_FILES: u64 = 1 << 20;
 
-/// The operations chat-uring submits, with what each is for here, checked at start.
+/// The operations chat-uring submits, with what each is for here, checked at start. One row
+/// an operation: `rustfmt::skip` keeps the table a table.
+#[rustfmt::skip]
 const OPCODES: &[(u8, &str, &str)] = &[
-    (
-        opcode::Accept::CODE,
-        "ACCEPT",
-        "multishot accept into the file table",
-    ),
-    (
-        opcode::RecvMulti::CODE,
-        "RECV",
-        "multishot receive into provided buffers",
-    ),
-    (opcode::Writev::CODE, "WRITEV", "writing queued frames"),
-    (
-        opcode::Timeout::CODE,
-        "TIMEOUT",
-        "the loop's timer, the accept pause",
-    ),
-    (
-        opcode::TimeoutUpdate::CODE,
-        "TIMEOUT_REMOVE",
-        "moving the loop's timer",
-    ),
-    (
-        opcode::AsyncCancel2::CODE,
-        "ASYNC_CANCEL",
-        "cancelling a closing connection's operations",
-    ),
-    (
-        opcode::Shutdown::CODE,
-        "SHUTDOWN",
-        "half-closing after the last frame",
-    ),
-    (
-        opcode::Close::CODE,
-        "CLOSE",
-        "closing a slot of the file table",
-    ),
-    (
-        opcode::Read::CODE,
-        "READ",
-        "the eventfd that wakes the loop on SIGTERM",
-    ),
+    (opcode::Accept::CODE,        "ACCEPT",         "multishot accept into the file table"),
+    (opcode::RecvMulti::CODE,     "RECV",           "multishot receive into provided buffers"),
+    (opcode::Writev::CODE,        "WRITEV",         "writing queued frames"),
+    (opcode::Timeout::CODE,       "TIMEOUT",        "the loop's timer, the accept pause"),
+    (opcode::TimeoutUpdate::CODE, "TIMEOUT_REMOVE", "moving the loop's timer"),
+    (opcode::AsyncCancel2::CODE,  "ASYNC_CANCEL",   "cancelling a closing connection's operations"),
+    (opcode::Shutdown::CODE,      "SHUTDOWN",       "half-closing after the last frame"),
+    (opcode::Close::CODE,         "CLOSE",          "closing a slot of the file table"),
+    (opcode::Read::CODE,          "READ",           "the eventfd that wakes the loop on SIGTERM"),
 ];
 
 /// What the loop counts about its use of the rings (logged when it stops).

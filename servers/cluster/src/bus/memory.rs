@@ -12,7 +12,7 @@
 //! repair. The lock is tokio's, because a publication waits for room in the node's event
 //! channel while it holds the lock: that wait is what keeps the order, and the backpressure.
 
-use super::{replaced_frame, BusEvent, BusResult, Record, Renamed};
+use super::{replaced_frame, BusEvent, BusResult, Entered, Record, Renamed};
 use crate::envelope::{self, Header, Kind};
 use crate::keys::{Keys, Owner};
 use bytes::Bytes;
@@ -89,6 +89,12 @@ impl MemoryBus {
         }
     }
 
+    /// Publishes `payload` on `room`'s channel.
+    async fn publish_in_room(&self, state: &State, room: &str, payload: Bytes) {
+        let channel = self.keys.room_channel(room);
+        self.publish_locked(state, channel, payload).await;
+    }
+
     /// Frees a member's claim and place and publishes its `left` (the scripts' `release`).
     async fn release_locked(&self, state: &mut State, record: &Record) {
         let folded = fold(&record.nickname);
@@ -97,10 +103,19 @@ impl MemoryBus {
         }
         state.claims.remove(&folded);
         remove_member(state, &record.room, &record.nickname);
-        let channel = self.keys.room_channel(&record.room);
-        self.publish_locked(state, channel, record.left.clone())
+        self.publish_in_room(state, &record.room, record.left.clone())
             .await;
     }
+}
+
+/// Puts `record.nickname` in `record.room` (the room is listed if new), and keeps the record.
+fn place_member(state: &mut State, record: &Record) {
+    state
+        .rooms
+        .entry(record.room.clone())
+        .or_default()
+        .insert(record.nickname.clone());
+    state.records.insert(record.conn, record.clone());
 }
 
 /// Takes `nickname` out of `room`, and the room out of the list when it is empty.
@@ -128,7 +143,7 @@ impl super::Bus for MemoryBus {
         true
     }
 
-    async fn join(&self, record: &Record, joined: Bytes) -> BusResult<Option<Vec<String>>> {
+    async fn join(&self, record: &Record, joined: Bytes) -> BusResult<Entered> {
         let mut state = self.lock().await;
         let folded = fold(&record.nickname);
         if let Some(holder) = state.claims.get(&folded) {
@@ -152,14 +167,8 @@ impl super::Bus for MemoryBus {
             self.publish_locked(&state, channel, payload).await;
         }
         state.claims.insert(folded, self.owner(record));
-        state
-            .rooms
-            .entry(record.room.clone())
-            .or_default()
-            .insert(record.nickname.clone());
-        state.records.insert(record.conn, record.clone());
-        let channel = self.keys.room_channel(&record.room);
-        self.publish_locked(&state, channel, joined).await;
+        place_member(&mut state, record);
+        self.publish_in_room(&state, &record.room, joined).await;
         Ok(Some(members(&state, &record.room)))
     }
 
@@ -182,45 +191,27 @@ impl super::Bus for MemoryBus {
         state.claims.remove(&from);
         state.claims.insert(to, self.owner(new));
         remove_member(&mut state, &old.room, &old.nickname);
-        state
-            .rooms
-            .entry(old.room.clone())
-            .or_default()
-            .insert(new.nickname.clone());
-        state.records.insert(new.conn, new.clone());
-        let channel = self.keys.room_channel(&old.room);
-        self.publish_locked(&state, channel, renamed).await;
+        place_member(&mut state, new); // the same room: a rename keeps it
+        self.publish_in_room(&state, &old.room, renamed).await;
         Ok(Renamed::Done)
     }
 
-    async fn change_room(
-        &self,
-        old: &Record,
-        new: &Record,
-        joined: Bytes,
-    ) -> BusResult<Option<Vec<String>>> {
+    async fn change_room(&self, old: &Record, new: &Record, joined: Bytes) -> BusResult<Entered> {
         let mut state = self.lock().await;
         if !self.holds(&state, &fold(&old.nickname), old.conn) {
             return Ok(None);
         }
         remove_member(&mut state, &old.room, &old.nickname);
-        state
-            .rooms
-            .entry(new.room.clone())
-            .or_default()
-            .insert(new.nickname.clone());
-        state.records.insert(new.conn, new.clone());
-        let channel = self.keys.room_channel(&old.room);
-        self.publish_locked(&state, channel, old.left.clone()).await;
-        let channel = self.keys.room_channel(&new.room);
-        self.publish_locked(&state, channel, joined).await;
+        place_member(&mut state, new);
+        self.publish_in_room(&state, &old.room, old.left.clone())
+            .await;
+        self.publish_in_room(&state, &new.room, joined).await;
         Ok(Some(members(&state, &new.room)))
     }
 
     async fn publish(&self, room: &str, payload: Bytes) -> BusResult<()> {
         let state = self.lock().await;
-        self.publish_locked(&state, self.keys.room_channel(room), payload)
-            .await;
+        self.publish_in_room(&state, room, payload).await;
         Ok(())
     }
 

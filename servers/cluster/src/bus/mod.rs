@@ -83,6 +83,11 @@ pub fn replaced_frame() -> Frame {
     )
 }
 
+/// What entering a room (`join`, `change_room`) came to: the room's members, the newcomer
+/// included, or `None` when the nickname is not this connection's to enter with (each
+/// operation says when).
+pub type Entered = Option<Vec<String>>;
+
 /// What a rename came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renamed {
@@ -112,7 +117,7 @@ pub trait Bus: Send + Sync + 'static {
         &self,
         record: &Record,
         joined: Bytes,
-    ) -> impl Future<Output = BusResult<Option<Vec<String>>>> + Send;
+    ) -> impl Future<Output = BusResult<Entered>> + Send;
 
     /// Releases the member's nickname and place (if still its own) and publishes its `left`.
     fn leave(&self, record: &Record) -> impl Future<Output = BusResult<()>> + Send;
@@ -132,7 +137,7 @@ pub trait Bus: Send + Sync + 'static {
         old: &Record,
         new: &Record,
         joined: Bytes,
-    ) -> impl Future<Output = BusResult<Option<Vec<String>>>> + Send;
+    ) -> impl Future<Output = BusResult<Entered>> + Send;
 
     /// Publishes an envelope on a room's channel.
     fn publish(&self, room: &str, payload: Bytes) -> impl Future<Output = BusResult<()>> + Send;

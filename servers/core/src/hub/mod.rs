@@ -363,6 +363,21 @@ impl Hub {
         }
     }
 
+    /// Tells `room` that `nickname` joined, then puts it there (so it is not sent its own
+    /// `joined`); a room that did not exist is made.
+    fn enter_room(&mut self, id: ConnId, nickname: &str, room: &str, out: &mut Outbox) {
+        self.notify_room(
+            room,
+            &Event::Joined {
+                nickname: nickname.to_string(),
+                room: room.to_string(),
+            },
+            out,
+        );
+        let members = &mut self.rooms.entry(room.to_string()).or_default().members;
+        members.insert(nickname.to_string(), id);
+    }
+
     /// Takes `nickname` out of `room`, tells the rest `left`, and drops the room if now empty.
     fn leave_room(&mut self, nickname: &str, room: &str, out: &mut Outbox) {
         let Some(r) = self.rooms.get_mut(room) else {

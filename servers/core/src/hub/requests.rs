@@ -45,17 +45,8 @@ impl Hub {
         // Kept from now on: the names get strings of their own.
         let (nickname, room) = (nickname.into_owned(), room.into_owned());
         self.nicknames.insert(key, id);
-        self.notify_room(
-            &room,
-            &Event::Joined {
-                nickname: nickname.clone(),
-                room: room.clone(),
-            },
-            out,
-        );
-        let members = &mut self.rooms.entry(room.clone()).or_default().members;
-        members.insert(nickname.clone(), id);
-        let users = members.keys().cloned().collect();
+        self.enter_room(id, &nickname, &room, out);
+        let users = self.users_of(&room);
         out.send(
             id,
             encode(&Event::Welcome {
@@ -173,19 +164,7 @@ impl Hub {
         let room = room.into_owned();
         if old_room != room {
             self.leave_room(&nickname, &old_room, out);
-            self.notify_room(
-                &room,
-                &Event::Joined {
-                    nickname: nickname.clone(),
-                    room: room.clone(),
-                },
-                out,
-            );
-            self.rooms
-                .entry(room.clone())
-                .or_default()
-                .members
-                .insert(nickname, id);
+            self.enter_room(id, &nickname, &room, out);
             if let Some(member) = self.conns.get_mut(&id).and_then(|c| c.member.as_mut()) {
                 member.room = room.clone();
             }

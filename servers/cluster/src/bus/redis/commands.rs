@@ -3,7 +3,7 @@
 //! connection.
 
 use super::{RedisBus, CHUNK, TOMBSTONE};
-use crate::bus::{replaced_frame, Bus, BusResult, Record, Renamed};
+use crate::bus::{replaced_frame, Bus, BusResult, Entered, Record, Renamed};
 use crate::keys::{owner_prefix, Owner};
 use bytes::Bytes;
 use chat_core::names::fold;
@@ -18,7 +18,7 @@ impl Bus for RedisBus {
         self.up.load(Ordering::SeqCst)
     }
 
-    async fn join(&self, record: &Record, joined: Bytes) -> BusResult<Option<Vec<String>>> {
+    async fn join(&self, record: &Record, joined: Bytes) -> BusResult<Entered> {
         let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = self
@@ -91,12 +91,7 @@ impl Bus for RedisBus {
         })
     }
 
-    async fn change_room(
-        &self,
-        old: &Record,
-        new: &Record,
-        joined: Bytes,
-    ) -> BusResult<Option<Vec<String>>> {
+    async fn change_room(&self, old: &Record, new: &Record, joined: Bytes) -> BusResult<Entered> {
         let (mut con, lost) = self.commands()?;
         let started = Instant::now();
         let result = self
