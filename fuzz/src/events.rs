@@ -73,18 +73,12 @@ pub fn check_frame(frame: &[u8]) -> Result<Value, String> {
             f.name("to")?;
             f.name("room")?;
         }
-        "broadcast" => {
-            f.only(&["from", "room", "content", "ts", "id"])?;
+        "broadcast" | "private" => {
+            // A message, to everyone in a `room` or to one member (`to`).
+            let to = if kind == "broadcast" { "room" } else { "to" };
+            f.only(&["from", to, "content", "ts", "id"])?;
             f.name("from")?;
-            f.name("room")?;
-            f.content()?;
-            f.ts()?;
-            f.id()?;
-        }
-        "private" => {
-            f.only(&["from", "to", "content", "ts", "id"])?;
-            f.name("from")?;
-            f.name("to")?;
+            f.name(to)?;
             f.content()?;
             f.ts()?;
             f.id()?;

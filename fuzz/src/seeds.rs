@@ -140,17 +140,19 @@ pub fn seeds() -> Vec<(&'static str, Input<'static>)> {
         idle_timeout,
         rate_limit,
     };
+    // One connection per member, then member `i` joins on connection `i` as its nickname, in
+    // its room (`None`: the default room).
+    let members = |seats: &[(u8, Option<u8>)]| -> Vec<Op<'static>> {
+        let connects = seats.iter().map(|_| Op::Connect);
+        let joins = (0..)
+            .zip(seats)
+            .map(|(conn, &(nick, room))| join(conn, nick, room));
+        connects.chain(joins).collect()
+    };
     let (alice, upper_alice, bob, li, crab, rust, space) = (0, 1, 3, 7, 8, 10, 15);
     // A room of four, every request of a member, then everyone leaves in a different way.
-    let room_of_four = vec![
-        Op::Connect,
-        Op::Connect,
-        Op::Connect,
-        Op::Connect,
-        join(0, alice, None),
-        join(1, bob, None),
-        join(2, li, None),
-        join(3, crab, Some(rust)),
+    let mut room_of_four = members(&[(alice, None), (bob, None), (li, None), (crab, Some(rust))]);
+    room_of_four.extend([
         req(
             3,
             R::JoinRoom {
@@ -190,7 +192,7 @@ pub fn seeds() -> Vec<(&'static str, Input<'static>)> {
         Op::Disconnect { conn: 1 },
         req(2, R::Quit),
         Op::Shutdown,
-    ];
+    ]);
     // Case-insensitive collisions: `alice` is taken as `Alice` and `ALICE`, `k` as `K`.
     let collisions = vec![
         Op::Connect,
@@ -234,20 +236,15 @@ pub fn seeds() -> Vec<(&'static str, Input<'static>)> {
         ),
     ];
     // Idle timeouts: two members go silent, one keeps talking; time runs out in steps.
-    let idle = vec![
-        Op::Connect,
-        Op::Connect,
-        Op::Connect,
-        join(0, alice, None),
-        join(1, bob, None),
-        join(2, li, None),
+    let mut idle = members(&[(alice, None), (bob, None), (li, None)]);
+    idle.extend([
         Op::Tick { advance_ms: 1500 },
         req(2, R::Ping { id: None }),
         Op::Tick { advance_ms: 1000 },
         Op::Tick { advance_ms: 1000 },
         req(2, R::ListRooms),
         Op::Tick { advance_ms: 5000 },
-    ];
+    ]);
     // Full: the third connection is refused; one leaves and the next is accepted.
     let full = vec![
         Op::Connect,

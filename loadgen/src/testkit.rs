@@ -30,14 +30,19 @@
 //!
 //! The other fixture, [`TestClient`] (in `client.rs`), goes the other way: a blocking,
 //! panicking JSON-lines client that every server crate's tests use to drive a real server
-//! process step by step.
+//! process step by step. Built on it, the scenarios several server crates run alike:
+//! [`burst`] (a room and a pinger that write far more at once than one read takes) and
+//! [`fanout`] (thousands of connections in rooms of ten, every broadcast accounted for).
 
+pub mod burst;
 pub mod client;
 mod conn;
+pub mod fanout;
 mod ws;
 
 pub use client::TestClient;
 
+use crate::check::CheckConfig;
 use chat_core::{BacklogFull, Hub, HubConfig, Outbox, SocketOptions};
 use conn::{Connection, Shared};
 use std::collections::HashMap;
@@ -47,6 +52,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// A loopback address where nothing listens, so that connecting to it is refused: a port the
+/// kernel has just handed out, closed again (for tests of what the tools say then).
+pub fn nothing_listens() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address")
+} // The listener is dropped here: nobody listens there now.
 
 /// Misbehaviour to inject. The default injects none: a correct server.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +105,36 @@ impl Default for Limits {
             max_line: TestServer::MAX_LINE,
             max_backlog: TestServer::MAX_BACKLOG,
             one_at_a_time: false,
+        }
+    }
+}
+
+impl Limits {
+    /// Small limits, so that the checker's limit scenarios reach them quickly: 32 connections,
+    /// a 2 s idle timeout, lines of 4 KiB and a backlog of 256 KiB (the values
+    /// `check::assert_conformance` starts a server with; no rate or per-address limit).
+    pub fn small() -> Limits {
+        Limits {
+            hub: HubConfig {
+                max_conns: 32,
+                idle_timeout: Some(Duration::from_secs(2)),
+                ..HubConfig::default()
+            },
+            max_line: 4096,
+            max_backlog: 256 * 1024,
+            ..Limits::default()
+        }
+    }
+
+    /// A checker configuration that tells `loadgen check` every one of these limits (but the
+    /// rate limit and the per-address one, whose scenarios then SKIP).
+    pub fn check_config(&self) -> CheckConfig {
+        CheckConfig {
+            max_line: Some(self.max_line),
+            max_conns: Some(self.hub.max_conns),
+            idle_timeout: self.hub.idle_timeout,
+            max_backlog: Some(self.max_backlog),
+            ..CheckConfig::default()
         }
     }
 }

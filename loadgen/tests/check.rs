@@ -2,12 +2,9 @@
 //! the library and via the `loadgen check` binary), a `--single` run against a one-at-a-time
 //! server passes the one-client scenarios and SKIPs (never passes) the others.
 
-use chat_core::HubConfig;
 use loadgen::check::{run_checks, CheckConfig, Outcome};
-use loadgen::testkit::{Faults, Limits, TestServer};
-use std::net::TcpListener;
+use loadgen::testkit::{nothing_listens, Faults, Limits, TestServer};
 use std::process::Command;
-use std::time::Duration;
 
 /// The scenarios that need two clients connected at once.
 const MULTI_CLIENT: [&str; 17] = [
@@ -30,31 +27,6 @@ const MULTI_CLIENT: [&str; 17] = [
     "limits.max_conns_per_ip",
 ];
 
-/// The limits the conformance runs use: small, like `assert_conformance`'s.
-fn limits() -> Limits {
-    Limits {
-        hub: HubConfig {
-            max_conns: 32,
-            idle_timeout: Some(Duration::from_secs(2)),
-            ..HubConfig::default()
-        },
-        max_line: 4096,
-        max_backlog: 256 * 1024,
-        one_at_a_time: false,
-    }
-}
-
-/// A CheckConfig that tells the checker every limit of `limits`.
-fn config_for(limits: &Limits) -> CheckConfig {
-    CheckConfig {
-        max_line: Some(limits.max_line),
-        max_conns: Some(limits.hub.max_conns),
-        idle_timeout: limits.hub.idle_timeout,
-        max_backlog: Some(limits.max_backlog),
-        ..CheckConfig::default()
-    }
-}
-
 fn skipped(report: &loadgen::check::CheckReport) -> Vec<&'static str> {
     report
         .results
@@ -68,8 +40,8 @@ fn skipped(report: &loadgen::check::CheckReport) -> Vec<&'static str> {
 /// per-address scenarios (which need a server started with those limits) are skipped.
 #[test]
 fn correct_server_passes_everything() {
-    let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
-    let report = run_checks(server.addr(), &config_for(&limits()));
+    let server = TestServer::start_limited(Limits::small(), Faults::default()).expect("start");
+    let report = run_checks(server.addr(), &Limits::small().check_config());
     println!("{report}");
     assert_eq!(report.failed(), 0, "{report}");
     assert_eq!(
@@ -90,7 +62,7 @@ fn the_per_address_scenario_tells_a_limited_server_from_an_unlimited_one() {
     };
     let name = "limits.max_conns_per_ip";
     for limit in [4, 0] {
-        let mut limits = limits();
+        let mut limits = Limits::small();
         limits.hub.max_conns_per_ip = limit;
         let server = TestServer::start_limited(limits, Faults::default()).expect("start");
         let report = run_checks(server.addr(), &config);
@@ -106,12 +78,12 @@ fn the_per_address_scenario_tells_a_limited_server_from_an_unlimited_one() {
 /// every multi-client one is SKIPped with the reason, none passes.
 #[test]
 fn single_mode_skips_multi_client_scenarios() {
-    let mut limits = limits();
+    let mut limits = Limits::small();
     limits.one_at_a_time = true;
     let server = TestServer::start_limited(limits.clone(), Faults::default()).expect("start");
     let config = CheckConfig {
         single: true,
-        ..config_for(&limits)
+        ..limits.check_config()
     };
     let report = run_checks(server.addr(), &config);
     println!("{report}");
@@ -148,7 +120,7 @@ fn only_filters_scenarios_by_name() {
 /// `N passed, 0 failed, N skipped`, and exits 0.
 #[test]
 fn binary_output_format_and_exit_code() {
-    let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
+    let server = TestServer::start_limited(Limits::small(), Faults::default()).expect("start");
     let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["check", "--addr", &server.addr().to_string()])
         .args([
@@ -181,10 +153,7 @@ fn binary_output_format_and_exit_code() {
 /// and the binary exits 1.
 #[test]
 fn nothing_listening_fails_every_scenario() {
-    let addr = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
-    }; // closed again: connections are refused
+    let addr = nothing_listens();
     let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["check", "--addr", &addr.to_string(), "--timeout-ms", "500"])
         .output()

@@ -20,6 +20,17 @@ fn send_messages(client: &mut TestClient, count: i64) {
     }
 }
 
+/// Alice, alone in a room of a server with `faults`, sends messages 1 to `sent`: the ids of the
+/// first `received` broadcasts that reach her.
+fn ids_received(faults: Faults, sent: i64, received: usize) -> Vec<i64> {
+    let server = TestServer::start(faults).expect("start");
+    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
+    send_messages(&mut alice, sent);
+    (0..received)
+        .map(|_| next_broadcast_id(&mut alice))
+        .collect()
+}
+
 /// Without faults: join, broadcast to every member including the sender, and ping.
 #[test]
 fn serves_the_protocol_without_faults() {
@@ -46,11 +57,7 @@ fn drop_fault_drops_every_nth_broadcast() {
         drop_every_nth_broadcast: Some(2),
         ..Faults::default()
     };
-    let server = TestServer::start(faults).expect("start");
-    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
-    send_messages(&mut alice, 6);
-    let ids: Vec<i64> = (0..3).map(|_| next_broadcast_id(&mut alice)).collect();
-    assert_eq!(ids, [1, 3, 5]);
+    assert_eq!(ids_received(faults, 6, 3), [1, 3, 5]);
 }
 
 /// `reorder_broadcasts` swaps consecutive pairs, and a lone last broadcast still arrives.
@@ -60,11 +67,7 @@ fn reorder_fault_swaps_pairs() {
         reorder_broadcasts: true,
         ..Faults::default()
     };
-    let server = TestServer::start(faults).expect("start");
-    let mut alice = TestClient::join(server.addr(), "alice", "lobby");
-    send_messages(&mut alice, 5);
-    let ids: Vec<i64> = (0..5).map(|_| next_broadcast_id(&mut alice)).collect();
-    assert_eq!(ids, [2, 1, 4, 3, 5]);
+    assert_eq!(ids_received(faults, 5, 5), [2, 1, 4, 3, 5]);
 }
 
 /// `wrong_error_codes` answers a `not_joined` situation with `unknown_type`.

@@ -251,11 +251,5 @@ fn echo_workload_with_churn() {
         "{}",
         report.headline
     );
-    let m = &report.messages;
-    assert_eq!(
-        (m.lost, m.duplicated, m.out_of_order),
-        (0, 0, 0),
-        "{}",
-        report.headline
-    );
+    support::assert_nothing_lost(&report);
 }

@@ -8,7 +8,7 @@
 //! and something the fuzzer sends often).
 
 use loadgen::fuzz::{fuzz, FuzzConfig, FuzzReport, ProblemKind};
-use loadgen::testkit::{Faults, TestServer};
+use loadgen::testkit::{nothing_listens, Faults, TestServer};
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -153,10 +153,7 @@ fn command_line_verdict_and_exit_status() {
 /// Nobody listening at the start is an error (exit status 2), not a verdict.
 #[test]
 fn no_server_at_the_start_is_an_error() {
-    let addr = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
-    }; // closed again: nothing listens there now
+    let addr = nothing_listens();
     let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["fuzz", "--addr", &addr.to_string(), "--duration", "1s"])
         .output()

@@ -4,23 +4,9 @@
 mod support;
 
 use chat_core::HubConfig;
-use loadgen::run::{run, RunConfig, RunReport, Workload, BEHIND, SCHEMA};
-use loadgen::testkit::{Faults, TestServer};
-use std::net::{SocketAddr, TcpListener};
-use std::process::Command;
-use std::time::Duration;
-
-/// A short run: 0.3 s warm-up, 1 s measured, generous timeouts for a loaded machine.
-fn quick(addr: SocketAddr, conns: usize) -> RunConfig {
-    let mut config = RunConfig::new(addr, conns);
-    config.warmup = Duration::from_millis(300);
-    config.duration = Duration::from_secs(1);
-    config.rate = Some(20.0);
-    config.room_size = 5;
-    config.connect_timeout = Duration::from_secs(20);
-    config.drain = Duration::from_secs(5);
-    config
-}
+use loadgen::run::{run, RunReport, Workload, SCHEMA};
+use loadgen::testkit::{nothing_listens, Faults, TestServer};
+use support::{quick, CliRun};
 
 /// Everything a server controls is clean (see `support::server_clean`).
 fn assert_clean(report: &RunReport) {
@@ -116,10 +102,7 @@ fn several_source_addresses() {
 /// Connections that cannot open are counted by kind and named in the first line.
 #[test]
 fn refused_connections_are_reported_first() {
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr")
-    }; // dropped: nobody listens there now
+    let port = nothing_listens();
     let report = run(&quick(port, 5)).expect("run");
     assert!(!report.ok);
     assert_eq!(report.connections.connected, 0);
@@ -159,41 +142,31 @@ fn server_full_is_reported() {
 #[test]
 fn command_line_prints_summary_and_writes_json() {
     let server = TestServer::start(Faults::default()).expect("test server");
-    let dir = std::env::temp_dir().join(format!("loadgen-run-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let json = dir.join("run.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", "--addr", &server.addr().to_string()])
-        .args(["--conns", "12", "--rooms", "3", "--rate", "10"])
-        .args([
-            "--duration",
-            "1s",
-            "--warmup",
-            "200ms",
-            "--connect-timeout",
-            "20s",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let first_line = stdout.lines().next().unwrap_or("");
-    let behind = first_line.starts_with(&format!("FAILED: {BEHIND} ("));
-    assert!(
-        output.status.success() || (output.status.code() == Some(1) && behind),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let cli = CliRun::new(
+        "run-cli",
+        &[
+            &["--addr", &server.addr().to_string()],
+            &["--conns", "12", "--rooms", "3", "--rate", "10"],
+            &[
+                "--duration",
+                "1s",
+                "--warmup",
+                "200ms",
+                "--connect-timeout",
+                "20s",
+            ],
+        ],
     );
+    let stdout = &cli.stdout;
+    let first_line = stdout.lines().next().unwrap_or("");
+    cli.assert_ok_or_behind();
     assert!(first_line.contains(" 12/12 connected"), "{stdout}");
     assert!(stdout.contains("round trip (corrected)"), "{stdout}");
     assert!(stdout.contains("send lag (generator)"), "{stdout}");
     assert!(stdout.contains("µs per message"), "{stdout}");
-    let report = RunReport::from_json(&std::fs::read_to_string(&json).expect("json written"))
-        .expect("valid report");
+    let report = cli.report();
     assert_clean(&report);
     assert_eq!(report.config.room_size, 4);
     assert_eq!(report.connections.connected, 12);
     assert!(report.generator.cpu_us_per_msg.is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,34 +8,27 @@
 //! included, across their reconnects); every reconnect joins; and once the generator has
 //! closed everything, the server's descriptors are back where they started.
 
-use loadgen::run::RunReport;
-use loadgen::server_process::ServerProcess;
-use loadgen::sweep::find_or_build;
-use std::process::Command;
+mod support;
+
+use loadgen::server_process::SpawnOptions;
 use std::time::Duration;
+use support::{chat_epoll, CliRun};
 
 #[test]
 fn churn_keeps_the_stayers_whole_and_leaks_no_descriptor() {
-    let program = find_or_build("chat-epoll", true).expect("chat-epoll binary");
-    let mut server =
-        ServerProcess::spawn(&program, ["--idle-timeout", "0"]).expect("chat-epoll starts");
-    let dir = std::env::temp_dir().join(format!("loadgen-churn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let json_path = dir.join("churn.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", "--addr", &server.addr().to_string()])
-        .args(["--conns", "2000", "--room-size", "10", "--rate", "0.5"])
-        .args(["--churn", "100", "--duration", "25s", "--warmup", "5s"])
-        .args(["--connect-timeout", "30s", "--drain", "10s"])
-        .args(["--server-pid", &server.pid().to_string()])
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let text = std::fs::read_to_string(&json_path)
-        .unwrap_or_else(|e| panic!("no JSON report ({e}):\n{stdout}"));
-    let report = RunReport::from_json(&text).expect("a run report");
+    let mut server = chat_epoll(&SpawnOptions::default());
+    let cli = CliRun::new(
+        "churn",
+        &[
+            &["--addr", &server.addr().to_string()],
+            &["--conns", "2000", "--room-size", "10", "--rate", "0.5"],
+            &["--churn", "100", "--duration", "25s", "--warmup", "5s"],
+            &["--connect-timeout", "30s", "--drain", "10s"],
+            &["--server-pid", &server.pid().to_string()],
+        ],
+    );
+    let stdout = &cli.stdout;
+    let report = cli.report();
 
     // The stayers: all connected, nothing lost, duplicated or out of order.
     let (c, m) = (&report.connections, &report.messages);
@@ -72,5 +65,4 @@ fn churn_keeps_the_stayers_whole_and_leaks_no_descriptor() {
         .terminate(Duration::from_secs(5))
         .expect("terminate")
         .is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }

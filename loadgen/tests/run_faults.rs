@@ -29,6 +29,17 @@ fn lossy_server() -> TestServer {
     .expect("test server")
 }
 
+/// The run failed, its headline starts with `verdict` and names the lost copies.
+fn assert_failed_with_loss(report: &RunReport, verdict: &str) {
+    assert!(!report.ok);
+    assert!(report.headline.starts_with(verdict), "{}", report.headline);
+    assert!(
+        report.headline.contains("copies lost"),
+        "{}",
+        report.headline
+    );
+}
+
 /// A server that drops every 7th broadcast to each recipient: the run counts the missing
 /// copies as lost (and every expected copy is either received or lost), fails, and says so.
 #[test]
@@ -39,17 +50,7 @@ fn dropped_broadcasts_are_reported_lost() {
     assert!(m.lost > 0, "no loss detected: {}", report.headline);
     assert_eq!(m.received_copies + m.lost, m.expected_copies, "{m:?}");
     assert_eq!(m.duplicated, 0);
-    assert!(!report.ok);
-    assert!(
-        report.headline.starts_with("FAILED:"),
-        "{}",
-        report.headline
-    );
-    assert!(
-        report.headline.contains("copies lost"),
-        "{}",
-        report.headline
-    );
+    assert_failed_with_loss(&report, "FAILED:");
 }
 
 /// `--tolerate-generator-lag` lifts only the generator's own verdict: the same lossy server with
@@ -65,19 +66,7 @@ fn tolerating_the_generator_never_hides_a_loss() {
     let report = run(&config).expect("run");
     assert!(report.generator.behind, "{}", report.headline);
     assert!(report.messages.lost > 0, "{}", report.headline);
-    assert!(!report.ok);
-    assert!(
-        report
-            .headline
-            .starts_with(&format!("FAILED: {} (", loadgen::run::BEHIND)),
-        "{}",
-        report.headline
-    );
-    assert!(
-        report.headline.contains("copies lost"),
-        "{}",
-        report.headline
-    );
+    assert_failed_with_loss(&report, &format!("FAILED: {} (", loadgen::run::BEHIND));
 }
 
 /// A server that swaps consecutive broadcasts: the run counts deliveries out of order, none

@@ -5,12 +5,10 @@
 
 mod support;
 
-use loadgen::run::{run, RunConfig, RunReport, Spread, BEHIND};
+use loadgen::run::{run, RunReport, Spread};
 use loadgen::server_process::{ServerProcess, SpawnOptions};
-use loadgen::sweep::find_or_build;
 use loadgen::testkit::{Faults, TestServer};
-use std::process::Command;
-use std::time::Duration;
+use support::{chat_epoll, quick, CliRun};
 
 /// Per-address figures add up to the run's, and latency counts to the message counts.
 fn assert_adds_up(report: &RunReport) {
@@ -29,15 +27,10 @@ fn assert_adds_up(report: &RunReport) {
 #[test]
 fn two_processes_make_one_report() {
     let server = TestServer::start(Faults::default()).expect("test server");
-    let mut config = RunConfig::new(server.addr(), 40);
+    let mut config = quick(server.addr(), 40);
     config.procs = Some(2);
     config.threads = Some(1);
-    config.room_size = 5;
     config.rate = Some(10.0);
-    config.warmup = Duration::from_millis(300);
-    config.duration = Duration::from_secs(1);
-    config.connect_timeout = Duration::from_secs(20);
-    config.drain = Duration::from_secs(5);
     let report = run(&config).expect("run");
     assert!(support::server_clean(&report), "{}", report.headline);
     assert_eq!(report.config.procs, 2);
@@ -59,49 +52,34 @@ fn two_processes_make_one_report() {
 /// trickle over 3 s.
 #[test]
 fn thirty_thousand_connections_over_two_servers() {
-    let program = find_or_build("chat-epoll", true).expect("chat-epoll binary");
     let options = SpawnOptions {
         fd_limit: Some(16_384),
         ..SpawnOptions::default()
     };
-    let servers: Vec<ServerProcess> = (0..2)
-        .map(|_| {
-            ServerProcess::spawn_with(&program, ["--idle-timeout", "0"], &options)
-                .expect("chat-epoll starts")
-        })
-        .collect();
+    let servers: Vec<ServerProcess> = (0..2).map(|_| chat_epoll(&options)).collect();
     let addrs: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
     let pids: Vec<String> = servers.iter().map(|s| s.pid().to_string()).collect();
-    let dir = std::env::temp_dir().join(format!("loadgen-run-30k-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let json = dir.join("run.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", "--addr", &addrs.join(","), "--spread", "rooms"])
-        .args(["--conns", "30000", "--room-size", "10", "--rate", "0.1"])
-        .args([
-            "--duration",
-            "3s",
-            "--warmup",
-            "1s",
-            "--connect-rate",
-            "5000",
-        ])
-        .args(["--connect-timeout", "30s", "--drain", "20s"])
-        .args(["--server-pid", &pids.join(",")])
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    eprintln!("{stdout}");
-    let behind = stdout.starts_with(&format!("FAILED: {BEHIND} ("));
-    assert!(
-        output.status.success() || (output.status.code() == Some(1) && behind),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let cli = CliRun::new(
+        "run-30k",
+        &[
+            &["--addr", &addrs.join(","), "--spread", "rooms"],
+            &["--conns", "30000", "--room-size", "10", "--rate", "0.1"],
+            &[
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "--connect-rate",
+                "5000",
+            ],
+            &["--connect-timeout", "30s", "--drain", "20s"],
+            &["--server-pid", &pids.join(",")],
+        ],
     );
-    let report = RunReport::from_json(&std::fs::read_to_string(&json).expect("json written"))
-        .expect("one merged report");
+    let stdout = &cli.stdout;
+    eprintln!("{stdout}");
+    cli.assert_ok_or_behind();
+    let report = cli.report();
     assert!(support::server_clean(&report), "{stdout}");
     assert_eq!(report.connections.connected, 30_000, "{stdout}");
     assert_eq!(report.messages.lost, 0, "{stdout}");
@@ -116,5 +94,4 @@ fn thirty_thousand_connections_over_two_servers() {
     let server = report.server.as_ref().expect("both servers sampled");
     assert_eq!(server.pids.len(), 2);
     assert!(stdout.contains("per server"), "{stdout}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

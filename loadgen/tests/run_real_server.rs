@@ -6,50 +6,38 @@
 
 mod support;
 
-use loadgen::run::{RunReport, BEHIND};
-use loadgen::server_process::ServerProcess;
-use loadgen::sweep::find_or_build;
-use std::process::Command;
+use loadgen::run::RunReport;
+use loadgen::server_process::SpawnOptions;
 use std::time::Duration;
+use support::{chat_epoll, CliRun};
 
 /// 1,000 connections in rooms of 10 against chat-epoll: the JSON report shows every connection
 /// opened, every copy delivered, none lost, duplicated or out of order, and the server's CPU and
 /// memory sampled through its pid.
 #[test]
 fn thousand_connections_against_chat_epoll() {
-    let program = find_or_build("chat-epoll", true).expect("chat-epoll binary");
-    let mut server =
-        ServerProcess::spawn(&program, ["--idle-timeout", "0"]).expect("chat-epoll starts");
-    let dir = std::env::temp_dir().join(format!("loadgen-run-epoll-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let json_path = dir.join("run.json");
-    let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", "--addr", &server.addr().to_string()])
-        .args(["--conns", "1000", "--room-size", "10", "--rate", "2"])
-        .args([
-            "--duration",
-            "3s",
-            "--warmup",
-            "1s",
-            "--connect-rate",
-            "2000",
-        ])
-        .args(["--connect-timeout", "30s", "--drain", "10s"])
-        .args(["--server-pid", &server.pid().to_string()])
-        .arg("--json")
-        .arg(&json_path)
-        .output()
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    // Exit 0, or 1 only because the busy test machine made the generator fall behind.
-    let behind = stdout.starts_with(&format!("FAILED: {BEHIND} ("));
-    assert!(
-        output.status.success() || (output.status.code() == Some(1) && behind),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let mut server = chat_epoll(&SpawnOptions::default());
+    let cli = CliRun::new(
+        "run-epoll",
+        &[
+            &["--addr", &server.addr().to_string()],
+            &["--conns", "1000", "--room-size", "10", "--rate", "2"],
+            &[
+                "--duration",
+                "3s",
+                "--warmup",
+                "1s",
+                "--connect-rate",
+                "2000",
+            ],
+            &["--connect-timeout", "30s", "--drain", "10s"],
+            &["--server-pid", &server.pid().to_string()],
+        ],
     );
+    let stdout = &cli.stdout;
+    cli.assert_ok_or_behind();
 
-    let text = std::fs::read_to_string(&json_path).expect("JSON report written");
+    let text = cli.json();
     let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     assert_eq!(json["schema"], "c10k-lab/loadgen-run/v2");
     assert_eq!(json["connections"]["connected"], 1000, "{stdout}");
@@ -77,5 +65,4 @@ fn thousand_connections_against_chat_epoll() {
         .terminate(Duration::from_secs(5))
         .expect("terminate")
         .is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,7 +9,6 @@ mod support;
 
 use loadgen::run::{run, RunConfig, RunReport, Target, Workload};
 use loadgen::sweep::{models::redis_server_path, RedisServer};
-use std::time::Duration;
 
 /// Starts redis-server, or returns `None` (outside CI) when it is not installed.
 fn redis() -> Option<RedisServer> {
@@ -26,16 +25,11 @@ fn redis() -> Option<RedisServer> {
     Some(RedisServer::start(&program).expect("redis-server starts"))
 }
 
+/// A short run (`support::quick`) against `redis`, sampling its memory through its pid.
 fn config(redis: &RedisServer, conns: usize, workload: Workload) -> RunConfig {
-    let mut config = RunConfig::new(redis.addr(), conns);
+    let mut config = support::quick(redis.addr(), conns);
     config.target = Target::Redis;
     config.workload = workload;
-    config.room_size = 5;
-    config.rate = Some(20.0);
-    config.warmup = Duration::from_millis(300);
-    config.duration = Duration::from_secs(1);
-    config.connect_timeout = Duration::from_secs(20);
-    config.drain = Duration::from_secs(5);
     config.server_pids = vec![redis.pid()];
     config
 }

@@ -66,8 +66,7 @@ fn is_closed_and_sees_eof_tell_a_close_from_silence() {
     assert!(!kept.is_closed(), "silence is not a close");
 
     let mut leaving = TestClient::join(server.addr(), "leaving", "lobby");
-    leaving.send(&json!({"type": "quit"}));
-    assert_eq!(leaving.recv()["type"], "bye");
+    leaving.quit();
     assert!(leaving.is_closed());
 
     let mut skipping = TestClient::join(server.addr(), "skipping", "lobby");

@@ -8,35 +8,18 @@
 
 mod support;
 
-use chat_core::HubConfig;
 use loadgen::check::{run_checks, CheckConfig, Outcome};
 use loadgen::run::{run, RunConfig, Transport};
 use loadgen::testkit::{Faults, Limits, TestServer};
 use std::process::Command;
 use std::time::Duration;
 
-/// Small limits, so that the scenarios that need them run.
-fn limits() -> Limits {
-    Limits {
-        hub: HubConfig {
-            max_conns: 32,
-            idle_timeout: Some(Duration::from_secs(2)),
-            ..HubConfig::default()
-        },
-        max_line: 4096,
-        max_backlog: 256 * 1024,
-        ..Limits::default()
-    }
-}
-
+/// The checker told the test server's small limits (`Limits::small`, so that the scenarios
+/// that need them run), over WebSocket.
 fn ws_config() -> CheckConfig {
     CheckConfig {
-        max_line: Some(4096),
-        max_conns: Some(32),
-        idle_timeout: Some(Duration::from_secs(2)),
-        max_backlog: Some(256 * 1024),
         transport: Transport::Ws,
-        ..CheckConfig::default()
+        ..Limits::small().check_config()
     }
 }
 
@@ -45,7 +28,7 @@ fn ws_config() -> CheckConfig {
 /// scenarios run, close codes included.
 #[test]
 fn check_over_websocket_passes_a_correct_server() {
-    let server = TestServer::start_with_ws(limits(), Faults::default()).expect("start");
+    let server = TestServer::start_with_ws(Limits::small(), Faults::default()).expect("start");
     let addr = server.ws_addr().expect("a WebSocket front");
     let report = run_checks(addr, &ws_config());
     println!("{report}");
@@ -85,7 +68,7 @@ fn check_over_websocket_passes_a_correct_server() {
 /// refuses the upgrade, and every scenario fails saying so.
 #[test]
 fn check_over_websocket_fails_a_server_without_websocket() {
-    let server = TestServer::start_limited(limits(), Faults::default()).expect("start");
+    let server = TestServer::start_limited(Limits::small(), Faults::default()).expect("start");
     let config = CheckConfig {
         only: Some("ping.pong".into()),
         ..ws_config()
@@ -102,14 +85,9 @@ fn check_over_websocket_fails_a_server_without_websocket() {
 #[test]
 fn run_over_websocket_accounts_for_every_copy() {
     let server = TestServer::start_with_ws(Limits::default(), Faults::default()).expect("start");
-    let mut config = RunConfig::new(server.ws_addr().expect("ws"), 60);
+    let mut config = support::quick(server.ws_addr().expect("ws"), 60);
     config.transport = Transport::Ws;
-    config.room_size = 5;
     config.rate = Some(10.0);
-    config.warmup = Duration::from_millis(300);
-    config.duration = Duration::from_secs(1);
-    config.connect_timeout = Duration::from_secs(20);
-    config.drain = Duration::from_secs(5);
     let report = run(&config).expect("run");
     assert!(support::server_clean(&report), "{}", report.headline);
     assert_eq!(report.connections.connected, 60);
@@ -152,7 +130,7 @@ fn run_over_websocket_against_plain_tcp_says_why() {
 /// The command line takes `--transport ws` for both commands.
 #[test]
 fn command_line_transport_flag() {
-    let server = TestServer::start_with_ws(limits(), Faults::default()).expect("start");
+    let server = TestServer::start_with_ws(Limits::small(), Faults::default()).expect("start");
     let addr = server.ws_addr().expect("ws").to_string();
     let check = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
@@ -184,26 +162,17 @@ fn command_line_transport_flag() {
 #[test]
 fn churn_over_websocket() {
     let server = TestServer::start_with_ws(Limits::default(), Faults::default()).expect("start");
-    let mut config = RunConfig::new(server.ws_addr().expect("ws"), 50);
+    let mut config = support::quick(server.ws_addr().expect("ws"), 50);
     config.transport = Transport::Ws;
-    config.room_size = 5;
     config.rate = Some(5.0);
     config.churn = Some(20.0);
-    config.warmup = Duration::from_millis(300);
     config.duration = Duration::from_secs(2);
-    config.connect_timeout = Duration::from_secs(20);
-    config.drain = Duration::from_secs(5);
     let report = run(&config).expect("run");
     let churn = report.churn.as_ref().expect("churn section");
     assert!(churn.closes >= 10, "{}", report.headline);
     assert_eq!(churn.reconnect_failures, 0, "{}", report.headline);
+    support::assert_nothing_lost(&report);
     let m = &report.messages;
-    assert_eq!(
-        (m.lost, m.duplicated, m.out_of_order),
-        (0, 0, 0),
-        "{}",
-        report.headline
-    );
     assert_eq!(m.received_copies, m.expected_copies, "{}", report.headline);
     assert_eq!(report.connections.dropped, 0, "{}", report.headline);
 }

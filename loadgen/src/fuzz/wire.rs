@@ -3,10 +3,13 @@
 //! Unlike the test client (`testkit::TestClient`), nothing here panics: a peer that sends
 //! nonsense, goes silent or vanishes is what the fuzzer is looking for, so every outcome is a
 //! value the caller can report. Every line the server sends is judged against the protocol
-//! ([`judge_frame`]) without chat-core's types, so a server in any language is held to the
-//! protocol itself.
+//! ([`judge_frame`]) without chat-core's parser or types, so a server in any language is held
+//! to the protocol itself. Only the list of error codes is chat-core's ([`ErrorCode::ALL`],
+//! PROTOCOL.md's table as a Rust array): a list, not code that could share a server's bug. (The
+//! cargo-fuzz judges of chat-core itself, in `fuzz/`, keep their own.)
 
 use super::report::Tally;
+use chat_core::ErrorCode;
 use serde_json::Value;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -26,24 +29,6 @@ const EVENT_TYPES: [&str; 12] = [
     "pong",
     "bye",
     "error",
-];
-
-/// The error codes (PROTOCOL.md, "Error codes"; `unavailable` is sent by cluster nodes only).
-const ERROR_CODES: [&str; 14] = [
-    "bad_request",
-    "unknown_type",
-    "not_joined",
-    "already_joined",
-    "bad_nickname",
-    "nickname_taken",
-    "bad_room",
-    "no_such_user",
-    "rate_limited",
-    "line_too_long",
-    "server_full",
-    "idle_timeout",
-    "shutting_down",
-    "unavailable",
 ];
 
 /// What waiting for the next frame gave.
@@ -197,9 +182,10 @@ pub fn judge_frame(line: &[u8]) -> Result<Value, String> {
         ));
     }
     if kind == "error" {
+        // Every code of PROTOCOL.md, "Error codes" (`unavailable` is sent by cluster nodes only).
         let code_ok = frame["code"]
             .as_str()
-            .is_some_and(|c| ERROR_CODES.contains(&c));
+            .is_some_and(|c| ErrorCode::ALL.iter().any(|code| code.as_str() == c));
         if !code_ok || !frame["message"].is_string() {
             return Err(format!(
                 "the server sent an error without a known `code` and a string `message`: {}",

@@ -84,6 +84,14 @@ impl TestClient {
         client
     }
 
+    /// Sends `quit` and expects the `bye` that answers it as the next frame: the client leaves
+    /// (the server closes the connection after the `bye`).
+    pub fn quit(&mut self) {
+        self.send(&json!({"type": "quit"}));
+        let reply = self.recv();
+        assert_eq!(reply["type"], "bye", "quit: got {reply}");
+    }
+
     /// Sends one frame as a JSON line.
     pub fn send(&mut self, frame: &Value) {
         let mut line = serde_json::to_vec(frame).expect("a serde_json::Value always serializes");

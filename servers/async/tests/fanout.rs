@@ -1,7 +1,7 @@
 //! 10,000 connections on chat-async, in rooms of 10, with messages in every room.
 
-use loadgen::fanout::{run_rooms, FanoutSpec};
 use loadgen::server_process::ServerProcess;
+use loadgen::testkit::fanout::rooms_of_ten;
 use std::time::Duration;
 
 /// Guarantees 2 and 3 at scale, on a two-thread runtime: 10,000 clients (20,000 tasks), in
@@ -14,14 +14,10 @@ fn ten_thousand_connections_in_rooms_of_ten() {
         ["--threads", "2", "--idle-timeout", "0"],
     )
     .expect("chat-async starts");
-    let spec = FanoutSpec {
-        deadline: Duration::from_secs(90),
-        ..FanoutSpec::new(10_000, 10, 3)
-    };
-    let report = run_rooms(server.addr(), &spec).expect("the fan-out run completes");
-    eprintln!(
-        "chat-async fan-out: {:?} for {} deliveries",
-        report.elapsed, report.delivered
+    rooms_of_ten(
+        "chat-async",
+        &[server.addr()],
+        10_000,
+        Duration::from_secs(90),
     );
-    report.assert_perfect();
 }

@@ -43,8 +43,7 @@ fn second_client_waits_until_the_first_leaves() {
         "a single-threaded blocking server cannot answer two clients at once"
     );
 
-    first.send_line(r#"{"type":"quit"}"#);
-    assert_eq!(first.recv()["type"], "bye");
+    first.quit();
     let welcome = second.recv();
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["users"], serde_json::json!(["second"]));

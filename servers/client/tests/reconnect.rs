@@ -56,9 +56,7 @@ fn reconnects_with_backoff_and_restores_nickname_and_room() {
         other => panic!("bob expected alice2's message, got {other:?}"),
     }
 
-    alice.close_input();
-    let (_, status) = alice.finish();
-    assert!(status.success(), "exit status {status:?}");
+    alice.end_input_and_exit_zero();
 }
 
 /// Lines typed while the server is away are held and sent, in order, after the re-join.
@@ -78,9 +76,7 @@ fn lines_typed_while_disconnected_are_sent_after_rejoining() {
 
     let _second = TestServer::start_at(addr, HubConfig::default(), Faults::default())
         .expect("a new server on the same port");
-    alice.close_input();
-    let (lines, status) = alice.finish();
-    assert!(status.success(), "exit status {status:?}\n{lines:?}");
+    let lines = alice.end_input_and_exit_zero();
     let after_rejoin: Vec<&str> = lines
         .iter()
         .map(String::as_str)
@@ -132,9 +128,7 @@ fn keepalive_pings_beat_the_idle_timeout() {
         Event::Users { users, .. } => assert_eq!(users, ["alice", "bob"]),
         other => panic!("expected users, got {other:?}"),
     }
-    alice.close_input();
-    let (lines, status) = alice.finish();
-    assert!(status.success(), "exit status {status:?}");
+    let lines = alice.end_input_and_exit_zero();
     assert!(
         !lines
             .iter()

@@ -128,9 +128,7 @@ fn incoming_events_are_rendered() {
     bob.send(&Request::Quit);
     alice.expect("bob's departure", |l| l == "-- robert left lobby");
 
-    alice.close_input();
-    let (_, status) = alice.finish();
-    assert!(status.success(), "exit status {status:?}");
+    alice.end_input_and_exit_zero();
 }
 
 /// `/quit` sends `quit`, prints the server's `bye`, and exits 0 without waiting for the end of

@@ -2,7 +2,7 @@
 
 mod support;
 
-use loadgen::fanout::{run_rooms_over, FanoutSpec};
+use loadgen::testkit::fanout::rooms_of_ten;
 use std::time::Duration;
 use support::{unique_prefix, Node, Redis};
 
@@ -18,14 +18,6 @@ fn ten_thousand_connections_over_three_nodes() {
         .map(|_| Node::start(&redis, &prefix, &args))
         .collect();
     let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
-    let spec = FanoutSpec {
-        deadline: Duration::from_secs(150),
-        ..FanoutSpec::new(10_000, 10, 3)
-    };
-    let report = run_rooms_over(&addrs, &spec).expect("the fan-out run completes");
-    eprintln!(
-        "chat-cluster fan-out over 3 nodes: {:?} for {} deliveries",
-        report.elapsed, report.delivered
-    );
-    report.assert_perfect();
+    let label = "chat-cluster over 3 nodes";
+    rooms_of_ten(label, &addrs, 10_000, Duration::from_secs(150));
 }

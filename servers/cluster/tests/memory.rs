@@ -6,11 +6,11 @@
 
 mod support;
 
-use loadgen::fanout::{run_rooms_over, FanoutSpec};
+use loadgen::testkit::fanout::rooms_of_ten;
 use loadgen::testkit::TestClient;
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{http_get, Node};
+use support::{assert_metrics, http_get, Node};
 
 loadgen::model_tests! {
     program: env!("CARGO_BIN_EXE_chat-cluster"), clients: 20;
@@ -37,15 +37,14 @@ fn health_and_metrics_of_a_memory_node() {
     assert_eq!(health["bus"], "memory");
     assert_eq!(health["connections"], 2);
 
-    let (status, text) = http_get(node.http, "/metrics");
-    assert_eq!(status, 200);
-    for expected in [
-        "chat_connections{node=\"solo\"} 2",
-        "chat_frames_in_total{node=\"solo\"} 3",
-        "chat_connections_accepted_total{node=\"solo\"} 2",
-    ] {
-        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
-    }
+    assert_metrics(
+        node.http,
+        &[
+            "chat_connections{node=\"solo\"} 2",
+            "chat_frames_in_total{node=\"solo\"} 3",
+            "chat_connections_accepted_total{node=\"solo\"} 2",
+        ],
+    );
 }
 
 /// The in-process bus at scale: 5,000 connections on one `--redis memory` node, every
@@ -54,14 +53,6 @@ fn health_and_metrics_of_a_memory_node() {
 #[test]
 fn five_thousand_connections_on_one_memory_node() {
     let node = Node::memory(&["--threads", "2", "--idle-timeout", "0"]);
-    let spec = FanoutSpec {
-        deadline: Duration::from_secs(150),
-        ..FanoutSpec::new(5_000, 10, 3)
-    };
-    let report = run_rooms_over(&[node.addr], &spec).expect("the fan-out run completes");
-    eprintln!(
-        "chat-cluster --redis memory fan-out: {:?} for {} deliveries",
-        report.elapsed, report.delivered
-    );
-    report.assert_perfect();
+    let label = "chat-cluster --redis memory";
+    rooms_of_ten(label, &[node.addr], 5_000, Duration::from_secs(150));
 }

@@ -6,7 +6,7 @@ mod support;
 
 use bytes::Bytes;
 use loadgen::testkit::TestClient;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -34,22 +34,9 @@ fn websocket_and_tcp_clients_share_a_room() {
         tcp.send(&json!({"type": "message", "content": format!("tcp {i}")}));
     }
     // Both see the same ten broadcasts in the same order.
-    let seen_by_web: Vec<String> = (0..10)
-        .map(|_| {
-            web.expect("broadcast")["content"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
-    let seen_by_tcp: Vec<String> = (0..10)
-        .map(|_| {
-            tcp.expect("broadcast")["content"]
-                .as_str()
-                .unwrap_or("")
-                .to_string()
-        })
-        .collect();
+    let content = |broadcast: Value| broadcast["content"].as_str().unwrap_or("").to_string();
+    let seen_by_web: Vec<String> = (0..10).map(|_| content(web.expect("broadcast"))).collect();
+    let seen_by_tcp: Vec<String> = (0..10).map(|_| content(tcp.expect("broadcast"))).collect();
     assert_eq!(seen_by_web, seen_by_tcp);
 
     tcp.send(&json!({"type": "private", "to": "网页", "content": "psst"}));

@@ -1,7 +1,7 @@
 //! chat-epoll holds 10,000 connections, level- and edge-triggered (server in its own process).
 
-use loadgen::fanout::{run_rooms, FanoutSpec};
 use loadgen::server_process::ServerProcess;
+use loadgen::testkit::fanout::rooms_of_ten;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,14 +15,8 @@ fn ten_thousand_in_rooms_of_ten(trigger: &str) {
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let server = ServerProcess::spawn(env!("CARGO_BIN_EXE_chat-epoll"), ["--trigger", trigger])
         .expect("start chat-epoll");
-    let mut spec = FanoutSpec::new(10_000, 10, 3);
-    spec.deadline = Duration::from_secs(90);
-    let report = run_rooms(server.addr(), &spec).expect("fan-out run");
-    eprintln!(
-        "chat-epoll --trigger {trigger}, 10k connections: {:?}",
-        report.elapsed
-    );
-    report.assert_perfect();
+    let label = format!("chat-epoll --trigger {trigger}");
+    rooms_of_ten(&label, &[server.addr()], 10_000, Duration::from_secs(90));
 }
 
 /// Level-triggered, 10,000 connections in rooms of 10, every member sending: every broadcast

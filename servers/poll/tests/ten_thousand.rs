@@ -1,7 +1,7 @@
 //! chat-poll with `--backend poll` holds 10,000 connections (server in its own process).
 
-use loadgen::fanout::{run_rooms, FanoutSpec};
 use loadgen::server_process::ServerProcess;
+use loadgen::testkit::fanout::rooms_of_ten;
 use std::time::Duration;
 
 /// 10,000 connections in rooms of 10, every member sending: every broadcast reaches every
@@ -12,12 +12,6 @@ use std::time::Duration;
 fn poll_backend_holds_10k_connections_in_rooms_of_10() {
     let server = ServerProcess::spawn(env!("CARGO_BIN_EXE_chat-poll"), ["--backend", "poll"])
         .expect("start chat-poll");
-    let mut spec = FanoutSpec::new(10_000, 10, 3);
-    spec.deadline = Duration::from_secs(90);
-    let report = run_rooms(server.addr(), &spec).expect("fan-out run");
-    eprintln!(
-        "chat-poll --backend poll, 10k connections: {:?}",
-        report.elapsed
-    );
-    report.assert_perfect();
+    let label = "chat-poll --backend poll";
+    rooms_of_ten(label, &[server.addr()], 10_000, Duration::from_secs(90));
 }

@@ -31,8 +31,7 @@ fn third_client_waits_for_a_free_worker() {
         "two workers cannot serve a third client"
     );
 
-    first.send_line(r#"{"type":"quit"}"#);
-    assert_eq!(first.recv()["type"], "bye");
+    first.quit();
     let welcome = third.recv();
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["users"], serde_json::json!(["second", "third"]));
@@ -81,8 +80,7 @@ fn full_queue_answers_server_full() {
     assert_eq!(reply["code"], "server_full");
     assert!(refused.is_closed());
 
-    served.send_line(r#"{"type":"quit"}"#);
-    assert_eq!(served.recv()["type"], "bye");
+    served.quit();
     assert_eq!(waiting.recv()["type"], "welcome");
 }
 

@@ -2,8 +2,8 @@
 
 mod support;
 
-use loadgen::fanout::{run_rooms, FanoutSpec};
 use loadgen::server_process::ServerProcess;
+use loadgen::testkit::fanout::rooms_of_ten;
 use std::time::Duration;
 use support::{io_uring_usable, program};
 
@@ -17,9 +17,10 @@ fn holds_10k_connections_in_rooms_of_10() {
         return;
     }
     let server = ServerProcess::spawn(program(), [] as [&str; 0]).expect("start chat-uring");
-    let mut spec = FanoutSpec::new(10_000, 10, 3);
-    spec.deadline = Duration::from_secs(90);
-    let report = run_rooms(server.addr(), &spec).expect("fan-out run");
-    eprintln!("chat-uring, 10k connections: {:?}", report.elapsed);
-    report.assert_perfect();
+    rooms_of_ten(
+        "chat-uring",
+        &[server.addr()],
+        10_000,
+        Duration::from_secs(90),
+    );
 }

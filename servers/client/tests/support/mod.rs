@@ -140,6 +140,19 @@ impl Chat {
         (self.seen.clone(), status)
     }
 
+    /// Ends its input (as a user's Ctrl-D does), reads every remaining line, and asserts that it
+    /// exited 0 (with what it printed otherwise); returns every line it printed.
+    pub fn end_input_and_exit_zero(&mut self) -> Vec<String> {
+        self.close_input();
+        let (lines, status) = self.finish();
+        assert!(
+            status.success(),
+            "exit status {status:?}\n{}",
+            lines.join("\n")
+        );
+        lines
+    }
+
     /// The exit status, waiting at most `TIMEOUT`.
     pub fn wait(&mut self) -> ExitStatus {
         let deadline = Instant::now() + TIMEOUT;

@@ -37,20 +37,39 @@ fn woken(out: &[Action], conn: u64) -> Option<Outcome> {
     })
 }
 
+/// Connection `conn` connects, and its `join` (request `seq`) begins to enter `room` as
+/// `nickname`: the `welcome` to come waits for the script's member list and its own `joined`.
+fn connect_and_enter(
+    relay: &mut Relay,
+    conn: u64,
+    nickname: &str,
+    room: &str,
+    seq: u64,
+    out: &mut Vec<Action>,
+) {
+    relay.connect(ConnId(conn));
+    let reply = Reply::Welcome {
+        nickname: nickname.into(),
+    };
+    relay.begin_enter(ConnId(conn), room, seq, reply, out);
+}
+
+/// `text`, published on `room`'s channel under `header`, arrives from the bus.
+fn arrives(relay: &mut Relay, room: &str, header: Header, text: &str, out: &mut Vec<Action>) {
+    relay.on_room_frame(room, &header, frame(text), out);
+}
+
 /// A relay with connection 1 joined to `lobby` as "ada".
 fn with_ada() -> Relay {
     let mut relay = Relay::new(ME);
     let mut out = Vec::new();
-    relay.connect(ConnId(1));
-    let reply = Reply::Welcome {
-        nickname: "ada".into(),
-    };
-    relay.begin_enter(ConnId(1), "lobby", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 1, "ada", "lobby", 1, &mut out);
     relay.entered(ConnId(1), vec!["ada".into()], &mut out);
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Joined, ME, 1, 1),
-        frame("J ada"),
+        header(Kind::Joined, ME, 1, 1),
+        "J ada",
         &mut out,
     );
     assert_eq!(woken(&out, 1), Some(Outcome::Done));
@@ -63,28 +82,27 @@ fn with_ada() -> Relay {
 fn a_joiner_receives_what_follows_its_joined_and_only_after_its_welcome() {
     let mut relay = with_ada();
     let mut out = Vec::new();
-    relay.connect(ConnId(2));
-    let reply = Reply::Welcome {
-        nickname: "bob".into(),
-    };
-    relay.begin_enter(ConnId(2), "lobby", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 2, "bob", "lobby", 1, &mut out);
     assert!(out.is_empty(), "lobby is subscribed already: {out:?}");
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Broadcast, "n2", 9, 1),
-        frame("before"),
+        header(Kind::Broadcast, "n2", 9, 1),
+        "before",
         &mut out,
     );
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Joined, ME, 2, 1),
-        frame("J bob"),
+        header(Kind::Joined, ME, 2, 1),
+        "J bob",
         &mut out,
     );
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Broadcast, "n2", 9, 2),
-        frame("after"),
+        header(Kind::Broadcast, "n2", 9, 2),
+        "after",
         &mut out,
     );
     assert_eq!(sent_to(&out, 1), ["before", "J bob", "after"]);
@@ -114,25 +132,23 @@ fn a_joiner_receives_what_follows_its_joined_and_only_after_its_welcome() {
 fn the_welcome_waits_for_the_echo_too() {
     let mut relay = with_ada();
     let mut out = Vec::new();
-    relay.connect(ConnId(2));
-    let reply = Reply::Welcome {
-        nickname: "bob".into(),
-    };
-    relay.begin_enter(ConnId(2), "lobby", 4, reply, &mut out);
+    connect_and_enter(&mut relay, 2, "bob", "lobby", 4, &mut out);
     relay.entered(ConnId(2), vec!["ada".into(), "bob".into()], &mut out);
     assert!(sent_to(&out, 2).is_empty());
     // An echo of an older request of the same connection does not count.
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Joined, ME, 2, 3),
-        frame("J old"),
+        header(Kind::Joined, ME, 2, 3),
+        "J old",
         &mut out,
     );
     assert!(sent_to(&out, 2).is_empty());
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Joined, ME, 2, 4),
-        frame("J bob"),
+        header(Kind::Joined, ME, 2, 4),
+        "J bob",
         &mut out,
     );
     assert_eq!(sent_to(&out, 2).len(), 1);
@@ -145,17 +161,19 @@ fn a_broadcast_echo_completes_the_senders_request() {
     let mut relay = with_ada();
     let mut out = Vec::new();
     relay.expect_echo(ConnId(1), 2);
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Broadcast, "n2", 5, 1),
-        frame("theirs"),
+        header(Kind::Broadcast, "n2", 5, 1),
+        "theirs",
         &mut out,
     );
     assert_eq!(woken(&out, 1), None);
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Broadcast, ME, 1, 2),
-        frame("mine"),
+        header(Kind::Broadcast, ME, 1, 2),
+        "mine",
         &mut out,
     );
     assert_eq!(sent_to(&out, 1), ["theirs", "mine"]);
@@ -171,36 +189,41 @@ fn a_mover_changes_streams_at_its_own_left_and_joined() {
     relay.begin_enter(ConnId(1), "rust", 2, Reply::Room, &mut out);
     assert_eq!(out, [Action::Subscribe("rust".into())]);
     out.clear();
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "rust",
-        &header(Kind::Joined, ME, 1, 2),
-        frame("J ada"),
+        header(Kind::Joined, ME, 1, 2),
+        "J ada",
         &mut out,
     );
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "rust",
-        &header(Kind::Broadcast, "n2", 7, 1),
-        frame("rust 1"),
+        header(Kind::Broadcast, "n2", 7, 1),
+        "rust 1",
         &mut out,
     );
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Broadcast, "n2", 8, 1),
-        frame("lobby 1"),
+        header(Kind::Broadcast, "n2", 8, 1),
+        "lobby 1",
         &mut out,
     );
     relay.entered(ConnId(1), vec!["ada".into(), "zed".into()], &mut out);
     assert_eq!(sent_to(&out, 1), ["lobby 1"], "waits for its left in lobby");
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Left, ME, 1, 2),
-        frame("L ada"),
+        header(Kind::Left, ME, 1, 2),
+        "L ada",
         &mut out,
     );
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Broadcast, "n2", 8, 2),
-        frame("lobby 2"),
+        header(Kind::Broadcast, "n2", 8, 2),
+        "lobby 2",
         &mut out,
     );
     assert_eq!(
@@ -224,17 +247,14 @@ fn a_mover_changes_streams_at_its_own_left_and_joined() {
 fn a_private_waits_behind_the_welcome() {
     let mut relay = Relay::new(ME);
     let mut out = Vec::new();
-    relay.connect(ConnId(3));
-    let reply = Reply::Welcome {
-        nickname: "cy".into(),
-    };
-    relay.begin_enter(ConnId(3), "lobby", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 3, "cy", "lobby", 1, &mut out);
     relay.on_node_frame(&header(Kind::Private, ME, 3, 0), frame("psst"), &mut out);
     relay.entered(ConnId(3), vec!["cy".into()], &mut out);
-    relay.on_room_frame(
+    arrives(
+        &mut relay,
         "lobby",
-        &header(Kind::Joined, ME, 3, 1),
-        frame("J cy"),
+        header(Kind::Joined, ME, 3, 1),
+        "J cy",
         &mut out,
     );
     let sent = sent_to(&out, 3);
@@ -265,20 +285,12 @@ fn removal_unsubscribes_and_reports_the_membership_to_release() {
     assert_eq!(relay.rooms().count(), 0);
 
     let mut out = Vec::new();
-    relay.connect(ConnId(2));
-    let reply = Reply::Welcome {
-        nickname: "bo".into(),
-    };
-    relay.begin_enter(ConnId(2), "den", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 2, "bo", "den", 1, &mut out);
     relay.entered(ConnId(2), vec!["bo".into()], &mut out);
     let released = relay.remove(ConnId(2), &mut out);
     assert_eq!(released.map(|m| m.room), Some("den".to_string()));
 
-    relay.connect(ConnId(3));
-    let reply = Reply::Welcome {
-        nickname: "cy".into(),
-    };
-    relay.begin_enter(ConnId(3), "den", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 3, "cy", "den", 1, &mut out);
     relay.abort_enter(ConnId(3), &mut out);
     assert_eq!(
         relay.remove(ConnId(3), &mut out),
@@ -295,17 +307,9 @@ fn bus_down_settles_every_waiting_request() {
     let mut relay = with_ada();
     let mut out = Vec::new();
     relay.expect_echo(ConnId(1), 2);
-    relay.connect(ConnId(2));
-    let reply = Reply::Welcome {
-        nickname: "bob".into(),
-    };
-    relay.begin_enter(ConnId(2), "lobby", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 2, "bob", "lobby", 1, &mut out);
     relay.entered(ConnId(2), vec!["ada".into(), "bob".into()], &mut out);
-    relay.connect(ConnId(3));
-    let reply = Reply::Welcome {
-        nickname: "cy".into(),
-    };
-    relay.begin_enter(ConnId(3), "attic", 1, reply, &mut out);
+    connect_and_enter(&mut relay, 3, "cy", "attic", 1, &mut out);
     out.clear();
     relay.bus_down(&mut out);
     assert_eq!(woken(&out, 1), Some(Outcome::Interrupted));

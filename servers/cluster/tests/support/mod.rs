@@ -35,17 +35,12 @@ impl Redis {
             .output()
             .is_err()
         {
-            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(!in_ci, "redis-server is missing; CI must install it");
-            eprintln!("redis-server is not installed: skipping this cluster test");
-            return None;
+            return not_installed("redis-server");
         }
-        // Redis cannot pick its own port and report it: ask the kernel for a free one.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let mut redis = Redis { port, child: None };
+        let mut redis = Redis {
+            port: free_port(),
+            child: None,
+        };
         redis.start_again();
         Some(redis)
     }
@@ -113,6 +108,24 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Where a program a test needs (`what`) is not installed: outside CI the test says so and is
+/// skipped (`None`); in CI, which installs every one of them, it fails.
+pub fn not_installed<T>(what: &str) -> Option<T> {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(!in_ci, "{what} is missing, and CI must install it");
+    eprintln!("{what} is not installed: skipping this test");
+    None
+}
+
+/// A free port on 127.0.0.1, asked of the kernel, for a program that cannot pick its own and
+/// report it (redis-server, nginx, chromedriver).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A key prefix no other test of this run uses.
@@ -243,6 +256,16 @@ pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     (status, body)
+}
+
+/// Asserts that `/metrics` at `http` answers 200 with every one of `expected` (each a line, or
+/// the start of one).
+pub fn assert_metrics(http: SocketAddr, expected: &[&str]) {
+    let (status, text) = http_get(http, "/metrics");
+    assert_eq!(status, 200);
+    for expected in expected {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
 }
 
 /// Waits until `check` holds, polling every 50 ms, for at most `within`.
