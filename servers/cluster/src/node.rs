@@ -19,8 +19,9 @@ use crate::keys::Keys;
 use crate::outlet::Outlet;
 use crate::relay::{Action, Member, Outcome, Relay, Reply};
 use bytes::Bytes;
-use chat_core::{encode, error_frame, CloseReason, ConnId, ErrorCode, Event, Frame};
-use std::collections::HashMap;
+use chat_core::{
+    encode, error_frame, CloseReason, ConnId, ConnIdMap, ErrorCode, Event, Frame, SteadyMap,
+};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,12 +102,12 @@ pub struct Node<B> {
 struct State {
     relay: Relay,
     /// Every open connection.
-    peers: HashMap<ConnId, Peer>,
+    peers: ConnIdMap<Peer>,
     /// Open connections per client address, for `--max-conns-per-ip` (only addresses with at
     /// least one).
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: SteadyMap<IpAddr, usize>,
     /// The request each connection is waiting on, if any.
-    waiters: HashMap<ConnId, oneshot::Sender<Outcome>>,
+    waiters: ConnIdMap<oneshot::Sender<Outcome>>,
     /// Set by [`Node::shut_down`]: connections that arrive later are refused.
     stopping: bool,
 }
@@ -137,9 +138,9 @@ impl<B: Bus> Node<B> {
             limits,
             state: Mutex::new(State {
                 relay: Relay::new(id),
-                peers: HashMap::new(),
-                per_ip: HashMap::new(),
-                waiters: HashMap::new(),
+                peers: ConnIdMap::default(),
+                per_ip: SteadyMap::default(),
+                waiters: ConnIdMap::default(),
                 stopping: false,
             }),
             subscriptions: tx,

@@ -23,7 +23,7 @@
 //! the tests at the bottom drive it by hand.
 
 use crate::envelope::{Header, Kind};
-use chat_core::{encode, ConnId, Event, Frame};
+use chat_core::{encode, ConnId, ConnIdMap, Event, Frame};
 use std::collections::{BTreeSet, HashMap};
 
 /// What the Relay asks the node to do.
@@ -114,7 +114,7 @@ impl LocalRoom {
 pub struct Relay {
     /// This node's id: envelopes with it in their header are our own coming back.
     node: String,
-    conns: HashMap<ConnId, Local>,
+    conns: ConnIdMap<Local>,
     /// Rooms with local receivers or entrants: exactly the room channels we subscribe to.
     rooms: HashMap<String, LocalRoom>,
 }
@@ -123,7 +123,7 @@ impl Relay {
     pub fn new(node: &str) -> Self {
         Relay {
             node: node.to_string(),
-            conns: HashMap::new(),
+            conns: ConnIdMap::default(),
             rooms: HashMap::new(),
         }
     }

@@ -22,6 +22,7 @@
 //! | [`decoder`] | splitting a byte stream into lines, with the `--max-line` limit |
 //! | [`hub`] | the chat rules: rooms, nicknames, broadcast, idle timeout, rate limit |
 //! | [`outbox`] | what the Hub asks the I/O layer to do |
+//! | [`maps`] | the tables that live as long as the server, and why they must not grow under churn |
 //! | [`executor`] | doing it: the [`Sink`] trait, [`carry_out`], and the rule (after each request) |
 //! | [`send_queue`] | one connection's unsent frames: short writes and the backlog bound |
 //! | [`rate`] | the token bucket behind `--rate-limit` |
@@ -39,6 +40,7 @@ pub mod decoder;
 pub mod executor;
 pub mod frames;
 pub mod hub;
+pub mod maps;
 pub mod names;
 pub mod net;
 pub mod outbox;
@@ -57,7 +59,8 @@ pub use frames::{
     rate_limited_frame, taken_frame,
 };
 pub use hub::{Hub, HubConfig, DEFAULT_ROOM};
-pub use outbox::{Action, CloseReason, ConnId, ConnIdHasher, ConnIdMap, Frame, Outbox};
+pub use maps::{ConnIdHasher, ConnIdMap, SteadyMap};
+pub use outbox::{Action, CloseReason, ConnId, Frame, Outbox};
 pub use protocol::{
     parse_request, parse_request_ref, ErrorCode, Event, Id, IdRef, Inbound, InboundRef, Rejection,
     Request, RequestRef, RoomInfo,

@@ -6,9 +6,7 @@
 //! contract between the chat rules and the seven servers.
 
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// Identifies one connection for the lifetime of the Hub. Ids are never reused, so a late
 /// action for a connection that is gone can never reach a newer one.
@@ -18,37 +16,6 @@ pub struct ConnId(pub u64);
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
-    }
-}
-
-/// A map keyed by connection id: the Hub's table of connections, a server's table of peers.
-///
-/// Every request looks its sender up, and every frame its recipient, so the hash is on the hot
-/// path. The standard `HashMap` hashes with SipHash, which is built to resist keys chosen by an
-/// attacker (a peer sending nicknames that all collide). Connection ids are not chosen by
-/// anyone outside: the Hub counts them up. So one multiplication ([`ConnIdHasher`]) is enough,
-/// and several times cheaper. Maps keyed by what a peer sends (nicknames, rooms) keep SipHash.
-pub type ConnIdMap<V> = HashMap<ConnId, V, BuildHasherDefault<ConnIdHasher>>;
-
-/// The hasher of [`ConnIdMap`]: an id times a large odd constant (Fibonacci hashing), so that
-/// consecutive ids spread over the whole table, high bits included.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ConnIdHasher(u64);
-
-impl Hasher for ConnIdHasher {
-    fn write_u64(&mut self, id: u64) {
-        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-
-    /// Only `write_u64` is used for a `ConnId`; this keeps the hasher correct for anything else.
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -18,10 +18,9 @@
 use crate::outbound::Outbound;
 use chat_core::sync::lock;
 use chat_core::{
-    carry_out, error_frame, handle_lines, BacklogFull, CloseReason, ConnId, ErrorCode, Frame, Hub,
-    HubConfig, Inbound, Outbox, Sink,
+    carry_out, error_frame, handle_lines, BacklogFull, CloseReason, ConnId, ConnIdMap, ErrorCode,
+    Frame, Hub, HubConfig, Inbound, Outbox, Sink,
 };
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,7 +45,7 @@ pub struct Chat {
 pub struct Outbounds {
     /// A connection leaves when the Hub closes it, it overflows, or its client goes away, so a
     /// `Send` to an id not here is dropped.
-    by_id: HashMap<ConnId, Arc<Outbound>>,
+    by_id: ConnIdMap<Arc<Outbound>>,
     /// The queues that got frames or a close since the last [`Outbounds::take_touched`].
     touched: Touched,
 }

@@ -29,9 +29,8 @@ use crate::ring::Ring;
 use crate::token::Token;
 use chat_core::net::CLOSE_LINGER;
 use chat_core::time::LingerQueue;
-use chat_core::{BacklogFull, CloseReason, ConnId, Frame, LineDecoder, Sink};
+use chat_core::{BacklogFull, CloseReason, ConnId, ConnIdMap, Frame, LineDecoder, Sink};
 use io_uring::{opcode, types};
-use std::collections::HashMap;
 use std::time::Instant;
 use tracing::debug;
 
@@ -127,7 +126,7 @@ pub struct Peers {
     /// below, and what `Server` owns) before that memory is freed.
     pub ring: Ring,
     /// Every connection, by the Hub's id: the token table (`token.rs` says why not by slot).
-    map: HashMap<ConnId, Peer>,
+    map: ConnIdMap<Peer>,
     /// Peers whose queue got frames this turn, each once: written at the end of the turn.
     dirty: Vec<ConnId>,
     /// Closing peers, and when each is dropped anyway.
@@ -141,7 +140,7 @@ impl Peers {
     pub fn new(ring: Ring) -> Peers {
         Peers {
             ring,
-            map: HashMap::new(),
+            map: ConnIdMap::default(),
             dirty: Vec::new(),
             lingering: LingerQueue::new(),
             to_rearm: Vec::new(),

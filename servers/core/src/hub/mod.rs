@@ -24,12 +24,13 @@
 mod requests;
 
 use crate::frames::{encode, error_frame, pong_frame, rate_limited_frame};
+use crate::maps::{ConnIdMap, SteadyMap};
 use crate::names::fold;
-use crate::outbox::{CloseReason, ConnId, ConnIdMap, Outbox};
+use crate::outbox::{CloseReason, ConnId, Outbox};
 use crate::protocol::{ErrorCode, Event, Inbound, InboundRef, RequestRef};
 use crate::rate::TokenBucket;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -110,7 +111,7 @@ pub struct Hub {
     /// cheap hash for connection ids (see [`ConnIdMap`]).
     conns: ConnIdMap<Conn>,
     /// Nicknames in folded (lowercase) form, so uniqueness ignores case.
-    nicknames: HashMap<String, ConnId>,
+    nicknames: SteadyMap<String, ConnId>,
     /// Rooms by name. A `BTreeMap` so `rooms` lists come out sorted.
     rooms: BTreeMap<String, Room>,
     /// Idle deadlines, earliest first. An entry may be stale (the connection was active since,
@@ -120,7 +121,7 @@ pub struct Hub {
     deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
     /// Open connections per peer address, for `--max-conns-per-ip` (only addresses with one or
     /// more connections are kept).
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: SteadyMap<IpAddr, usize>,
     /// The id the next connection gets: ids are never reused.
     next_id: u64,
 }
@@ -130,10 +131,10 @@ impl Hub {
         Hub {
             config,
             conns: ConnIdMap::default(),
-            nicknames: HashMap::new(),
+            nicknames: SteadyMap::default(),
             rooms: BTreeMap::new(),
             deadlines: BinaryHeap::new(),
-            per_ip: HashMap::new(),
+            per_ip: SteadyMap::default(),
             next_id: 1,
         }
     }
