@@ -10,10 +10,11 @@
 //!   The standard `HashMap` (hashbrown, a Swiss table) marks a removed entry with a *tombstone*
 //!   so that lookups still probe past it. Tombstones use up the table's free slots, and when
 //!   none are left hashbrown either cleans them up in place or, if more than half of the table is
-//!   live, **doubles the table**. A server holding 10,000 connections in a table of 16,384 slots
-//!   is 61 % live, so after some 100,000 reconnects its table doubles, although it never held
-//!   more connections than at the start. That is a step in memory long after warm-up, at a time
-//!   set by the churn; the soak bench (`benches/benches/soak.rs`) caught it in every server.
+//!   live, **doubles the table**. A server that keeps a table more than half full (as hashbrown
+//!   sizes tables, it usually is) sees it double after enough reconnects, although it never held
+//!   more connections than at the start: a step in memory long after warm-up, at a time set by
+//!   the churn. The soak bench (`benches/benches/soak.rs`) caught it in every server; when, and
+//!   how big, is measured in `benches/results/2026-12-02-soak-steady/`.
 //!
 //! [`SteadyMap`] sizes the table for churn *when the number of entries reaches a new peak*: it
 //! keeps the table at least twice as large as the most entries it has held, so hashbrown always
