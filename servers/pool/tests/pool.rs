@@ -84,6 +84,32 @@ fn full_queue_answers_server_full() {
     assert_eq!(waiting.recv()["type"], "welcome");
 }
 
+/// A refused client that spoke before reading still gets its `server_full` and an orderly
+/// EOF. Closing a socket whose client has sent something unread makes the kernel answer with a
+/// reset, and a reset can overtake the error line (`printf ... | nc` then prints nothing), so
+/// the refusal half-closes and lingers until the client hangs up.
+#[test]
+fn a_refused_client_that_spoke_first_still_reads_why() {
+    let server = ServerProcess::spawn(BIN, ["--workers", "1", "--queue", "1"]).unwrap();
+    let mut served = TestClient::connect(server.addr());
+    served.send_line(r#"{"type":"ping"}"#);
+    assert_eq!(served.recv()["type"], "pong");
+    let mut waiting = TestClient::connect(server.addr());
+    waiting.send_line(r#"{"type":"ping"}"#);
+
+    let mut refused = TestClient::connect(server.addr());
+    refused.send_line(r#"{"type":"ping"}"#);
+    // Time for the refusal, and for a reset if the server sends one, to arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    // A reset shows as a pending socket error: poll(2) reports POLLERR, and `nc` drops the
+    // connection on it without reading the line that was waiting.
+    let reset = refused.writer().take_error().unwrap();
+    assert!(reset.is_none(), "the refusal ended in a reset: {reset:?}");
+    let reply = refused.recv();
+    assert_eq!(reply["code"], "server_full");
+    assert!(refused.sees_eof(), "an orderly EOF, not a reset");
+}
+
 /// SIGTERM also reaches the clients still waiting for a worker: they were accepted, so they are
 /// told `shutting_down` like the served ones.
 #[test]

@@ -11,24 +11,27 @@
 //! | [`chat`] | the Hub and every connection's queue behind the one lock; the idle timer |
 //! | [`outbound`] | writing without blocking, and a writer thread for a client that lags |
 //! | [`spawn`] | starting a thread without crashing the server: the kernel's limits, counted |
+//! | [`refusal`] | turning a client away with an error line it can read: a lingering close |
 //!
 //! and, in this file, the steps both `main.rs` call in the same order: [`start`], [`serve`]
-//! (the accept loop), [`stop`] (the graceful shutdown), and [`refuse`].
+//! (the accept loop) and [`stop`] (the graceful shutdown).
 
 pub mod chat;
 pub mod connection;
 pub mod outbound;
+pub mod refusal;
 pub mod spawn;
 
 pub use connection::handle_connection;
+pub use refusal::refuse;
 
 use chat::{idle_timer, Chat};
 use chat_core::shutdown::STOP_GRACE;
 use chat_core::sync::lock;
-use chat_core::{error_frame, net, ErrorCode, ServerArgs, Shutdown};
+use chat_core::{net, ErrorCode, ServerArgs, Shutdown};
 use outbound::flush_all;
-use std::io::{self, Write};
-use std::net::{Shutdown as Direction, SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -128,12 +131,4 @@ pub fn stop(server: &Server) {
     for outbound in &touched {
         outbound.wait_finished(deadline);
     }
-}
-
-/// Answers a client we will not serve with one `error` line and hangs up. The socket is made
-/// non-blocking first: a client that does not read must not stall the thread refusing it.
-pub fn refuse(stream: &TcpStream, code: ErrorCode, message: &str) {
-    let _ = stream.set_nonblocking(true);
-    let _ = (&*stream).write_all(&error_frame(code, message));
-    let _ = stream.shutdown(Direction::Both);
 }
