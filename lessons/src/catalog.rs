@@ -102,22 +102,16 @@ impl Catalog {
         self.bins.values().flatten().map(String::as_str)
     }
 
-    /// Builds the binaries of `packages` (debug profile) and returns the folder they are in.
-    /// Each package is built at most once per test process; cargo itself makes a build of an
-    /// unchanged package a no-op.
-    pub fn build(&self, packages: &BTreeSet<String>) -> Result<PathBuf, String> {
-        static BUILT: Mutex<Option<(BTreeSet<String>, PathBuf)>> = Mutex::new(None);
-        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((done, dir)) = built.as_ref() {
-            if packages.is_subset(done) {
-                return Ok(dir.clone());
-            }
-        }
-        let dir = cargo_build(&self.root, packages)?;
-        let mut done = built.take().map(|(d, _)| d).unwrap_or_default();
-        done.extend(packages.iter().cloned());
-        *built = Some((done, dir.clone()));
-        Ok(dir)
+    /// Builds every binary of the workspace (debug profile), once per test process, and returns
+    /// the folder they are in. One build for all, even for a lesson that runs two of them:
+    /// cargo unifies the features of shared dependencies across the packages of one build, so
+    /// building each lesson's own set of packages compiled tokio and its kin again for each
+    /// new set (minutes of a CI run); one set means one build, and every later call is free.
+    pub fn build_all(&self) -> Result<PathBuf, String> {
+        static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+        BUILT
+            .get_or_init(|| cargo_build(&self.root, self.bins.keys()))
+            .clone()
     }
 
     /// Builds the examples named (debug profile), each with its package; they land in the
@@ -199,7 +193,10 @@ fn read_metadata() -> Result<Catalog, String> {
 }
 
 /// `cargo build --bins -p ...`; returns the folder of the executables it reports.
-fn cargo_build(root: &Path, packages: &BTreeSet<String>) -> Result<PathBuf, String> {
+fn cargo_build<'a>(
+    root: &Path,
+    packages: impl Iterator<Item = &'a String> + Clone,
+) -> Result<PathBuf, String> {
     let mut command = Command::new(cargo());
     command
         .args([
@@ -210,7 +207,7 @@ fn cargo_build(root: &Path, packages: &BTreeSet<String>) -> Result<PathBuf, Stri
         .current_dir(root)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    for p in packages {
+    for p in packages.clone() {
         command.args(["-p", p]);
     }
     let output = command
@@ -219,7 +216,7 @@ fn cargo_build(root: &Path, packages: &BTreeSet<String>) -> Result<PathBuf, Stri
     if !output.status.success() {
         return Err(format!(
             "`cargo build -p {}` failed (see the compiler output above)",
-            packages.iter().cloned().collect::<Vec<_>>().join(" -p ")
+            packages.cloned().collect::<Vec<_>>().join(" -p ")
         ));
     }
     String::from_utf8_lossy(&output.stdout)

@@ -64,7 +64,7 @@ pub fn run_lesson(path: &Path) -> Result<(), String> {
     let bin_dir = if packages.is_empty() {
         catalog.root().join("target") // nothing of ours to run; PATH needs no change
     } else {
-        catalog.build(&packages)?
+        catalog.build_all()?
     };
     catalog.build_examples(&examples)?;
     let mut run = LessonRun::new(name, catalog, bin_dir);

@@ -138,8 +138,9 @@ fn describe(what: &str, run: &CheckRun) -> String {
     format!("{what}, but {how}:\n{}", run.tail())
 }
 
-/// Builds, once for every exercise (one cargo invocation, one set of features), what the checks
-/// run (their `NEEDS`), what the hand-ins run, and loadgen; returns the folder of the binaries.
+/// Builds every binary of the workspace once (see `Catalog::build_all`: one set of features,
+/// shared with the lesson tests), after checking that each binary the exercises run (their
+/// hand-ins, their checks' `NEEDS`, and loadgen) is one of ours; returns their folder.
 fn build_all() -> PathBuf {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
@@ -149,14 +150,10 @@ fn build_all() -> PathBuf {
             binaries.extend(exercise.binaries());
             binaries.extend(needs(&exercise.dir.join("check")));
         }
-        let mut packages = BTreeSet::new();
-        for bin in &binaries {
-            let package = catalog
-                .package_of(bin)
-                .ok_or_else(|| format!("no package builds `{bin}`"))?;
-            packages.insert(package.to_string());
+        if let Some(stranger) = binaries.iter().find(|b| catalog.package_of(b).is_none()) {
+            return Err(format!("no package builds `{stranger}`"));
         }
-        catalog.build(&packages)
+        catalog.build_all()
     });
     built.clone().unwrap_or_else(|e| panic!("{e}"))
 }
