@@ -41,6 +41,13 @@ pub const DEFAULT_MAX_BACKLOG: usize = 1 << 20;
 /// At most this many frames go into one `writev` (Linux accepts up to 1024 slices).
 const MAX_SLICES: usize = 64;
 
+/// The most frame slots an empty queue keeps. A burst grows the queue (a room's worth of frames
+/// queued in one turn); once it is written, a queue larger than this is given back. Otherwise
+/// each connection keeps the capacity of the largest burst it ever met, and over hours of
+/// traffic the server's memory climbs although it holds no more connections and no more
+/// frames: ten thousand idle queues, each sized for its worst moment.
+const KEEP_SLOTS: usize = 8;
+
 /// The socket refused more than `--max-backlog` bytes: the connection must be closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BacklogFull;
@@ -163,6 +170,9 @@ impl SendQueue {
             self.consume(written);
         }
         self.blocked = false;
+        if self.frames.capacity() > KEEP_SLOTS {
+            self.frames = VecDeque::new();
+        }
         Ok(Flush::Done)
     }
 
@@ -300,5 +310,30 @@ mod tests {
             q.push(frame(90)).unwrap();
         }
         assert_eq!(q.refused_bytes(), 0);
+    }
+
+    /// A burst's room is given back once the burst is written, and not before: a queue that
+    /// waits on the socket keeps its frames.
+    #[test]
+    fn an_emptied_queue_gives_back_its_burst_room() {
+        let mut q = SendQueue::new(1 << 20);
+        for _ in 0..100 {
+            q.push(frame(10)).unwrap();
+        }
+        let mut w = Trickle::new(usize::MAX, 500);
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Pending);
+        assert!(q.frames.capacity() >= 50, "still holding the unsent half");
+        w.budget = usize::MAX;
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Done);
+        assert_eq!(w.taken.len(), 1000);
+        assert!(q.frames.capacity() <= KEEP_SLOTS, "{}", q.frames.capacity());
+
+        // A small queue keeps its slots: no allocation per turn for the common case.
+        for _ in 0..KEEP_SLOTS {
+            q.push(frame(10)).unwrap();
+        }
+        let kept = q.frames.capacity();
+        assert_eq!(q.write_to(&mut w).unwrap(), Flush::Done);
+        assert_eq!(q.frames.capacity(), kept);
     }
 }
