@@ -36,6 +36,7 @@ pub fn handle_connection(stream: Arc<TcpStream>, peer: SocketAddr, server: &Serv
     //    timer, a shutdown, an overflow: the hang-up's `shutdown(2)` makes `read` return 0).
     let mut decoder = server.args.decoder();
     let mut buf = [0u8; READ_BUFFER];
+    let mut hung_up_by_us = false;
     loop {
         let n = match (&*stream).read(&mut buf) {
             Ok(0) => break,
@@ -55,12 +56,19 @@ pub fn handle_connection(stream: Arc<TcpStream>, peer: SocketAddr, server: &Serv
             flush_all(&touched);
         }
         if outbound.is_closed() {
-            break; // `quit`, `line_too_long`, or over `--max-backlog`
+            hung_up_by_us = true; // `quit`, `line_too_long`, or over `--max-backlog`
+            break;
         }
     }
 
     // 3. Tell the Hub (its room hears `left`); what is queued for the client is still sent.
     let touched = lock(&server.chat).disconnect(id);
     flush_all(&touched);
+    // 4. We hung up on a client that may still be sending (the rest of a too-long line, lines
+    //    after its `quit`): a close with its input unread would answer with a reset, which can
+    //    overtake our last frames. The lingerer reads and drops its input until it hangs up.
+    if hung_up_by_us {
+        crate::refusal::linger(&stream);
+    }
     tracing::debug!("{id} disconnected");
 }

@@ -42,6 +42,7 @@ use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// The outbound side of one connection.
@@ -60,6 +61,9 @@ pub struct Outbound {
     /// How long a writer thread waits for the socket to take more before giving the client up
     /// (`--idle-timeout`: a client that reads nothing for that long is as gone as a silent one).
     patience: Option<Duration>,
+    /// The thread that serves this connection (created it, reads it). A hang-up decided on that
+    /// thread need not wake it; one decided anywhere else must (see [`Outbound::finish`]).
+    reader: ThreadId,
 }
 
 #[derive(Debug)]
@@ -92,6 +96,7 @@ impl Outbound {
             hung_up: Condvar::new(),
             stack_size,
             patience,
+            reader: std::thread::current().id(),
         }
     }
 
@@ -184,15 +189,24 @@ impl Outbound {
         }
     }
 
-    /// Hangs up: FIN after the last frame sent. Shutting down the read side as well wakes the
-    /// reader if it is blocked in `read` (the Hub closed this connection from another thread:
-    /// idle timeout, server shutdown), so it ends too.
+    /// Hangs up: FIN after the last frame sent.
+    ///
+    /// Decided on another thread (idle timeout, server shutdown, a sender that found the queue
+    /// over `--max-backlog`, the writer thread), the hang-up also shuts down the read side: that
+    /// wakes the reader blocked in `read`, so it ends too. Decided on the reader's own thread
+    /// (`quit`, `line_too_long`), it leaves the read side open: the reader stops anyway, and
+    /// hands the socket to the lingerer (`connection.rs`), which reads what the client still
+    /// sends until it hangs up. Closing a socket with unread input would send a reset.
     fn finish(&self, state: &mut State) {
         state.closed = true;
         state.lagging = false;
         state.queue = SendQueue::new(0);
         if !state.finished {
-            let _ = self.stream.shutdown(Shutdown::Both);
+            let how = match std::thread::current().id() == self.reader {
+                true => Shutdown::Write,
+                false => Shutdown::Both,
+            };
+            let _ = self.stream.shutdown(how);
             state.finished = true;
             self.hung_up.notify_all();
         }

@@ -1,4 +1,5 @@
-//! Turning a client away: one `error` line, then a *lingering* close.
+//! Turning a client away: one `error` line, then a *lingering* close (which a served client
+//! gets too when the server hangs up on it: `linger`).
 //!
 //! Closing a socket at once is not enough. A client often speaks before it reads (`printf
 //! '{"type":"ping"}\n' | nc ...`), and when its bytes reach a socket we have closed, or sit
@@ -36,8 +37,18 @@ pub fn refuse(stream: &TcpStream, code: ErrorCode, message: &str) {
     let _ = stream.set_nonblocking(true);
     let _ = (&*stream).write_all(&error_frame(code, message));
     let _ = stream.shutdown(Shutdown::Write);
-    // The caller drops its `stream`; a second descriptor keeps the socket open meanwhile. With
-    // no descriptor to spare, or the lingerer full, the socket just closes.
+    linger(stream);
+}
+
+/// Keeps a socket whose write side is (or is about to be) shut open until its client hangs up,
+/// reading and discarding its input, for at most [`CLOSE_LINGER`]. Also for a served client
+/// that the server hangs up on from its own thread (`quit`, `line_too_long`: see
+/// `connection.rs`). The caller drops its `stream`; a second descriptor keeps the socket open
+/// meanwhile. With no descriptor to spare, or the lingerer full, the socket just closes.
+pub fn linger(stream: &TcpStream) {
+    // Non-blocking for the lingerer's reads (a flag of the socket, so every descriptor of it
+    // has it: the thread servers' writes already never wait).
+    let _ = stream.set_nonblocking(true);
     if let Ok(lingering) = stream.try_clone() {
         let _ = lingerer().try_send(lingering);
     }
@@ -50,7 +61,7 @@ fn lingerer() -> &'static SyncSender<TcpStream> {
         let (tx, rx) = mpsc::sync_channel(MAX_LINGERING);
         let started = std::thread::Builder::new()
             .name("lingerer".into())
-            .spawn(move || linger(rx));
+            .spawn(move || run_lingerer(rx));
         if let Err(e) = started {
             // The receiver went with the closure: every `try_send` fails, refusals close at once.
             tracing::warn!("cannot start the lingering thread ({e}); refusals close at once");
@@ -61,7 +72,7 @@ fn lingerer() -> &'static SyncSender<TcpStream> {
 
 /// Holds refused sockets, oldest first (each lingers as long as the others, so the queue is in
 /// deadline order), dropping each once its client has hung up or its time is up.
-fn linger(rx: mpsc::Receiver<TcpStream>) {
+fn run_lingerer(rx: mpsc::Receiver<TcpStream>) {
     let mut lingering: VecDeque<(Instant, TcpStream)> = VecDeque::new();
     loop {
         // Nothing lingering: sleep until a refusal. Otherwise look again every tick.

@@ -157,3 +157,23 @@ fn wait_for(mut condition: impl FnMut() -> bool) -> bool {
     }
     condition()
 }
+
+/// A client whose line is too long gets `line_too_long` and an orderly EOF, even though it is
+/// still sending: the server stops reading at the limit, and closing a socket with unread input
+/// would make the kernel answer with a reset, which can overtake the error line (`nc` then
+/// prints nothing). So the connection is half-closed and its input read and thrown away until
+/// the client hangs up (a lingering close).
+#[test]
+fn a_too_long_line_is_answered_without_a_reset() {
+    let server = ServerProcess::spawn(BIN, ["--max-line", "1024"]).unwrap();
+    let mut client = TestClient::connect(server.addr());
+    // Far past the limit, and more than the server will have read when it answers.
+    client.send_raw(&vec![b'a'; 256 * 1024]);
+    // Time for the answer, and for a reset if the server sends one, to arrive.
+    std::thread::sleep(Duration::from_millis(300));
+    let reset = client.writer().take_error().unwrap();
+    assert!(reset.is_none(), "the close ended in a reset: {reset:?}");
+    assert_eq!(client.recv()["code"], "line_too_long");
+    client.writer().shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(client.sees_eof(), "an orderly EOF, not a reset");
+}
