@@ -1,10 +1,11 @@
 //! Framing: how bytes become lines. `\r\n`, blank lines, several frames in one write, one frame
 //! over many writes, unknown fields, the `--max-line` limit, binary garbage.
 
-use super::client::{expect_ts_near_now, Client};
+use super::client::{expect_ts_near_now, Client, Line};
 use super::{Ctx, Need, Scenario};
 use serde_json::json;
-use std::time::Duration;
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
 
 pub(crate) fn scenarios() -> Vec<Scenario> {
     use Need::MaxLine;
@@ -26,6 +27,11 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             "framing.long_line_without_newline",
             &[MaxLine],
             long_line_without_newline,
+        ),
+        s(
+            "framing.line_over_limit_while_sending",
+            &[MaxLine],
+            line_over_limit_while_sending,
         ),
     ]
 }
@@ -176,4 +182,48 @@ fn long_line_without_newline(ctx: &Ctx) -> Result<(), String> {
         .expect_error("line_too_long")
         .map_err(|e| format!("{e} (a line past the limit must be refused before its newline)"))?;
     client.expect_closed()
+}
+
+/// A client still sending when its line is refused (the rest of a long line) reads the
+/// `line_too_long`, then an orderly EOF: no reset. A server that closes a socket whose input it
+/// has not read makes the kernel answer with a reset, and a reset can overtake the error line
+/// (`nc` then prints nothing). So the server half-closes and reads on, dropping what it reads,
+/// until the client hangs up: a lingering close.
+fn line_over_limit_while_sending(ctx: &Ctx) -> Result<(), String> {
+    let mut client = Client::connect(ctx, "flood")?;
+    let mut line = padded_ping(max_line(ctx) + 2, "flood")?;
+    line.pop();
+    client.send_raw(&line)?;
+    // More of the same line, well past what the server reads before it answers, a little at a
+    // time, so that a reset (if the server sends one) arrives while the client is still sending.
+    let more = vec![b'x'; 8192];
+    for _ in 0..32 {
+        client.send_raw(&more).map_err(|e| {
+            format!("{e} (the server reset the connection while the client was still sending)")
+        })?;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    client.expect_error("line_too_long")?;
+    client
+        .writer()?
+        .shutdown(Shutdown::Write)
+        .map_err(|e| format!("flood: shutdown(SHUT_WR) failed: {e}"))?;
+    let deadline = Instant::now() + client.timeout();
+    match client.next_line(deadline)? {
+        Line::Closed(how) if how == "EOF" => Ok(()),
+        Line::Closed(how) => Err(format!(
+            "flood: after `line_too_long`, the connection ended with \"{how}\" instead of an \
+             orderly EOF: a close with the client's input unread sends a reset, which can \
+             overtake the error line"
+        )),
+        Line::Timeout => Err(format!(
+            "flood: the connection stayed open {} ms after `line_too_long` and the client's \
+             FIN",
+            client.timeout().as_millis()
+        )),
+        Line::Bytes(bytes) => Err(format!(
+            "flood: after `line_too_long`, expected the connection to close, got {}",
+            String::from_utf8_lossy(&bytes)
+        )),
+    }
 }

@@ -38,6 +38,11 @@ pub(crate) const TCP_ONLY: &[(&str, &str)] = &[
         "a line without its newline is TCP framing; a WebSocket frame announces its length",
     ),
     (
+        "framing.line_over_limit_while_sending",
+        "the line limit is TCP's, and so is a reset; a WebSocket close frame ends a connection \
+         on purpose",
+    ),
+    (
         "close.half_close_gets_every_reply",
         "half-close (shutdown(SHUT_WR)) is TCP's; a WebSocket close frame ends both directions \
          (RFC 6455, section 5.5.1)",

@@ -34,6 +34,7 @@
 
 use chat_core::net::{
     self, accept_blocking, announce, bind_listener, configure_accepted, raise_fd_limit,
+    CLOSE_LINGER,
 };
 use chat_core::{
     carry_out, handle_lines, BacklogFull, CloseReason, ConnId, Flush, Frame, Hub, Inbound,
@@ -161,8 +162,37 @@ fn handle_connection(
         };
     }
     current.clear();
+    if peer.closed && !args.socket.aborts_on_close() {
+        linger(&peer.stream);
+    }
     tracing::debug!(%id, "closed");
     // Dropping the stream closes the socket; the next client in the backlog is accepted.
+}
+
+/// We hung up on the client (`quit`, `line_too_long`, the idle timeout), and it may still be
+/// sending (the rest of a too-long line, lines after its `quit`). Closing a socket with unread
+/// input makes the kernel answer with a reset, which can overtake our last frames: `nc` then
+/// prints nothing. So: our FIN first, then read and drop what the client sends until it hangs
+/// up too, for at most [`CLOSE_LINGER`] (a lingering close). The next client waits meanwhile:
+/// this server serves one at a time.
+fn linger(stream: &TcpStream) {
+    if stream.shutdown(Direction::Write).is_err() {
+        return;
+    }
+    let give_up_at = Instant::now() + CLOSE_LINGER;
+    let mut scratch = [0u8; 4096];
+    loop {
+        let left = give_up_at.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&*stream).read(&mut scratch) {
+            Ok(0) => return, // it hung up: the close ends without a reset
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return, // time is up (or the socket failed)
+        }
+    }
 }
 
 /// Bytes arrived: split them into lines and let the Hub answer each one (its actions carried
@@ -225,8 +255,8 @@ fn carry_out_and_write(hub: &mut Hub, out: &mut Outbox, peer: &mut Peer) -> Stat
     carry_out(hub, out, peer);
     match peer.queue.write_to(&mut peer.stream) {
         Ok(Flush::Done) if !peer.closed => State::Open,
-        // On `Closed` the caller drops the stream: close(2) sends FIN after the last frame (or,
-        // with `--linger 0`, a RST: lesson 09), so the client reads everything and then EOF.
+        // On `Closed` the caller hangs up: FIN after the last frame (see `linger`), so the
+        // client reads everything and then EOF (with `--linger 0`, a RST instead: lesson 09).
         _ => State::Closed,
     }
 }

@@ -94,6 +94,15 @@ pub struct SocketOptions {
     pub linger: Option<u64>,
 }
 
+impl SocketOptions {
+    /// `--linger 0`: the operator asked for closes that abort (a RST, no `TIME-WAIT`). A server
+    /// that otherwise half-closes and waits for the client's FIN (a lingering close) closes at
+    /// once instead, which is what was asked (lesson 09).
+    pub fn aborts_on_close(&self) -> bool {
+        self.linger == Some(0)
+    }
+}
+
 impl Default for SocketOptions {
     fn default() -> Self {
         SocketOptions {

@@ -13,7 +13,7 @@ use std::net::Shutdown;
 /// long one busy peer can keep the reactor from the others (fairness).
 pub const MAX_INBOUND: usize = 64 * 1024;
 
-/// How much unread input a closing peer may still have drained (see [`Peer::close`]).
+/// How much of a lingering peer's input one event drains (see [`Peer::drain`]).
 const MAX_DRAIN: usize = 256 * 1024;
 
 pub struct Peer {
@@ -39,6 +39,9 @@ pub struct Peer {
     pub hung_up: bool,
     /// Write what is queued, then close. Nothing more is read.
     pub closing: bool,
+    /// Our FIN is sent; what the client still sends is read and dropped until it hangs up
+    /// ([`Peer::half_close`]).
+    pub lingering: bool,
     /// Whether `queue` holds bytes the kernel refused: then a WRITABLE event means "write
     /// more now". (The socket is registered for WRITABLE from the start: mio is edge-triggered,
     /// so that costs no wake-up while the socket stays writable, and no `epoll_ctl` each time a
@@ -59,6 +62,7 @@ impl Peer {
             unread: false,
             hung_up: false,
             closing: false,
+            lingering: false,
             blocked: false,
             dirty: false,
         }
@@ -105,23 +109,39 @@ impl Peer {
         self.queue.write_to(&mut &self.socket)
     }
 
-    /// Closes the connection after its output was flushed.
+    /// The connection must end and its output is flushed: our FIN goes out, and the peer
+    /// *lingers*, its input read and dropped, until the client hangs up too (or its deadline in
+    /// the reactor's `closing` queue passes). `true` once the client has hung up (or the
+    /// socket failed): the peer can be dropped now.
     ///
-    /// `close()` on a socket whose receive buffer still holds unread bytes makes the kernel send
-    /// a RST instead of a FIN, and a RST can make the client discard our last frames (`bye`,
-    /// `line_too_long`) before it reads them. So: FIN first (`shutdown(Write)`), then read and
-    /// drop what the client already sent, then close.
-    pub fn close(self, scratch: &mut [u8]) {
-        let _ = self.socket.shutdown(Shutdown::Write);
+    /// Why not close at once: `close()` on a socket whose client is still sending (the rest of a
+    /// too-long line, lines after its `quit`) makes the kernel answer with a reset, and a reset
+    /// can make the client discard our last frames (`bye`, `line_too_long`) before it reads
+    /// them. A FIN first, then waiting for the client's, is nginx's lingering close.
+    pub fn half_close(&mut self, scratch: &mut [u8]) -> bool {
+        if !self.lingering {
+            self.lingering = true;
+            if self.socket.shutdown(Shutdown::Write).is_err() {
+                return true;
+            }
+        }
+        self.drain(scratch)
+    }
+
+    /// Reads and drops what a lingering client sent; `true` once it has hung up (EOF) or the
+    /// socket failed. At most [`MAX_DRAIN`] bytes a call: a client that keeps sending cannot
+    /// keep the loop from the others (it makes new readiness edges, so it is read again).
+    pub fn drain(&mut self, scratch: &mut [u8]) -> bool {
         let mut drained = 0;
         while drained < MAX_DRAIN {
             match (&self.socket).read(scratch) {
-                Ok(0) => break,
+                Ok(0) => return true,
                 Ok(n) => drained += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+                Err(_) => return true,
             }
         }
-        // Dropping the stream closes the descriptor, which also removes it from the epoll set.
+        false
     }
 }

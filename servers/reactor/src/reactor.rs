@@ -176,7 +176,9 @@ impl Reactor {
                 self.begin_shutdown();
             }
             if let Some(deadline) = stop_at {
-                if self.peers.is_empty() || now >= deadline {
+                // Peers that only linger have been told everything: no need to wait for them.
+                let all_lingering = self.peers.iter().all(|(_, peer)| peer.lingering);
+                if all_lingering || now >= deadline {
                     return;
                 }
             }

@@ -67,7 +67,7 @@ pub fn handle_connection(stream: Arc<TcpStream>, peer: SocketAddr, server: &Serv
     // 4. We hung up on a client that may still be sending (the rest of a too-long line, lines
     //    after its `quit`): a close with its input unread would answer with a reset, which can
     //    overtake our last frames. The lingerer reads and drops its input until it hangs up.
-    if hung_up_by_us {
+    if hung_up_by_us && !server.args.socket.aborts_on_close() {
         crate::refusal::linger(&stream);
     }
     tracing::debug!("{id} disconnected");

@@ -100,8 +100,14 @@ impl Reactor {
         let Some(peer) = self.peers.get_mut(token.0) else {
             return;
         };
+        if peer.lingering {
+            if peer.drain(&mut self.scratch) {
+                self.peers.remove(token.0); // it hung up: the close ends without a reset
+            }
+            return;
+        }
         if peer.closing || peer.hung_up {
-            return; // a closing peer's input is drained when it closes
+            return; // a closing peer's input is drained once its output is flushed
         }
         peer.receive(&mut self.scratch, read_closed);
         self.process_input(token);
@@ -226,8 +232,9 @@ impl Reactor {
         }
     }
 
-    /// The connection must end: write what is queued, then close. A client that does not read
-    /// its last frames gets [`CLOSE_LINGER`] to do so, then it is dropped anyway.
+    /// The connection must end: write what is queued, then close (after a lingering close: see
+    /// `Peer::half_close`). A client that does not read its last frames, or does not hang up,
+    /// gets [`CLOSE_LINGER`] to do so, then it is dropped anyway.
     fn begin_close(&mut self, token: Token, id: ConnId) {
         let Some(peer) = self.peers.get_mut(token.0) else {
             return;
@@ -260,8 +267,10 @@ impl Reactor {
         };
         match peer.send() {
             Ok(Flush::Done) if peer.closing => {
-                let peer = self.peers.remove(token.0);
-                peer.close(&mut self.scratch);
+                // FIN, then linger until the client hangs up (or the `closing` deadline).
+                if peer.half_close(&mut self.scratch) {
+                    self.peers.remove(token.0);
+                }
             }
             Ok(Flush::Done) => peer.blocked = false,
             Ok(Flush::Pending) => peer.blocked = true,
