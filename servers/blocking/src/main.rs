@@ -117,6 +117,7 @@ fn handle_connection(
         decoder: args.decoder(),
         queue: args.send_queue(),
         closed: false,
+        linger: false,
     };
     tracing::debug!(%id, "connected");
     current.set(&peer.stream);
@@ -162,19 +163,23 @@ fn handle_connection(
         };
     }
     current.clear();
-    if peer.closed && !args.socket.aborts_on_close() {
+    if peer.linger && !args.socket.aborts_on_close() {
         linger(&peer.stream);
     }
     tracing::debug!(%id, "closed");
     // Dropping the stream closes the socket; the next client in the backlog is accepted.
 }
 
-/// We hung up on the client (`quit`, `line_too_long`, the idle timeout), and it may still be
-/// sending (the rest of a too-long line, lines after its `quit`). Closing a socket with unread
+/// How long a lingering client may pause its sending before we close anyway (see [`linger`]).
+const LINGER_QUIET: Duration = Duration::from_millis(500);
+
+/// We hung up on the client for what it sent (`quit`, `line_too_long`), and it may still be
+/// sending (lines after its `quit`, the rest of a too-long line). Closing a socket with unread
 /// input makes the kernel answer with a reset, which can overtake our last frames: `nc` then
 /// prints nothing. So: our FIN first, then read and drop what the client sends until it hangs
-/// up too, for at most [`CLOSE_LINGER`] (a lingering close). The next client waits meanwhile:
-/// this server serves one at a time.
+/// up too (a lingering close). The next client waits meanwhile, since this server serves one
+/// at a time, so the wait is kept short: a client that pauses for [`LINGER_QUIET`] is closed
+/// then, and none is kept past [`CLOSE_LINGER`].
 fn linger(stream: &TcpStream) {
     if stream.shutdown(Direction::Write).is_err() {
         return;
@@ -182,15 +187,17 @@ fn linger(stream: &TcpStream) {
     let give_up_at = Instant::now() + CLOSE_LINGER;
     let mut scratch = [0u8; 4096];
     loop {
-        let left = give_up_at.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+        let wait = give_up_at
+            .saturating_duration_since(Instant::now())
+            .min(LINGER_QUIET);
+        if wait.is_zero() || stream.set_read_timeout(Some(wait)).is_err() {
             return;
         }
         match (&*stream).read(&mut scratch) {
             Ok(0) => return, // it hung up: the close ends without a reset
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return, // time is up (or the socket failed)
+            Err(_) => return, // it paused (or the socket failed)
         }
     }
 }
@@ -222,6 +229,9 @@ struct Peer {
     queue: SendQueue,
     /// The Hub closed it (`quit`, `line_too_long`, `idle_timeout`...): write, then hang up.
     closed: bool,
+    /// It was closed for what it sent (`quit`, `line_too_long`), so it may still be sending:
+    /// hang up with a lingering close (see `linger`). A client closed for its silence is not.
+    linger: bool,
 }
 
 /// Where the Hub's frames go. Only one connection exists in this model, so every action is for
@@ -238,6 +248,7 @@ impl Sink for Peer {
         if conn == self.id {
             tracing::debug!(id = %conn, ?reason, "closing");
             self.closed = true;
+            self.linger = matches!(reason, CloseReason::Quit | CloseReason::LineTooLong);
         }
     }
 
