@@ -172,12 +172,18 @@ fn line_over_limit(ctx: &Ctx) -> Result<(), String> {
     client.expect_closed()
 }
 
-fn long_line_without_newline(ctx: &Ctx) -> Result<(), String> {
-    let mut client = Client::connect(ctx, "endless")?;
-    // One byte more than the limit and no newline: the server must not wait for one.
-    let mut line = padded_ping(max_line(ctx) + 2, "endless")?;
+/// Connects and sends one byte more than the limit, with no newline.
+fn send_unfinished_line(ctx: &Ctx, label: &str) -> Result<Client, String> {
+    let mut client = Client::connect(ctx, label)?;
+    let mut line = padded_ping(max_line(ctx) + 2, label)?;
     line.pop();
     client.send_raw(&line)?;
+    Ok(client)
+}
+
+fn long_line_without_newline(ctx: &Ctx) -> Result<(), String> {
+    // One byte more than the limit and no newline: the server must not wait for one.
+    let mut client = send_unfinished_line(ctx, "endless")?;
     client
         .expect_error("line_too_long")
         .map_err(|e| format!("{e} (a line past the limit must be refused before its newline)"))?;
@@ -190,10 +196,7 @@ fn long_line_without_newline(ctx: &Ctx) -> Result<(), String> {
 /// (`nc` then prints nothing). So the server half-closes and reads on, dropping what it reads,
 /// until the client hangs up: a lingering close.
 fn line_over_limit_while_sending(ctx: &Ctx) -> Result<(), String> {
-    let mut client = Client::connect(ctx, "flood")?;
-    let mut line = padded_ping(max_line(ctx) + 2, "flood")?;
-    line.pop();
-    client.send_raw(&line)?;
+    let mut client = send_unfinished_line(ctx, "flood")?;
     // More of the same line, well past what the server reads before it answers, a little at a
     // time, so that a reset (if the server sends one) arrives while the client is still sending.
     let more = vec![b'x'; 8192];
