@@ -21,7 +21,7 @@ mod results;
 
 pub use charts::write_charts;
 pub use models::{find_or_build, Launch, ModelSpec};
-pub use redis::RedisServer;
+pub use redis::{free_port, process_id as redis_process_id, RedisServer};
 pub use results::{Machine, Status, SweepResults, SweepRow, SweepSettings, SWEEP_SCHEMA};
 
 use crate::run::{self, parse_duration, RunConfig, Target, Workload};

@@ -3,10 +3,20 @@
 //! Redis cannot be told to pick its own port and report it (`--port 0` disables TCP), so we
 //! ask the kernel for a free port by binding one, release it, and hand it to Redis. Nothing is
 //! persisted (`--save ""`, no AOF), and it listens on loopback only.
+//!
+//! A port is free when the kernel hands it out, not necessarily when Redis binds it a moment
+//! later: another thread (tests run in parallel) may have been handed the same number and
+//! started its own Redis there. Ours then fails to bind and exits, and the first server to
+//! answer on the port is somebody else's, which disappears when its owner is done. So the
+//! server that answers is asked its process id (`INFO server`), and a start that lost the port
+//! is tried again on another.
 
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A running redis-server child. Killed on drop.
@@ -15,13 +25,28 @@ pub struct RedisServer {
     addr: SocketAddr,
 }
 
+/// How many ports a start tries before it gives up.
+const ATTEMPTS: usize = 5;
+
 impl RedisServer {
-    /// Starts `program` on a free loopback port and waits until it accepts connections.
+    /// Starts `program` on a free loopback port and waits until it accepts connections and
+    /// answers with its own process id.
     pub fn start(program: &Path) -> Result<RedisServer, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port for redis: {e}"))?
-            .port();
+        let mut why = String::new();
+        for _ in 0..ATTEMPTS {
+            match RedisServer::start_on(program, free_port()?)? {
+                Ok(server) => return Ok(server),
+                Err(lost) => why = lost,
+            }
+        }
+        Err(format!(
+            "redis-server did not start in {ATTEMPTS} tries: {why}"
+        ))
+    }
+
+    /// One try on `port`: `Err` when it cannot be started at all, `Ok(Err(why))` when it lost
+    /// the port (it exited at start, or another server answers there).
+    fn start_on(program: &Path, port: u16) -> Result<Result<RedisServer, String>, String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let child = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -35,16 +60,21 @@ impl RedisServer {
         let mut server = RedisServer { child, addr };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(server);
-            }
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("redis-server exited at start ({status})"));
+                return Ok(Err(format!("it exited at start on port {port} ({status})")));
             }
-            if Instant::now() > deadline {
-                return Err("redis-server did not accept connections within 10 s".into());
+            match process_id(addr) {
+                Some(pid) if pid == server.pid() => return Ok(Ok(server)),
+                Some(pid) => {
+                    return Ok(Err(format!(
+                        "port {port} was taken by another redis-server (pid {pid})"
+                    )))
+                }
+                None if Instant::now() > deadline => {
+                    return Err("redis-server did not accept connections within 10 s".into())
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -61,5 +91,67 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A loopback port the kernel calls free, for a program that cannot pick its own and report it
+/// (redis-server, nginx, chromedriver); never one already handed out in this process (the
+/// kernel may hand a released port out again at once).
+pub fn free_port() -> Result<u16, String> {
+    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let handed_out = handed_out.get_or_insert_with(HashSet::new);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free loopback port: {e}"))?
+            .port();
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
+}
+
+/// The process id of the Redis answering at `addr` (from `INFO server`), or `None` while
+/// nothing answers there yet.
+pub fn process_id(addr: SocketAddr) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    // The reply is one bulk string of `field:value` lines; `process_id` is among the first.
+    BufReader::new(stream)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("process_id:")?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::models::redis_server_path;
+
+    /// A start that finds another Redis on its port says so, instead of taking that server
+    /// for its own (the race that let a test measure a server that was killed under it).
+    #[test]
+    fn a_port_taken_by_another_redis_is_noticed() {
+        let Some(program) = redis_server_path() else {
+            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(!in_ci, "CI must install redis-server");
+            eprintln!("redis-server is not installed: skipping");
+            return;
+        };
+        let first = RedisServer::start(&program).expect("the first redis-server");
+        assert_eq!(process_id(first.addr()), Some(first.pid()));
+        let lost = RedisServer::start_on(&program, first.addr().port()).expect("it runs");
+        let why = lost.err().expect("the second start loses the port");
+        assert!(
+            why.contains("exited at start") || why.contains("another redis-server"),
+            "{why}"
+        );
+        // The first is untouched, and a start without a port given finds a port of its own.
+        assert_eq!(process_id(first.addr()), Some(first.pid()));
+        let second = RedisServer::start(&program).expect("a second redis-server");
+        assert_ne!(second.addr(), first.addr());
+        assert_eq!(process_id(second.addr()), Some(second.pid()));
     }
 }

@@ -11,8 +11,9 @@ pub mod browser;
 pub mod nginx;
 pub mod ws;
 
+use loadgen::sweep::redis_process_id;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -37,12 +38,20 @@ impl Redis {
         {
             return not_installed("redis-server");
         }
-        let mut redis = Redis {
-            port: free_port(),
-            child: None,
-        };
-        redis.start_again();
-        Some(redis)
+        // A free port can be lost to another test's server before ours binds it (see
+        // `loadgen::sweep::RedisServer`): then try another.
+        let mut why = String::new();
+        for _ in 0..5 {
+            let mut redis = Redis {
+                port: free_port(),
+                child: None,
+            };
+            match redis.try_start() {
+                Ok(()) => return Some(redis),
+                Err(lost) => why = lost,
+            }
+        }
+        panic!("redis-server did not start in 5 tries: {why}");
     }
 
     pub fn url(&self) -> String {
@@ -61,8 +70,16 @@ impl Redis {
         }
     }
 
-    /// Starts it (again) on the same port, empty, and waits until it accepts connections.
+    /// Starts it (again) on the same port, empty, and waits until it answers.
     pub fn start_again(&mut self) {
+        if let Err(why) = self.try_start() {
+            panic!("redis-server did not start again: {why}");
+        }
+    }
+
+    /// Starts it on its port and waits until the server answering there is this child (asked
+    /// its pid): `Err` when it exited at start or another server holds the port.
+    fn try_start(&mut self) -> Result<(), String> {
         self.stop();
         let port = self.port.to_string();
         let child = Command::new("redis-server")
@@ -78,13 +95,22 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
-        self.child = Some(child);
+        let pid = child.id();
+        let addr = self.addr();
+        let child = self.child.insert(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not accept within 10 s"
-            );
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("it exited at start on port {port} ({status})"));
+            }
+            match redis_process_id(addr) {
+                Some(answering) if answering == pid => return Ok(()),
+                Some(other) => return Err(format!("port {port} is held by redis pid {other}")),
+                None => assert!(
+                    Instant::now() < deadline,
+                    "redis-server did not accept within 10 s"
+                ),
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -120,12 +146,9 @@ pub fn not_installed<T>(what: &str) -> Option<T> {
 }
 
 /// A free port on 127.0.0.1, asked of the kernel, for a program that cannot pick its own and
-/// report it (redis-server, nginx, chromedriver).
+/// report it (redis-server, nginx, chromedriver); never one handed to another test of this run.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    loadgen::sweep::free_port().expect("a free port")
 }
 
 /// A key prefix no other test of this run uses.
