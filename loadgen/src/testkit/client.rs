@@ -84,6 +84,40 @@ impl TestClient {
         client
     }
 
+    /// Connects and pings: once the `pong` is back, the server is serving this client (for
+    /// servers that serve a bounded number at a time, whose next client must wait).
+    pub fn connect_served(addr: SocketAddr) -> TestClient {
+        let mut client = TestClient::connect(addr);
+        client.send(&json!({"type": "ping"}));
+        let reply = client.recv();
+        assert_eq!(reply["type"], "pong", "ping: got {reply}");
+        client
+    }
+
+    /// Connects and asks to join as `nickname`, and asserts that no answer comes within `wait`
+    /// (`why` says why none should): the server has nobody free to serve one more client (the
+    /// blocking server's one client, the pool's busy workers). [`TestClient::welcomed`] then
+    /// waits for its turn.
+    pub fn join_unserved(
+        addr: SocketAddr,
+        nickname: &str,
+        wait: Duration,
+        why: &str,
+    ) -> TestClient {
+        let mut client = TestClient::connect(addr);
+        client.send(&json!({"type": "join", "nickname": nickname}));
+        assert!(!client.replies_within(wait), "{nickname}: {why}");
+        client
+    }
+
+    /// Expects the `welcome` to an earlier join as the next frame, and returns the users it
+    /// lists.
+    pub fn welcomed(&mut self) -> Value {
+        let welcome = self.recv();
+        assert_eq!(welcome["type"], "welcome", "got {welcome}");
+        welcome["users"].clone()
+    }
+
     /// Sends `quit` and expects the `bye` that answers it as the next frame: the client leaves
     /// (the server closes the connection after the `bye`).
     pub fn quit(&mut self) {

@@ -36,17 +36,15 @@ fn second_client_waits_until_the_first_leaves() {
     first.send_line(r#"{"type":"join","nickname":"first"}"#);
     assert_eq!(first.recv()["type"], "welcome");
 
-    let mut second = TestClient::connect(server.addr());
-    second.send_line(r#"{"type":"join","nickname":"second"}"#);
-    assert!(
-        !second.replies_within(Duration::from_millis(800)),
-        "a single-threaded blocking server cannot answer two clients at once"
+    let mut second = TestClient::join_unserved(
+        server.addr(),
+        "second",
+        Duration::from_millis(800),
+        "a single-threaded blocking server cannot answer two clients at once",
     );
 
     first.quit();
-    let welcome = second.recv();
-    assert_eq!(welcome["type"], "welcome");
-    assert_eq!(welcome["users"], serde_json::json!(["second"]));
+    assert_eq!(second.welcomed(), serde_json::json!(["second"]));
 }
 
 /// The idle timeout is what frees the server from a silent client: the waiting client is served
@@ -54,10 +52,8 @@ fn second_client_waits_until_the_first_leaves() {
 #[test]
 fn idle_timeout_frees_the_server() {
     let server = ServerProcess::spawn(BIN, ["--idle-timeout", "1"]).unwrap();
-    let mut silent = TestClient::connect(server.addr());
     // Make sure the silent client is the one being served before the next one connects.
-    silent.send_line(r#"{"type":"ping"}"#);
-    assert_eq!(silent.recv()["type"], "pong");
+    let mut silent = TestClient::connect_served(server.addr());
 
     let started = Instant::now();
     let mut waiting = TestClient::connect(server.addr());

@@ -24,17 +24,15 @@ fn third_client_waits_for_a_free_worker() {
     let mut second = TestClient::join(server.addr(), "second", "lobby");
     assert_eq!(first.recv()["type"], "joined");
 
-    let mut third = TestClient::connect(server.addr());
-    third.send_line(r#"{"type":"join","nickname":"third"}"#);
-    assert!(
-        !third.replies_within(Duration::from_secs(1)),
-        "two workers cannot serve a third client"
+    let mut third = TestClient::join_unserved(
+        server.addr(),
+        "third",
+        Duration::from_secs(1),
+        "two workers cannot serve a third client",
     );
 
     first.quit();
-    let welcome = third.recv();
-    assert_eq!(welcome["type"], "welcome");
-    assert_eq!(welcome["users"], serde_json::json!(["second", "third"]));
+    assert_eq!(third.welcomed(), serde_json::json!(["second", "third"]));
     // The second client hears about it: the freed worker serves the third one fully.
     assert_eq!(second.recv()["type"], "left");
     assert_eq!(second.recv()["type"], "joined");
@@ -45,10 +43,8 @@ fn third_client_waits_for_a_free_worker() {
 #[test]
 fn idle_timeout_frees_a_worker() {
     let server = ServerProcess::spawn(BIN, ["--workers", "1", "--idle-timeout", "2"]).unwrap();
-    let mut silent = TestClient::connect(server.addr());
     // Make sure the silent client holds the only worker before the next one connects.
-    silent.send_line(r#"{"type":"ping"}"#);
-    assert_eq!(silent.recv()["type"], "pong");
+    let mut silent = TestClient::connect_served(server.addr());
 
     let started = Instant::now();
     let mut waiting = TestClient::connect(server.addr());
