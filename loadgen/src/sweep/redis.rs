@@ -10,11 +10,15 @@
 //! answer on the port is somebody else's, which disappears when its owner is done. So the
 //! server that answers is asked its process id (`INFO server`), and a start that lost the port
 //! is tried again on another.
+//!
+//! Redis writes its log to a temporary file beside the process (removed on drop), so that a
+//! test that finds the server gone can say why: [`RedisServer::describe`].
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -23,6 +27,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     addr: SocketAddr,
+    /// Redis's stdout and stderr: its log.
+    log: PathBuf,
 }
 
 /// How many ports a start tries before it gives up.
@@ -48,20 +54,30 @@ impl RedisServer {
     /// the port (it exited at start, or another server answers there).
     fn start_on(program: &Path, port: u16) -> Result<Result<RedisServer, String>, String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log =
+            std::env::temp_dir().join(format!("c10k-redis-{}-{port}.log", std::process::id()));
+        let file = File::create(&log)
+            .map_err(|e| format!("cannot create Redis's log {}: {e}", log.display()))?;
+        let file_too = file
+            .try_clone()
+            .map_err(|e| format!("cannot share Redis's log: {e}"))?;
         let child = Command::new(program)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--maxclients", "100000", "--daemonize", "no"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(file)
+            .stderr(file_too)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
-        let mut server = RedisServer { child, addr };
+        let mut server = RedisServer { child, addr, log };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Ok(Err(format!("it exited at start on port {port} ({status})")));
+                return Ok(Err(format!(
+                    "it exited at start on port {port} ({status}); its log ends:\n{}",
+                    server.log_tail()
+                )));
             }
             match process_id(addr) {
                 Some(pid) if pid == server.pid() => return Ok(Ok(server)),
@@ -85,12 +101,43 @@ impl RedisServer {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// For a failed test's message: whether the server still runs (and answers as itself), and
+    /// the end of its log.
+    pub fn describe(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(Some(status)) => format!("redis-server (pid {}) has exited: {status}", self.pid()),
+            Ok(None) => match process_id(self.addr) {
+                Some(pid) if pid == self.pid() => format!("redis-server runs at {}", self.addr),
+                Some(pid) => format!(
+                    "redis-server (pid {}) runs, but pid {pid} answers at {}",
+                    self.pid(),
+                    self.addr
+                ),
+                None => format!(
+                    "redis-server (pid {}) runs, but nothing answers at {}",
+                    self.pid(),
+                    self.addr
+                ),
+            },
+            Err(e) => format!("redis-server (pid {}): {e}", self.pid()),
+        };
+        format!("{state}; its log ends:\n{}", self.log_tail())
+    }
+
+    /// The last lines of Redis's log.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -130,16 +177,22 @@ mod tests {
     use super::*;
     use crate::sweep::models::redis_server_path;
 
+    /// redis-server, or `None` (with the reason) where it is not installed, outside CI.
+    fn program() -> Option<std::path::PathBuf> {
+        let program = redis_server_path();
+        if program.is_none() {
+            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(!in_ci, "CI must install redis-server");
+            eprintln!("redis-server is not installed: skipping");
+        }
+        program
+    }
+
     /// A start that finds another Redis on its port says so, instead of taking that server
     /// for its own (the race that let a test measure a server that was killed under it).
     #[test]
     fn a_port_taken_by_another_redis_is_noticed() {
-        let Some(program) = redis_server_path() else {
-            let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(!in_ci, "CI must install redis-server");
-            eprintln!("redis-server is not installed: skipping");
-            return;
-        };
+        let Some(program) = program() else { return };
         let first = RedisServer::start(&program).expect("the first redis-server");
         assert_eq!(process_id(first.addr()), Some(first.pid()));
         let lost = RedisServer::start_on(&program, first.addr().port()).expect("it runs");
@@ -153,5 +206,20 @@ mod tests {
         let second = RedisServer::start(&program).expect("a second redis-server");
         assert_ne!(second.addr(), first.addr());
         assert_eq!(process_id(second.addr()), Some(second.pid()));
+    }
+
+    /// A test that finds its Redis gone can say what became of it: `describe` tells a live
+    /// server from a dead one, and shows the end of Redis's own log.
+    #[test]
+    fn describe_tells_what_became_of_the_server() {
+        let Some(program) = program() else { return };
+        let mut server = RedisServer::start(&program).expect("redis-server");
+        let live = server.describe();
+        assert!(live.contains("redis-server runs at"), "{live}");
+        assert!(live.contains("Ready to accept connections"), "{live}");
+        server.child.kill().expect("kill");
+        server.child.wait().expect("wait");
+        let dead = server.describe();
+        assert!(dead.contains("has exited"), "{dead}");
     }
 }
