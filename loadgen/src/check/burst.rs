@@ -10,7 +10,6 @@
 use super::client::{Client, Next};
 use super::ordering::{keep_pinging, room_with_a_stalled_member};
 use super::{CheckConfig, Ctx, Need, Scenario};
-use crate::server_process::ServerProcess;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -33,13 +32,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
 /// `model_args` and `--max-backlog 65536` (a burst of a few 8 KB frames is already more than
 /// that), and panics with the first failure. The servers' tests call it with 5.
 pub fn assert_burst_passes_repeatedly(program: &Path, model_args: &[&str], times: usize) {
-    let args: Vec<&str> = model_args
-        .iter()
-        .copied()
-        .chain(["--max-backlog", "65536"])
-        .collect();
-    let server = ServerProcess::spawn(program, &args)
-        .unwrap_or_else(|e| panic!("cannot start {} {args:?}: {e}", program.display()));
+    let server = super::process::start_with(program, model_args, &["--max-backlog", "65536"]);
     let config = CheckConfig {
         max_backlog: Some(65536),
         only: Some(BURST.into()),

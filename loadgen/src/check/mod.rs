@@ -69,7 +69,10 @@ mod wire;
 pub use burst::{assert_burst_passes_repeatedly, BURST};
 pub use cluster::{ClusterControl, CommandControl};
 pub use extensions::Extension;
-pub use process::{assert_conformance, assert_graceful_shutdown, assert_survives_fd_exhaustion};
+pub use process::{
+    assert_aborts_with_linger_zero, assert_conformance, assert_graceful_shutdown,
+    assert_survives_fd_exhaustion,
+};
 pub use report::{CheckReport, Outcome, ScenarioResult};
 
 use crate::run::Transport;

@@ -1,7 +1,7 @@
 //! The tests every server model runs, once per variant of its I/O model, as one macro: each
 //! server crate's `tests/conformance.rs` lists its variants and nothing else.
 
-/// Generates, for each `variant: [flags]`, a module of four tests against the server binary
+/// Generates, for each `variant: [flags]`, a module of five tests against the server binary
 /// `program` started with those flags:
 ///
 /// - `passes_conformance`: every scenario of `loadgen check` ([`assert_conformance`]);
@@ -11,6 +11,8 @@
 ///   crashing, and serves again afterwards ([`assert_survives_fd_exhaustion`]);
 /// - `spares_a_full_speed_reader_five_times`: the burst scenario, five runs in a row
 ///   ([`assert_burst_passes_repeatedly`]).
+/// - `aborts_with_linger_zero`: with `--linger 0`, a connection the server ends is closed at
+///   once, not half-closed and waited for ([`assert_aborts_with_linger_zero`]).
 ///
 /// ```ignore
 /// loadgen::model_tests! {
@@ -36,6 +38,7 @@
 /// [`assert_graceful_shutdown`]: crate::check::assert_graceful_shutdown
 /// [`assert_survives_fd_exhaustion`]: crate::check::assert_survives_fd_exhaustion
 /// [`assert_burst_passes_repeatedly`]: crate::check::assert_burst_passes_repeatedly
+/// [`assert_aborts_with_linger_zero`]: crate::check::assert_aborts_with_linger_zero
 #[macro_export]
 macro_rules! model_tests {
     (program: $program:expr, clients: $clients:expr, guard: $guard:expr;
@@ -89,6 +92,15 @@ macro_rules! model_tests {
                             FLAGS,
                             5,
                         );
+                    }
+                }
+
+                /// `--linger 0`: a connection the server ends is aborted once its last frames
+                /// are written (no FIN, so no `TIME-WAIT`).
+                #[test]
+                fn aborts_with_linger_zero() {
+                    if may_run("aborts_with_linger_zero") {
+                        $crate::check::assert_aborts_with_linger_zero(Path::new($program), FLAGS);
                     }
                 }
             }

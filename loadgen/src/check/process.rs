@@ -102,14 +102,16 @@ fn check_process(
     limits: &[String],
     config: &CheckConfig,
 ) -> CheckReport {
-    let args: Vec<&str> = model_args
-        .iter()
-        .copied()
-        .chain(limits.iter().map(String::as_str))
-        .collect();
-    let server = ServerProcess::spawn(program, &args)
-        .unwrap_or_else(|e| panic!("cannot start {} {args:?}: {e}", program.display()));
+    let limits: Vec<&str> = limits.iter().map(String::as_str).collect();
+    let server = start_with(program, model_args, &limits);
     run_checks(server.addr(), config)
+}
+
+/// Starts `program` with `model_args` followed by `extra`, or panics saying what failed to start.
+pub(super) fn start_with(program: &Path, model_args: &[&str], extra: &[&str]) -> ServerProcess {
+    let args: Vec<&str> = model_args.iter().chain(extra).copied().collect();
+    ServerProcess::spawn(program, &args)
+        .unwrap_or_else(|e| panic!("cannot start {} {args:?}: {e}", program.display()))
 }
 
 /// Starts `program`, connects `clients` joined clients (1 for one-client-at-a-time servers),
@@ -198,6 +200,85 @@ pub fn assert_survives_fd_exhaustion(program: &Path, model_args: &[&str]) {
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
+}
+
+/// `--linger 0` asks for closes that abort: a RST, and no `TIME-WAIT` left behind (lesson 09).
+/// So a connection the server ends (here with `quit`) must be closed as soon as its last frames
+/// are written, not half-closed and kept until the client's FIN: that close would end in the
+/// very `TIME-WAIT` the flag is meant to avoid. The client keeps its socket open and reads
+/// nothing; within 3 s, well before a lingering close gives up (`CLOSE_LINGER`, 5 s), the
+/// server must hold no socket on its port but the listener.
+pub fn assert_aborts_with_linger_zero(program: &Path, model_args: &[&str]) {
+    let server = start_with(program, model_args, &["--linger", "0"]);
+    let port = server.addr().port();
+    let ctx = Ctx::new(server.addr(), CheckConfig::default());
+    let (mut client, _) = Client::join(&ctx, &ctx.fresh("quitter"), None)
+        .unwrap_or_else(|e| panic!("before the quit: {e}"));
+    // The probe sees the connection while it is open (or it could not see it linger).
+    let open = server_sockets(port);
+    assert!(
+        open.contains(&"ESTABLISHED"),
+        "/proc/net/tcp shows no open connection on port {port}: {open:?}"
+    );
+    client
+        .send(&json!({"type": "quit"}))
+        .unwrap_or_else(|e| panic!("sending quit: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = server_sockets(port);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} {model_args:?} --linger 0 still holds the connection 3 s after `quit` \
+             ({left:?}): it closes politely (FIN, then waits) instead of aborting",
+            program.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(client);
+}
+
+/// The states of the TCP sockets bound to local `port`, the listener excepted (from
+/// /proc/net/tcp and tcp6; the kernel's names: `ESTABLISHED`, `FIN_WAIT2`, `TIME_WAIT` ...).
+fn server_sockets(port: u16) -> Vec<&'static str> {
+    const STATES: [&str; 12] = [
+        "?",
+        "ESTABLISHED",
+        "SYN_SENT",
+        "SYN_RECV",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "TIME_WAIT",
+        "CLOSE",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "LISTEN",
+        "CLOSING",
+    ];
+    let mut states = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // `sl local_address rem_address st ...`, addresses as `HEXADDR:HEXPORT`.
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            let state = usize::from_str_radix(state, 16)
+                .map_or("?", |n| STATES.get(n).copied().unwrap_or("?"));
+            if local_port == Some(port) && state != "LISTEN" {
+                states.push(state);
+            }
+        }
+    }
+    states
 }
 
 /// A message to the client's own room comes back.

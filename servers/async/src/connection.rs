@@ -61,7 +61,15 @@ pub fn start(tasks: &TaskTracker, shared: &Arc<Shared>, stream: TcpStream, args:
     };
     let out = Arc::new(OutQueue::new(args.send_queue()));
     let id = shared.connect(Arc::clone(&out), ip, crate::now());
-    tasks.spawn(serve(Arc::clone(shared), id, stream, args.decoder(), out));
+    let aborts = args.socket.aborts_on_close();
+    tasks.spawn(serve(
+        Arc::clone(shared),
+        id,
+        stream,
+        args.decoder(),
+        out,
+        aborts,
+    ));
 }
 
 /// What woke the connection's task.
@@ -82,6 +90,7 @@ async fn serve(
     stream: TcpStream,
     mut decoder: LineDecoder,
     out: Arc<OutQueue>,
+    aborts_on_close: bool,
 ) {
     // Whether the socket refused bytes at the last write: only its readiness can change that.
     let mut blocked = false;
@@ -130,7 +139,7 @@ async fn serve(
     }
     if !out.is_aborted() {
         // Boxed: see the module docs.
-        Box::pin(close(stream, &out)).await;
+        Box::pin(close(stream, &out, aborts_on_close)).await;
     }
 }
 
@@ -192,8 +201,10 @@ fn on_input(stream: &TcpStream, shared: &Shared, id: ConnId, decoder: &mut LineD
 }
 
 /// The connection is ending (the Hub closed it, or the client hung up): write what is still
-/// queued, giving up at the deadline, send our FIN, and linger.
-async fn close(mut stream: TcpStream, out: &OutQueue) {
+/// queued, giving up at the deadline, send our FIN, and linger. With `--linger 0`
+/// (`aborts_on_close`) the socket is closed as soon as the queue is written: the abort that was
+/// asked for, since a FIN first would leave the `TIME-WAIT` it is meant to avoid (lesson 09).
+async fn close(mut stream: TcpStream, out: &OutQueue, aborts_on_close: bool) {
     loop {
         match out.write_some(&stream) {
             Step::Idle | Step::Finish => break,
@@ -211,6 +222,9 @@ async fn close(mut stream: TcpStream, out: &OutQueue) {
                 }
             }
         }
+    }
+    if aborts_on_close {
+        return; // dropping the stream closes it: a RST
     }
     // FIN: the client reads everything we sent, then EOF.
     let _ = stream.shutdown().await;

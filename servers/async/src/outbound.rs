@@ -296,12 +296,32 @@ impl Outbound {
     }
 }
 
-/// The writer task of a two-task connection ([`Outbound`]).
-pub async fn write_loop(outbound: Arc<Outbound>, mut socket: OwnedWriteHalf) {
+/// The writer task of a two-task connection ([`Outbound`]). `aborts_on_close`: `--linger 0`,
+/// where the connection ends with a RST once the queue is written (lesson 09).
+pub async fn write_loop(
+    outbound: Arc<Outbound>,
+    mut socket: OwnedWriteHalf,
+    aborts_on_close: bool,
+) {
+    write_until_closed(&outbound, &mut socket, aborts_on_close).await;
+    outbound.stop_reading.cancel();
+    if aborts_on_close {
+        // Dropping a write half sends a FIN. Forgotten, it leaves the socket to be closed (a
+        // RST, with `SO_LINGER` 0) when the reader lets go of its half.
+        socket.forget();
+    }
+}
+
+/// Writes the queue until the connection ends (see [`write_loop`]).
+async fn write_until_closed(
+    outbound: &Outbound,
+    socket: &mut OwnedWriteHalf,
+    aborts_on_close: bool,
+) {
     let queue = &outbound.queue;
     loop {
         // The lock is taken and released inside `write_some`: never held across an `.await`.
-        match queue.write_some(&socket) {
+        match queue.write_some(&*socket) {
             Step::Idle => {
                 tokio::select! {
                     _ = poll_fn(|cx| queue.poll_work(cx)) => {}
@@ -315,7 +335,7 @@ pub async fn write_loop(outbound: Arc<Outbound>, mut socket: OwnedWriteHalf) {
             Step::Blocked(None) => tokio::select! {
                 ready = socket.writable() => {
                     if ready.is_err() {
-                        break;
+                        return;
                     }
                 }
                 _ = outbound.abort.cancelled() => return,
@@ -325,20 +345,22 @@ pub async fn write_loop(outbound: Arc<Outbound>, mut socket: OwnedWriteHalf) {
             Step::Blocked(Some(give_up_at)) => tokio::select! {
                 ready = socket.writable() => {
                     if ready.is_err() {
-                        break;
+                        return;
                     }
                 }
                 _ = outbound.abort.cancelled() => return,
                 // It does not read its last frames: close without them.
-                _ = tokio::time::sleep_until(give_up_at) => break,
+                _ = tokio::time::sleep_until(give_up_at) => return,
             },
             Step::Finish => {
-                // FIN: the client reads everything we sent, then EOF.
-                let _ = socket.shutdown().await;
-                break;
+                // FIN: the client reads everything we sent, then EOF. (Not with `--linger 0`,
+                // where a FIN first would leave the `TIME-WAIT` the abort is meant to avoid.)
+                if !aborts_on_close {
+                    let _ = socket.shutdown().await;
+                }
+                return;
             }
-            Step::Failed => break,
+            Step::Failed => return,
         }
     }
-    outbound.stop_reading.cancel();
 }

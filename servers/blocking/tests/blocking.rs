@@ -27,6 +27,13 @@ fn survives_fd_exhaustion() {
     loadgen::check::assert_survives_fd_exhaustion(Path::new(BIN), &[]);
 }
 
+/// `--linger 0`: after `quit` the connection is aborted at once (a RST, no `TIME-WAIT`), without
+/// the short lingering close this server otherwise gives a client that quits.
+#[test]
+fn aborts_with_linger_zero() {
+    loadgen::check::assert_aborts_with_linger_zero(Path::new(BIN), &[]);
+}
+
 /// The lesson: while one client is served, a second one is connected (the kernel completed its
 /// handshake) but gets no answer; it is served as soon as the first one quits.
 #[test]

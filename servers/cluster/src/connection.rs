@@ -73,7 +73,8 @@ pub fn start<B: Bus>(
     };
     let outlet = Arc::new(outlet);
     let (reader, writer) = stream.into_split();
-    tasks.spawn(outbound::write_loop(outbound, writer));
+    let aborts_on_close = args.socket.aborts_on_close();
+    tasks.spawn(outbound::write_loop(outbound, writer, aborts_on_close));
     let conn = match node.connect(Arc::clone(&outlet), peer.ip(), session) {
         Ok(conn) => conn,
         Err(refusal) => {
@@ -95,6 +96,7 @@ pub fn start<B: Bus>(
         socket: reader,
         idle_timeout: args.idle_timeout(),
         outlet,
+        aborts_on_close,
     };
     match transport {
         Transport::Lines => tasks.spawn(read_loop(reading, Lines::new(args.decoder()))),
@@ -117,6 +119,8 @@ struct Reader<B> {
     idle_timeout: Option<Duration>,
     /// The writer's side: how the reader ends the connection, and learns that it was ended.
     outlet: Arc<Outlet>,
+    /// `--linger 0`: no lingering close, the socket is closed (a RST) once the writer is done.
+    aborts_on_close: bool,
 }
 
 /// How the reader's loop ended, which decides how the connection is closed.
@@ -140,6 +144,7 @@ async fn read_loop<B: Bus, D: Decoder>(reader: Reader<B>, mut decoder: D) {
         mut socket,
         idle_timeout,
         outlet,
+        aborts_on_close,
     } = reader;
     let conn = session.conn();
     let mut buffer = Vec::with_capacity(READ_BUFFER);
@@ -194,7 +199,7 @@ async fn read_loop<B: Bus, D: Decoder>(reader: Reader<B>, mut decoder: D) {
             outlet.close_with(CloseCode::Protocol, &why);
         }
     }
-    if !outlet.is_aborted() {
+    if !outlet.is_aborted() && !aborts_on_close {
         linger(&mut socket, &mut buffer).await;
     }
 }

@@ -6,8 +6,8 @@
 mod support;
 
 use loadgen::check::{
-    assert_burst_passes_repeatedly, assert_conformance, assert_graceful_shutdown,
-    assert_survives_fd_exhaustion,
+    assert_aborts_with_linger_zero, assert_burst_passes_repeatedly, assert_conformance,
+    assert_graceful_shutdown, assert_survives_fd_exhaustion,
 };
 use std::path::Path;
 use support::{unique_prefix, Redis, PROGRAM};
@@ -58,4 +58,13 @@ fn spares_a_full_speed_reader_five_times() {
     let Some(redis) = Redis::start() else { return };
     let (url, prefix) = (redis.url(), unique_prefix("burst"));
     assert_burst_passes_repeatedly(Path::new(PROGRAM), &node_args(&url, &prefix), 5);
+}
+
+/// `--linger 0`: a connection the node ends (`quit`) is aborted once its `bye` is written, not
+/// half-closed and waited for (a FIN would leave the `TIME-WAIT` the flag is meant to avoid).
+#[test]
+fn aborts_with_linger_zero() {
+    let Some(redis) = Redis::start() else { return };
+    let (url, prefix) = (redis.url(), unique_prefix("linger"));
+    assert_aborts_with_linger_zero(Path::new(PROGRAM), &node_args(&url, &prefix));
 }

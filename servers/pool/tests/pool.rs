@@ -138,3 +138,10 @@ fn more_workers_than_threads_allowed_fails_at_start() {
         "started with 8 workers and --max-threads 4"
     );
 }
+
+/// `--linger 0`: after `quit` the connection is aborted at once (a RST, no `TIME-WAIT`): the
+/// worker does not wait for the client's FIN as it otherwise does (a lingering close).
+#[test]
+fn aborts_with_linger_zero() {
+    loadgen::check::assert_aborts_with_linger_zero(std::path::Path::new(BIN), &[]);
+}

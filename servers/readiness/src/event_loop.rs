@@ -73,7 +73,8 @@ impl<R: Readiness> EventLoop<R> {
         shutdown: Shutdown,
     ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
-        let mut peers = Peers::new(readiness, args.flush);
+        let aborts_on_close = args.server.socket.aborts_on_close();
+        let mut peers = Peers::new(readiness, args.flush, aborts_on_close);
         peers
             .readiness
             .watch(listener.as_raw_fd(), Token::Listener, Interest::READ)?;

@@ -119,6 +119,9 @@ pub struct Peers<R> {
     lingering: VecDeque<(Instant, ConnId)>,
     /// `--flush`.
     flush: FlushPolicy,
+    /// `--linger 0`: a closing peer is closed as soon as its queue is written, with a RST and
+    /// no `TIME-WAIT`, instead of half-closed and waited for (lesson 09).
+    aborts_on_close: bool,
     /// Peers whose socket failed while frames were queued (`--flush per-frame` writes as it
     /// queues): the loop closes them once the Outbox is carried out, because closing an open
     /// peer needs the Hub, which a [`Sink`] does not have.
@@ -126,13 +129,14 @@ pub struct Peers<R> {
 }
 
 impl<R: Readiness> Peers<R> {
-    pub fn new(readiness: R, flush: FlushPolicy) -> Self {
+    pub fn new(readiness: R, flush: FlushPolicy, aborts_on_close: bool) -> Self {
         Peers {
             readiness,
             map: ConnIdMap::default(),
             dirty: Vec::new(),
             lingering: VecDeque::new(),
             flush,
+            aborts_on_close,
             failed: Vec::new(),
         }
     }
@@ -267,13 +271,14 @@ impl<R: Readiness> Peers<R> {
     }
 
     /// The queue of a closing peer is empty: send our FIN and wait for the client's. (It has
-    /// left the Hub already, so closing it needs no Hub.)
+    /// left the Hub already, so closing it needs no Hub.) With `--linger 0` the close is the
+    /// abort that was asked for: a FIN first would leave the `TIME-WAIT` it is meant to avoid.
     fn finish_close(&mut self, id: ConnId) {
         let Some(peer) = self.map.get_mut(&id) else {
             return;
         };
-        if peer.hung_up || peer.socket.shutdown(Direction::Write).is_err() {
-            self.remove(id); // it already hung up: nothing to wait for
+        if peer.hung_up || self.aborts_on_close || peer.socket.shutdown(Direction::Write).is_err() {
+            self.remove(id); // it already hung up, or we abort: nothing to wait for
         } else {
             peer.state = PeerState::Lingering;
         }

@@ -177,3 +177,10 @@ fn a_too_long_line_is_answered_without_a_reset() {
     client.writer().shutdown(std::net::Shutdown::Write).unwrap();
     assert!(client.sees_eof(), "an orderly EOF, not a reset");
 }
+
+/// `--linger 0`: after `quit` the connection is aborted at once (a RST, no `TIME-WAIT`): the
+/// thread does not wait for the client's FIN as it otherwise does (a lingering close).
+#[test]
+fn aborts_with_linger_zero() {
+    loadgen::check::assert_aborts_with_linger_zero(std::path::Path::new(BIN), &[]);
+}

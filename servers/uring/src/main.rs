@@ -277,7 +277,7 @@ impl Server {
         let peer_names =
             (args.server.max_conns_per_ip > 0).then(|| PeerNames::new(args.server.addr));
         let mut server = Server {
-            peers: Peers::new(ring),
+            peers: Peers::new(ring, args.server.socket.aborts_on_close()),
             buffers,
             timer: LoopTimer::new(),
             wake,

@@ -134,16 +134,20 @@ pub struct Peers {
     /// Peers whose multishot receive ended this turn (out of buffers, or stopped by the
     /// kernel): armed again at the end of the turn, after the turn's buffers went back.
     to_rearm: Vec<ConnId>,
+    /// `--linger 0`: a closing peer is closed as soon as its queue is written, with a RST and
+    /// no `TIME-WAIT`, instead of half-closed and waited for (lesson 09).
+    aborts_on_close: bool,
 }
 
 impl Peers {
-    pub fn new(ring: Ring) -> Peers {
+    pub fn new(ring: Ring, aborts_on_close: bool) -> Peers {
         Peers {
             ring,
             map: ConnIdMap::default(),
             dirty: Vec::new(),
             lingering: LingerQueue::new(),
             to_rearm: Vec::new(),
+            aborts_on_close,
         }
     }
 
@@ -260,12 +264,13 @@ impl Peers {
     }
 
     /// The queue of a closing peer is all written: send our FIN and wait for the client's (it
-    /// already hung up: tear it down now). It has left the Hub already, so this needs no Hub.
+    /// already hung up, or `--linger 0` asked for an abort, which a FIN first would turn into a
+    /// `TIME-WAIT`: tear it down now). It has left the Hub already, so this needs no Hub.
     fn finish_close(&mut self, id: ConnId) {
         let Some(peer) = self.map.get_mut(&id) else {
             return;
         };
-        if peer.hung_up {
+        if peer.hung_up || self.aborts_on_close {
             return self.tear_down(id);
         }
         peer.state = PeerState::Lingering;

@@ -267,8 +267,10 @@ impl Reactor {
         };
         match peer.send() {
             Ok(Flush::Done) if peer.closing => {
-                // FIN, then linger until the client hangs up (or the `closing` deadline).
-                if peer.half_close(&mut self.scratch) {
+                // FIN, then linger until the client hangs up (or the `closing` deadline). With
+                // `--linger 0` the close is the abort that was asked for, at once: a FIN first
+                // would leave the `TIME-WAIT` it is meant to avoid (lesson 09).
+                if self.args.socket.aborts_on_close() || peer.half_close(&mut self.scratch) {
                     self.peers.remove(token.0);
                 }
             }
