@@ -68,6 +68,39 @@ fn tolerating_the_generator_never_hides_a_loss() {
     assert_failed_with_loss(&report, &format!("FAILED: {} (", loadgen::run::BEHIND));
 }
 
+/// A run that sent late although no generator thread was busy, with as many engine threads as
+/// the machine has cores and the server on loopback: the verdict names the cure, one engine
+/// thread fewer (benches/results/2026-12-03-pacing). With fewer threads than cores it does not.
+/// Any send lag over 0 µs counts as late here, so both runs are behind.
+#[test]
+fn a_late_generator_on_every_core_is_told_to_leave_the_server_one() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let server = TestServer::start(Faults::default()).expect("test server");
+    let late = |threads: usize| {
+        // At least one connection a thread, so that none of them is left out.
+        let mut config = config(server.addr(), 4 * cores.max(3), 4);
+        config.max_send_lag = Duration::from_nanos(1);
+        config.threads = Some(threads);
+        let report = run(&config).expect("run");
+        assert!(report.generator.behind, "{}", report.headline);
+        assert_eq!(report.messages.lost, 0, "{}", report.headline);
+        report.problems[0].clone()
+    };
+    let advice = "leaves the server a core";
+    if cores >= 2 {
+        let verdict = late(cores);
+        let cure = format!("`--threads {}` {advice}", cores - 1);
+        assert!(verdict.contains(&cure), "{verdict}");
+        assert!(
+            !late(cores - 1).contains(advice),
+            "one thread fewer already leaves a core"
+        );
+    } else {
+        // One core: there is no thread to give up.
+        assert!(!late(1).contains(advice));
+    }
+}
+
 /// A server that swaps consecutive broadcasts: the run counts deliveries out of order, none
 /// lost (the swapped copies do arrive), and fails.
 #[test]

@@ -5,10 +5,32 @@ use super::report::RunReport;
 use super::series::SeriesSample;
 use super::stats::LatencySummary;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 /// What the headline says, first, when the generator could not keep up.
 pub const BEHIND: &str =
     "the generator fell behind: these figures bound the generator, not the server";
+
+/// Why a generator that sent late, though none of its threads was busy, may have measured
+/// itself: its threads take every core of the machine that also runs the server (every address
+/// is a loopback one), so a send that falls due while the server holds a core waits for it. One
+/// engine thread fewer leaves the server a core; side by side, that cut the send lag p99 by
+/// half or more (benches/results/2026-12-03-pacing). `None` where the advice does not apply.
+fn leave_the_server_a_core(report: &RunReport) -> Option<String> {
+    let g = &report.generator;
+    let on_this_machine = report.config.addrs.iter().all(|addr| {
+        addr.parse::<SocketAddr>()
+            .is_ok_and(|addr| addr.ip().is_loopback())
+    });
+    let per_proc = (g.cores.saturating_sub(1) / g.procs.max(1)).max(1);
+    (on_this_machine && g.threads >= g.cores && per_proc * g.procs < g.threads).then(|| {
+        format!(
+            "its {} engine threads and the server share this machine's {} cores: \
+             `--threads {per_proc}` leaves the server a core",
+            g.threads, g.cores
+        )
+    })
+}
 
 /// Fills `ok`, `problems` and `headline`. The headline names every problem, so a run that did
 /// not open all its connections, lost messages, or whose generator fell behind says so first.
@@ -36,11 +58,15 @@ pub(crate) fn judge(report: &mut RunReport) {
                 m.scheduled.unwrap_or(0)
             ));
         }
-        if g.busiest_thread_percent >= SATURATED_PERCENT {
+        let saturated = g.busiest_thread_percent >= SATURATED_PERCENT;
+        if saturated {
             why.push(format!(
                 "its busiest thread used {}% of a core",
                 g.busiest_thread_percent
             ));
+        }
+        if lag.p99 > allowed && own_unsent == 0 && !saturated {
+            why.extend(leave_the_server_a_core(report));
         }
         let tolerated = if report.config.tolerate_generator_lag {
             ", tolerated by --tolerate-generator-lag"
