@@ -53,12 +53,38 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// A loopback address where nothing listens, so that connecting to it is refused: a port the
-/// kernel has just handed out, closed again (for tests of what the tools say then).
-pub fn nothing_listens() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("its address")
-} // The listener is dropped here: nobody listens there now.
+/// A loopback address where nothing listens, so that connecting to it is refused, for as long
+/// as this value lives (for tests of what the tools say then). It holds a socket bound to a port
+/// the kernel handed out, and never listens on it: a connect is refused (the kernel answers the
+/// SYN with a reset), and, unlike a port closed again at once, no other test running meanwhile
+/// can be given the port and start listening there.
+pub struct NothingListens {
+    _socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl NothingListens {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// See [`NothingListens`].
+pub fn nothing_listens() -> NothingListens {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .expect("a TCP socket");
+    let any_port: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    socket.bind(&any_port.into()).expect("bind a free port");
+    let addr = socket
+        .local_addr()
+        .ok()
+        .and_then(|addr| addr.as_socket())
+        .expect("its address");
+    NothingListens {
+        _socket: socket,
+        addr,
+    }
+}
 
 /// Misbehaviour to inject. The default injects none: a correct server.
 #[derive(Debug, Clone, Default)]

@@ -153,9 +153,15 @@ fn binary_output_format_and_exit_code() {
 /// and the binary exits 1.
 #[test]
 fn nothing_listening_fails_every_scenario() {
-    let addr = nothing_listens();
+    let closed = nothing_listens();
     let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["check", "--addr", &addr.to_string(), "--timeout-ms", "500"])
+        .args([
+            "check",
+            "--addr",
+            &closed.addr().to_string(),
+            "--timeout-ms",
+            "500",
+        ])
         .output()
         .expect("run loadgen check");
     let stdout = String::from_utf8_lossy(&output.stdout);

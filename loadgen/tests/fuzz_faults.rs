@@ -153,9 +153,15 @@ fn command_line_verdict_and_exit_status() {
 /// Nobody listening at the start is an error (exit status 2), not a verdict.
 #[test]
 fn no_server_at_the_start_is_an_error() {
-    let addr = nothing_listens();
+    let closed = nothing_listens();
     let output = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["fuzz", "--addr", &addr.to_string(), "--duration", "1s"])
+        .args([
+            "fuzz",
+            "--addr",
+            &closed.addr().to_string(),
+            "--duration",
+            "1s",
+        ])
         .output()
         .expect("loadgen runs");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -102,8 +102,8 @@ fn several_source_addresses() {
 /// Connections that cannot open are counted by kind and named in the first line.
 #[test]
 fn refused_connections_are_reported_first() {
-    let port = nothing_listens();
-    let report = run(&quick(port, 5)).expect("run");
+    let closed = nothing_listens();
+    let report = run(&quick(closed.addr(), 5)).expect("run");
     assert!(!report.ok);
     assert_eq!(report.connections.connected, 0);
     assert_eq!(report.connections.failures.get("refused"), Some(&5));

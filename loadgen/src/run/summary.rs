@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 pub const BEHIND: &str =
     "the generator fell behind: these figures bound the generator, not the server";
 
-/// Why a generator that sent late, though none of its threads was busy, may have measured
+/// Why a generator that sent late, though none of its threads was saturated, may have measured
 /// itself: its threads take every core of the machine that also runs the server (every address
 /// is a loopback one), so a send that falls due while the server holds a core waits for it. One
 /// engine thread fewer leaves the server a core; side by side, that cut the send lag p99 by
@@ -65,7 +65,7 @@ pub(crate) fn judge(report: &mut RunReport) {
                 g.busiest_thread_percent
             ));
         }
-        if lag.p99 > allowed && own_unsent == 0 && !saturated {
+        if lag.p99 > allowed && !saturated {
             why.extend(leave_the_server_a_core(report));
         }
         let tolerated = if report.config.tolerate_generator_lag {

@@ -2,20 +2,15 @@
 
 mod support;
 
-use loadgen::testkit::{Faults, TestServer};
-use std::net::TcpListener;
+use loadgen::testkit::{nothing_listens, Faults, TestServer};
 use support::{Chat, Peer};
 
 /// With nothing listening, the client says so plainly, tells how to start a server, and exits 1
 /// at once (no retries for a first connection).
 #[test]
 fn no_server_gives_a_clear_message_and_exit_code_1() {
-    // A port that was free a moment ago: bind it, read it, release it.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let closed = nothing_listens();
+    let addr = closed.addr().to_string();
 
     let mut chat = Chat::spawn(&addr, "alice", &[]);
     let (lines, status) = chat.finish();
