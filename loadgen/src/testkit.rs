@@ -73,7 +73,7 @@ impl NothingListens {
 pub fn nothing_listens() -> NothingListens {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
         .expect("a TCP socket");
-    let any_port: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
     socket.bind(&any_port.into()).expect("bind a free port");
     let addr = socket
         .local_addr()

@@ -61,14 +61,14 @@ pub fn start(tasks: &TaskTracker, shared: &Arc<Shared>, stream: TcpStream, args:
     };
     let out = Arc::new(OutQueue::new(args.send_queue()));
     let id = shared.connect(Arc::clone(&out), ip, crate::now());
-    let aborts = args.socket.aborts_on_close();
+    let aborts_on_close = args.socket.aborts_on_close();
     tasks.spawn(serve(
         Arc::clone(shared),
         id,
         stream,
         args.decoder(),
         out,
-        aborts,
+        aborts_on_close,
     ));
 }
 
