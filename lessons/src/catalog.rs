@@ -108,25 +108,38 @@ impl Catalog {
     /// building each lesson's own set of packages compiled tokio and its kin again for each
     /// new set (minutes of a CI run); one set means one build, and every later call is free.
     pub fn build_all(&self) -> Result<PathBuf, String> {
-        static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-        BUILT
-            .get_or_init(|| cargo_build(&self.root, self.bins.keys()))
+        self.build_all_as(Profile::Debug)
+    }
+
+    /// [`build_all`](Self::build_all) in either profile: release is what a lesson's numbers are
+    /// measured with.
+    pub fn build_all_as(&self, profile: Profile) -> Result<PathBuf, String> {
+        static BUILT: [OnceLock<Result<PathBuf, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+        BUILT[profile as usize]
+            .get_or_init(|| cargo_build(&self.root, self.bins.keys(), profile))
             .clone()
     }
 
-    /// Builds the examples named (debug profile), each with its package; they land in the
-    /// `examples` folder beside the binaries, which the lesson's `PATH` includes. A build of
+    /// Builds the examples named, each with its package; they land in the `examples` folder
+    /// beside the binaries of the same profile, which the lesson's `PATH` includes. A build of
     /// its own, so that the dev-dependencies an example may use do not change the features
     /// the binaries are built with.
-    pub fn build_examples(&self, names: &BTreeSet<String>) -> Result<(), String> {
-        static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    pub fn build_examples(&self, names: &BTreeSet<String>, profile: Profile) -> Result<(), String> {
+        static BUILT: Mutex<BTreeSet<(String, bool)>> = Mutex::new(BTreeSet::new());
+        let release = profile == Profile::Release;
         let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-        let missing: Vec<&String> = names.iter().filter(|n| !built.contains(*n)).collect();
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !built.contains(&((*n).clone(), release)))
+            .collect();
         if missing.is_empty() {
             return Ok(());
         }
         let mut command = Command::new(cargo());
         command.arg("build").current_dir(&self.root);
+        if release {
+            command.arg("--release");
+        }
         for name in &missing {
             let package = self
                 .package_of_example(name)
@@ -141,7 +154,7 @@ impl Catalog {
                 "building the examples {missing:?} failed (see the compiler output above)"
             ));
         }
-        built.extend(missing.into_iter().cloned());
+        built.extend(missing.into_iter().map(|n| (n.clone(), release)));
         Ok(())
     }
 }
@@ -192,10 +205,20 @@ fn read_metadata() -> Result<Catalog, String> {
     })
 }
 
+/// What the binaries are built as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// The tests' build: quick to compile.
+    Debug = 0,
+    /// The build every measured block names.
+    Release = 1,
+}
+
 /// `cargo build --bins -p ...`; returns the folder of the executables it reports.
 fn cargo_build<'a>(
     root: &Path,
     packages: impl Iterator<Item = &'a String> + Clone,
+    profile: Profile,
 ) -> Result<PathBuf, String> {
     let mut command = Command::new(cargo());
     command
@@ -207,6 +230,9 @@ fn cargo_build<'a>(
         .current_dir(root)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    if profile == Profile::Release {
+        command.arg("--release");
+    }
     for p in packages.clone() {
         command.args(["-p", p]);
     }

@@ -142,9 +142,208 @@ fn normalize(command: &str) -> String {
     command.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What one command of a lesson printed when the lesson was played to be measured
+/// ([`crate::session::measure_lesson`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capture {
+    /// The command as the lesson writes it.
+    pub command: String,
+    /// What it printed (stdout and stderr, as a terminal shows them), the lesson's ports in it.
+    pub output: String,
+    /// The 1-minute load average when it ended.
+    pub load: f64,
+}
+
+/// The 1-minute load average now (`/proc/loadavg`); 0 where it cannot be read.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// This machine as a `machine:` line names it: `AMD EPYC (family 25), 2 cores (KVM), Linux
+/// 6.18, release build` (the model and family from `lscpu`, the cores the process may use,
+/// the hypervisor where there is one, the kernel's version).
+pub fn this_machine() -> String {
+    let lscpu = std::process::Command::new("lscpu")
+        .env("LC_ALL", "C")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let field = |key: &str| {
+        lscpu.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let mut cpu = field("Model name").unwrap_or_else(|| "unknown CPU".into());
+    if let Some(family) = field("CPU family") {
+        cpu = format!("{cpu} (family {family})");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let hypervisor = field("Hypervisor vendor").map_or(String::new(), |h| format!(" ({h})"));
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel: Vec<&str> = release.trim().split(['.', '-']).take(2).collect();
+    format!(
+        "{cpu}, {cores} cores{hypervisor}, Linux {}, release build",
+        kernel.join(".")
+    )
+}
+
+/// A lesson with some of its measured blocks measured again.
+#[derive(Debug, Default)]
+pub struct Rewritten {
+    /// The lesson's new text.
+    pub text: String,
+    /// Each block replaced: its old lines and its new ones (between the fences).
+    pub replaced: Vec<(Vec<String>, Vec<String>)>,
+    /// The blocks that were to be replaced but whose command never ran (or ran fewer times
+    /// than the lesson quotes it), by line.
+    pub missing: Vec<String>,
+}
+
+/// Replaces each measured block of `text` whose command contains `only` (every block when
+/// `only` is empty) with what that command printed in `captures`: the n-th block quoting a
+/// command gets its n-th run, in the order the commands ended. Its `machine:` line becomes
+/// `machine`, its `load:` line the load when the command ended followed by `remark`; the
+/// `command:` line stays.
+pub fn rewrite(
+    text: &str,
+    captures: &[Capture],
+    only: &str,
+    machine: &str,
+    remark: &str,
+) -> Rewritten {
+    let doc = Document::parse(text);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut out = Rewritten::default();
+    let mut runs_used: Vec<String> = Vec::new();
+    let mut edits: Vec<(usize, usize, Vec<String>)> = Vec::new(); // (first line, count, new)
+    for block in doc.blocks.iter().filter(|b| b.lang == "measured") {
+        let Some(command) = block
+            .lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("command:").map(str::trim))
+        else {
+            continue;
+        };
+        let key = normalize(command);
+        let nth = runs_used.iter().filter(|k| **k == key).count();
+        runs_used.push(key.clone());
+        if !command.contains(only) {
+            continue;
+        }
+        let Some(run) = captures
+            .iter()
+            .filter(|c| normalize(&c.command) == key)
+            .nth(nth)
+        else {
+            out.missing.push(format!(
+                "line {}: `{command}` ran fewer than {} times",
+                block.line,
+                nth + 1
+            ));
+            continue;
+        };
+        let mut new = vec![
+            format!("machine: {machine}"),
+            format!("load: {:.2} ({remark})", run.load),
+            format!("command: {command}"),
+        ];
+        new.extend(run.output.trim_end().lines().map(str::to_string));
+        // `block.line` is the opening fence's (1-based): the block's lines follow it.
+        edits.push((block.line, block.lines.len(), new.clone()));
+        out.replaced.push((block.lines.clone(), new));
+    }
+    for (first, count, new) in edits.into_iter().rev() {
+        lines.splice(first..first + count, new);
+    }
+    out.text = lines.join("\n");
+    if text.ends_with('\n') {
+        out.text.push('\n');
+    }
+    out
+}
+
+/// `text` (a translation) with each `(old, new)` measured block of `replaced` replaced, where
+/// it holds the old one verbatim; Err names the blocks it does not hold.
+pub fn carry_over(text: &str, replaced: &[(Vec<String>, Vec<String>)]) -> Result<String, String> {
+    let fenced = |lines: &[String]| format!("```measured\n{}\n```", lines.join("\n"));
+    let mut text = text.to_string();
+    let mut absent = Vec::new();
+    for (old, new) in replaced {
+        let old = fenced(old);
+        match text.find(&old) {
+            Some(at) => text.replace_range(at..at + old.len(), &fenced(new)),
+            None => absent.push(old.lines().nth(3).unwrap_or_default().to_string()),
+        }
+    }
+    if absent.is_empty() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "the translation lacks these blocks verbatim, first output lines: {absent:?}"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The n-th block quoting a command gets the n-th run of it; `only` leaves the other
+    /// blocks as they were; a block whose run is missing is named; the translation gets the
+    /// same blocks.
+    #[test]
+    fn measured_blocks_take_their_runs_in_order() {
+        let lesson = "```sh\nrun --rate 1\nps\nrun --rate 1\n```\n\nAlone:\n\n```measured\n\
+                      machine: old\nload: 0.1 (quiet)\ncommand: run --rate 1\nfirst\n```\n\n\
+                      ```measured\nmachine: old\nload: 0.1 (quiet)\ncommand: ps\nPID\n```\n\n\
+                      ```measured\nmachine: old\nload: 0.2 (quiet)\ncommand: run --rate 1\nsecond\n\
+                      ```\n\n```measured\nmachine: old\nload: 0.2\ncommand: run --rate 1\nthird\n```\n";
+        let capture = |command: &str, output: &str, load| Capture {
+            command: command.into(),
+            output: output.into(),
+            load,
+        };
+        let runs = [
+            capture("run  --rate 1", "OK: 1\nlatency\n", 1.5),
+            capture("ps", "PID 7\n", 1.0),
+            capture("run --rate 1", "OK: 2\n", 1.25),
+        ];
+        let new = rewrite(lesson, &runs, "--rate", "box, 2 cores", "quiet");
+        assert_eq!(new.replaced.len(), 2);
+        assert_eq!(new.missing.len(), 1, "{:?}", new.missing);
+        assert!(
+            new.missing[0].contains("fewer than 3 times"),
+            "{:?}",
+            new.missing
+        );
+        assert!(new.text.contains(
+            "```measured\nmachine: box, 2 cores\nload: 1.50 (quiet)\ncommand: run --rate 1\n\
+             OK: 1\nlatency\n```"
+        ));
+        assert!(new
+            .text
+            .contains("load: 1.25 (quiet)\ncommand: run --rate 1\nOK: 2\n```"));
+        assert!(
+            new.text.contains("command: ps\nPID\n```"),
+            "not --rate: kept"
+        );
+        assert!(
+            new.text.contains("command: run --rate 1\nthird\n```"),
+            "no run: kept"
+        );
+        assert!(new.text.starts_with("```sh\n") && new.text.ends_with("```\n"));
+        assert_eq!(new.text.lines().count(), lesson.lines().count() + 1);
+
+        let chinese = lesson.replace("Alone:", "单独：");
+        let carried = carry_over(&chinese, &new.replaced).expect("verbatim blocks");
+        assert_eq!(carried, new.text.replace("Alone:", "单独："));
+        let drifted = chinese.replace("second", "other");
+        assert!(carry_over(&drifted, &new.replaced).is_err());
+    }
 
     /// Prose figures with a rate or latency unit are found, other numbers are not.
     #[test]

@@ -5,15 +5,15 @@
 //! (`127.0.0.1:8888`, `127.0.0.1 8888`) replaced by the real ones. The rules are written for
 //! lesson authors in `lessons/README.md`.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Profile};
 use crate::markdown::Document;
+use crate::measured::Capture;
 use crate::proc::Proc;
 use crate::rewrite::{bound_load, default_addr};
 use crate::script::{self, Command, Step};
 use regex::Regex;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use std::time::Duration;
 const STARTUP: Duration = Duration::from_secs(60);
 /// How long a foreground command may run (`loadgen check` waits for idle timeouts).
 const FOREGROUND: Duration = Duration::from_secs(120);
+/// The same when measuring: load runs and sweeps run at their full length.
+const FOREGROUND_MEASURED: Duration = Duration::from_secs(1800);
 /// How long an `# interactive` command must keep running to count as started.
 const INTERACTIVE: Duration = Duration::from_millis(1500);
 /// SIGTERM to SIGKILL.
@@ -30,6 +32,28 @@ const GRACE: Duration = Duration::from_secs(5);
 /// Runs every command of the lesson at `path`; Err lists every command that did not do what
 /// the lesson says.
 pub fn run_lesson(path: &Path) -> Result<(), String> {
+    play(path, Mode::Test).map(|_| ())
+}
+
+/// Plays the lesson at `path` to measure it again: release binaries, every command as the
+/// lesson writes it (load runs at full length), and the output of each command kept, in the
+/// order they ran, for [`crate::measured::rewrite`]. Err lists every command that did not do
+/// what the lesson says (a measurement of a lesson that fails is no measurement).
+pub fn measure_lesson(path: &Path) -> Result<Vec<Capture>, String> {
+    play(path, Mode::Measure)
+}
+
+/// How a lesson is played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As the tests play it: debug binaries, load runs shortened.
+    Test,
+    /// As the lesson's numbers are measured: release binaries, nothing shortened, every
+    /// command's output kept.
+    Measure,
+}
+
+fn play(path: &Path, mode: Mode) -> Result<Vec<Capture>, String> {
     // One lesson at a time: they start servers and load, and the machine is small.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -61,20 +85,24 @@ pub fn run_lesson(path: &Path) -> Result<(), String> {
             .iter()
             .filter_map(|e| catalog.package_of_example(e).map(String::from)),
     );
+    let profile = match mode {
+        Mode::Test => Profile::Debug,
+        Mode::Measure => Profile::Release,
+    };
     let bin_dir = if packages.is_empty() {
         catalog.root().join("target") // nothing of ours to run; PATH needs no change
     } else {
-        catalog.build_all()?
+        catalog.build_all_as(profile)?
     };
-    catalog.build_examples(&examples)?;
-    let mut run = LessonRun::new(name, catalog, bin_dir);
+    catalog.build_examples(&examples, profile)?;
+    let mut run = LessonRun::new(name, catalog, bin_dir, mode);
     for (index, steps) in blocks.iter().enumerate() {
         run.block(index, steps);
     }
     run.finish();
     failures.append(&mut run.failures);
     if failures.is_empty() {
-        Ok(())
+        Ok(run.captures)
     } else {
         Err(failures.join("\n\n"))
     }
@@ -165,19 +193,27 @@ struct LessonRun<'a> {
     bin_dir: PathBuf,
     /// The lesson's port -> the real one (fixed for the whole lesson, so a restart reuses it).
     ports: HashMap<u16, u16>,
+    /// The real ports that no server of ours started on: see [`hold_port`].
+    held: Vec<socket2::Socket>,
     servers: Vec<Option<RunningServer>>,
     failures: Vec<String>,
+    mode: Mode,
+    /// [`Mode::Measure`]: what each command printed, in the order they ended.
+    captures: Vec<Capture>,
 }
 
 impl<'a> LessonRun<'a> {
-    fn new(name: String, catalog: &'a Catalog, bin_dir: PathBuf) -> Self {
+    fn new(name: String, catalog: &'a Catalog, bin_dir: PathBuf, mode: Mode) -> Self {
         LessonRun {
             name,
             catalog,
             bin_dir,
             ports: HashMap::new(),
+            held: Vec::new(),
             servers: Vec::new(),
             failures: Vec::new(),
+            mode,
+            captures: Vec::new(),
         }
     }
 
@@ -260,7 +296,7 @@ impl<'a> LessonRun<'a> {
     /// `redis-server`: it cannot pick a free port itself and print it, so the test picks one
     /// (the same one again when the lesson restarts it), and waits until it accepts.
     fn start_redis(&mut self, block: usize, command: &Command, lesson_port: u16) -> Option<usize> {
-        let real = *self.ports.entry(lesson_port).or_insert_with(closed_port);
+        let real = self.real_port(lesson_port);
         let text = script::with_redis_port(&command.text, real);
         let mut proc = self.spawn(command, &text)?;
         let deadline = std::time::Instant::now() + STARTUP;
@@ -317,7 +353,11 @@ impl<'a> LessonRun<'a> {
         if let Some(control) = job_control(&command.text) {
             return self.control_job(command, control, jobs);
         }
-        let text = bound_load(&self.substitute_addresses(&default_addr(&command.text)));
+        let text = self.substitute_addresses(&default_addr(&command.text));
+        let text = match self.mode {
+            Mode::Test => bound_load(&text),
+            Mode::Measure => text,
+        };
         let Some(mut proc) = self.spawn(command, &text) else {
             return;
         };
@@ -337,15 +377,12 @@ impl<'a> LessonRun<'a> {
             }
             return;
         }
-        let status = proc.wait(FOREGROUND);
+        let limit = self.foreground();
+        let status = proc.wait(limit);
         proc.stop(GRACE);
         let output = proc.output();
         match status {
-            None => self.fail(
-                command,
-                &format!("still running after {FOREGROUND:?}"),
-                &output,
-            ),
+            None => self.fail(command, &format!("still running after {limit:?}"), &output),
             Some(s) if s.success() && command.fails => {
                 self.fail(command, "should fail but exited 0", &output)
             }
@@ -381,7 +418,11 @@ impl<'a> LessonRun<'a> {
                 match std::mem::replace(job, Job::Gone) {
                     Job::Server(i) => self.stop_server(i),
                     Job::Background(c, mut proc) => {
-                        let status = if waiting { proc.wait(FOREGROUND) } else { None };
+                        let status = if waiting {
+                            proc.wait(self.foreground())
+                        } else {
+                            None
+                        };
                         proc.stop(GRACE);
                         let output = proc.output();
                         match status {
@@ -390,7 +431,7 @@ impl<'a> LessonRun<'a> {
                             }
                             None if waiting => self.fail(
                                 &c,
-                                &format!("still running after {FOREGROUND:?}"),
+                                &format!("still running after {:?}", self.foreground()),
                                 &output,
                             ),
                             _ => self.check_output(&c, &output),
@@ -422,7 +463,7 @@ impl<'a> LessonRun<'a> {
                 },
             };
             let lesson_port: u16 = port.as_str().parse().unwrap_or(0);
-            let real = *self.ports.entry(lesson_port).or_insert_with(closed_port);
+            let real = self.real_port(lesson_port);
             out.push_str(&text[last..whole.start()]);
             let _ = write!(out, "{prefix}{real}");
             last = whole.end();
@@ -431,9 +472,41 @@ impl<'a> LessonRun<'a> {
         out
     }
 
+    /// The real port for `lesson_port`: the one a server of ours took for it, or else one held
+    /// for the rest of the lesson.
+    fn real_port(&mut self, lesson_port: u16) -> u16 {
+        if let Some(&real) = self.ports.get(&lesson_port) {
+            return real;
+        }
+        let real = match hold_port() {
+            Ok((socket, port)) => {
+                self.held.push(socket);
+                port
+            }
+            Err(_) => 1, // no socket to be had: port 1, where nothing of ours listens either
+        };
+        self.ports.insert(lesson_port, real);
+        real
+    }
+
+    /// How long a foreground command may run.
+    fn foreground(&self) -> Duration {
+        match self.mode {
+            Mode::Test => FOREGROUND,
+            Mode::Measure => FOREGROUND_MEASURED,
+        }
+    }
+
     /// Checks `# expect:` and `# silent` against what the command printed (an address in the
-    /// expected text means the real one).
+    /// expected text means the real one); when measuring, keeps the output too.
     fn check_output(&mut self, command: &Command, output: &str) {
+        if self.mode == Mode::Measure {
+            self.captures.push(Capture {
+                command: command.text.clone(),
+                output: lesson_addresses(output, &self.ports),
+                load: crate::measured::load_average(),
+            });
+        }
         for wanted in &command.expect {
             let wanted = self.substitute_addresses(wanted);
             if !output.contains(wanted.as_str()) {
@@ -501,16 +574,83 @@ fn job_control(text: &str) -> Option<JobControl> {
     }
 }
 
-/// A port nothing listens on: bind a free one and let it go.
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or(1, |a| a.port())
+/// `output` with the real ports written back as the lesson's (`127.0.0.1:8888`), as a learner
+/// who runs the lesson sees them; `ports` maps the lesson's ports to the real ones.
+fn lesson_addresses(output: &str, ports: &HashMap<u16, u16>) -> String {
+    static ADDR: OnceLock<Regex> = OnceLock::new();
+    let re = ADDR.get_or_init(|| {
+        Regex::new(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0):(\d{2,5})\b").expect("regex")
+    });
+    let lesson_of: HashMap<u16, u16> = ports.iter().map(|(&l, &r)| (r, l)).collect();
+    re.replace_all(output, |cap: &regex::Captures| {
+        let port: u16 = cap[2].parse().unwrap_or(0);
+        match lesson_of.get(&port) {
+            Some(lesson) => format!("{}:{lesson}", &cap[1]),
+            None => cap[0].to_string(),
+        }
+    })
+    .into_owned()
+}
+
+/// A free loopback port, held by a socket that is bound and never listens, with
+/// `SO_REUSEADDR`, for as long as the socket lives.
+///
+/// Held, a connect to it is refused, as the lesson expects of a port with nothing behind it,
+/// and the kernel gives it to nobody who asks for any free port: a port let go at once could be
+/// handed to the next server started on port 0 in this lesson, and a command meant to find
+/// nothing there would find that server. A program the lesson starts on the port itself
+/// (`redis-server --port`, `--http-addr`) still gets it: it binds with `SO_REUSEADDR` too,
+/// which Linux allows beside a socket that does not listen.
+fn hold_port() -> std::io::Result<(socket2::Socket, u16)> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    let port = socket
+        .local_addr()?
+        .as_socket()
+        .map_or(1, |addr| addr.port());
+    Ok((socket, port))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A measured output shows the lesson's ports, not the ones the test gave its servers;
+    /// other numbers stay.
+    #[test]
+    fn writes_the_lessons_ports_back() {
+        let ports = HashMap::from([(8888, 41234), (9001, 41235)]);
+        let output = "listening on 127.0.0.1:41234\nhttp on 127.0.0.1:41235, 41234 msg/s, \
+                      127.0.0.1:5555";
+        assert_eq!(
+            lesson_addresses(output, &ports),
+            "listening on 127.0.0.1:8888\nhttp on 127.0.0.1:9001, 41234 msg/s, 127.0.0.1:5555"
+        );
+    }
+
+    /// A held port refuses connections, no server started on any free port is given it, and a
+    /// program the lesson starts on that very port can still listen there.
+    #[test]
+    fn a_held_port_is_refused_and_still_ours_to_bind() {
+        // Twenty held ports, ten thousand free ones asked for: let go, the held ones would be
+        // handed out again about fourteen times.
+        let held: Vec<_> = (0..20).map(|_| hold_port().expect("a port")).collect();
+        let ports: BTreeSet<u16> = held.iter().map(|(_, port)| *port).collect();
+        for _ in 0..10_000 {
+            let any = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            let port = any.local_addr().expect("addr").port();
+            assert!(!ports.contains(&port), "held port {port} handed out");
+        }
+        let port = held[0].1;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let refused = std::net::TcpStream::connect(addr).expect_err("nothing listens");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        let listener = std::net::TcpListener::bind(addr).expect("SO_REUSEADDR binds beside it");
+        std::net::TcpStream::connect(addr).expect("and it listens");
+        drop(listener);
+    }
 
     /// Job control lines are recognised, other `kill`s are left to the shell.
     #[test]

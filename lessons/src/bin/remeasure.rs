@@ -1,0 +1,125 @@
+//! Measures a lesson again: plays it as a learner would (release binaries, every load run at
+//! its full length), and replaces its ```` ```measured ```` blocks with what the commands print
+//! now, in the English lesson and, verbatim, in its Chinese edition. Then it lists the figures
+//! the prose quotes that no measured block holds any more: those sentences are the author's to
+//! rewrite, in both editions.
+//!
+//! ```sh
+//! cargo run -p lessons --bin remeasure -- 02-threads.md 05-epoll.md
+//! cargo run -p lessons --bin remeasure -- --only ' --rate ' 08-measuring.md
+//! ```
+//!
+//! `--only TEXT` replaces only the blocks whose command contains TEXT (the others keep their
+//! earlier run, and their own `machine:` and `load:` lines say when that was). `--remark TEXT`
+//! is what follows the load average (default: the quiet machine's remark; measure on a quiet
+//! machine, nothing else running). Nothing is written for a lesson whose commands fail.
+
+use lessons::editions::{chinese_of, same_numbers};
+use lessons::measured::{carry_over, check_numbers, load_average, rewrite, this_machine};
+use lessons::session::measure_lesson;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const QUIET: &str =
+    "quiet: only this lesson's commands; the 1-minute average at the end of the command";
+
+fn main() -> ExitCode {
+    let mut only = String::new();
+    let mut remark = QUIET.to_string();
+    let mut files = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--only" | "--remark" => {
+                let Some(value) = args.next() else {
+                    eprintln!("{arg} needs a value");
+                    return ExitCode::from(2);
+                };
+                if arg == "--only" {
+                    only = value;
+                } else {
+                    remark = value;
+                }
+            }
+            "-h" | "--help" => {
+                println!("remeasure [--only TEXT] [--remark TEXT] LESSON.md...");
+                return ExitCode::SUCCESS;
+            }
+            _ => files.push(arg),
+        }
+    }
+    if files.is_empty() {
+        eprintln!("name the lessons to measure again (02-threads.md ...)");
+        return ExitCode::from(2);
+    }
+    let machine = this_machine();
+    let mut ok = true;
+    for file in files {
+        let mut path = PathBuf::from(&file);
+        if !path.exists() {
+            path = lessons::lessons_dir().join(&file);
+        }
+        ok &= remeasure(&path, &only, &machine, &remark);
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Measures one lesson again; false when something is left to do by hand.
+fn remeasure(path: &std::path::Path, only: &str, machine: &str, remark: &str) -> bool {
+    let name = path.display();
+    let load = load_average();
+    if load > 1.0 {
+        eprintln!("{name}: the load average is {load:.2} before the lesson starts: is something else running?");
+    }
+    let captures = match measure_lesson(path) {
+        Ok(captures) => captures,
+        Err(failures) => {
+            eprintln!("{name}: not measured, its commands failed:\n\n{failures}");
+            return false;
+        }
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        eprintln!("{name}: cannot read it");
+        return false;
+    };
+    let new = rewrite(&text, &captures, only, machine, remark);
+    let mut ok = new.missing.is_empty();
+    for why in &new.missing {
+        eprintln!("{name}: kept a block: {why}");
+    }
+    if let Err(e) = std::fs::write(path, &new.text) {
+        eprintln!("{name}: cannot write it: {e}");
+        return false;
+    }
+    println!("{name}: {} measured blocks replaced", new.replaced.len());
+    let chinese = chinese_of(path);
+    if let Ok(text) = std::fs::read_to_string(&chinese) {
+        match carry_over(&text, &new.replaced) {
+            Ok(text) => {
+                if let Err(e) = std::fs::write(&chinese, text) {
+                    eprintln!("{}: cannot write it: {e}", chinese.display());
+                    ok = false;
+                }
+            }
+            Err(why) => {
+                eprintln!("{}: not changed: {why}", chinese.display());
+                ok = false;
+            }
+        }
+    }
+    // What the prose quotes and no block holds any more: sentences to rewrite.
+    let mut checks = vec![check_numbers(path)];
+    if chinese.exists() {
+        checks.push(check_numbers(&chinese));
+        checks.push(same_numbers(path, &chinese));
+    }
+    for failure in checks.into_iter().filter_map(Result::err) {
+        eprintln!("{failure}");
+        ok = false;
+    }
+    ok
+}
