@@ -163,8 +163,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub procs: Option<usize>,
 
-    /// Engine threads per process (default: the cores shared out over the processes; a paced
-    /// run against this machine's own server leaves that server one core).
+    /// Engine threads per process (default: the cores shared out over the processes).
     #[arg(long)]
     pub threads: Option<usize>,
 
@@ -218,7 +217,7 @@ pub struct RunConfig {
     pub source_addrs: Option<usize>,
     /// Generator processes; `None`: automatic (at most 16,000 connections each).
     pub procs: Option<usize>,
-    /// Engine threads per process; `None`: automatic ([`RunConfig::thread_count`]).
+    /// Engine threads per process; `None`: the cores shared out over the processes.
     pub threads: Option<usize>,
     /// Send lag p99 above which the generator counts as fallen behind.
     pub max_send_lag: Duration,
@@ -408,26 +407,6 @@ impl RunConfig {
             .clamp(1, rooms)
     }
 
-    /// Engine threads per process: as asked, or the machine's `cores` shared out over the
-    /// processes. A paced run whose servers are all on this machine (loopback addresses) leaves
-    /// them one core: its sends must leave on time, and an engine thread that waits for a core
-    /// the server holds sends late. Side by side on 2 cores, one thread instead of two cut the
-    /// send lag p99 by half or more (benches/results/2026-12-03-pacing). A closed loop keeps
-    /// every core: there the generator's speed is the measurement's limit, and nothing is
-    /// ever late, nor an idle run, which sends nothing.
-    pub fn thread_count(&self, cores: usize) -> usize {
-        let procs = self.proc_count();
-        let sends = self.workload != Workload::Idle;
-        let paced_on_this_machine =
-            sends && self.rate.is_some() && self.addrs.iter().all(|a| a.ip().is_loopback());
-        let cores = if paced_on_this_machine {
-            cores.saturating_sub(1)
-        } else {
-            cores
-        };
-        self.threads.unwrap_or((cores / procs).max(1))
-    }
-
     /// Source addresses per process: as asked (shared out, rounded up), or one per
     /// [`CONNS_PER_SOURCE`] connections of a process.
     pub fn sources_per_proc(&self) -> usize {
@@ -541,35 +520,5 @@ mod tests {
         assert!(c.validate().is_ok());
         c.procs = Some(11);
         assert!(c.validate().is_err(), "10 rooms cannot make 11 processes");
-    }
-
-    /// A paced run against loopback leaves the server a core; a closed loop, an idle run, a
-    /// remote server or `--threads` do not.
-    #[test]
-    fn threads_leave_a_local_server_one_core_when_paced() {
-        let mut c = RunConfig::new("127.0.0.1:1".parse().expect("addr"), 1_000);
-        c.rate = None;
-        assert_eq!(c.thread_count(2), 2, "closed loop: every core");
-        c.rate = Some(2.0);
-        c.workload = Workload::Idle;
-        assert_eq!(c.thread_count(2), 2, "idle: nothing to send on time");
-        c.workload = Workload::Chat;
-        assert_eq!(
-            c.thread_count(2),
-            1,
-            "paced against loopback: one core left"
-        );
-        assert_eq!(c.thread_count(16), 15);
-        assert_eq!(c.thread_count(1), 1, "never no thread");
-        c.conns = 100_000;
-        assert_eq!(c.proc_count(), 7);
-        assert_eq!(c.thread_count(16), 2, "15 cores over 7 processes");
-        c.conns = 1_000;
-        c.addrs = vec!["10.0.0.1:1".parse().expect("addr")];
-        assert_eq!(c.thread_count(2), 2, "a remote server: every core");
-        c.addrs = vec!["[::1]:1".parse().expect("addr")];
-        assert_eq!(c.thread_count(2), 1, "IPv6 loopback is this machine too");
-        c.threads = Some(2);
-        assert_eq!(c.thread_count(2), 2, "as asked");
     }
 }

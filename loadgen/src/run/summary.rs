@@ -317,11 +317,12 @@ pub fn render(report: &RunReport) -> String {
     };
     let _ = write!(
         out,
-        "\ncpu          generator {}% of one core{} ({procs}{} threads on {} cores, busiest \
+        "\ncpu          generator {}% of one core{} ({procs}{} thread{} on {} cores, busiest \
          thread {}%)",
         g.cpu_percent,
         per_msg(g.cpu_us_per_msg),
         g.threads,
+        if g.threads == 1 { "" } else { "s" },
         g.cores,
         g.busiest_thread_percent
     );
