@@ -14,10 +14,9 @@
 //! Redis writes its log to a temporary file beside the process (removed on drop), so that a
 //! test that finds the server gone can say why: [`RedisServer::describe`].
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -142,21 +141,25 @@ impl Drop for RedisServer {
 }
 
 /// A loopback port the kernel calls free, for a program that cannot pick its own and report it
-/// (redis-server, nginx, chromedriver); never one already handed out in this process (the
-/// kernel may hand a released port out again at once).
+/// (redis-server, nginx, chromedriver).
+///
+/// The port stays bound for the rest of this process's life, by a socket that never listens and
+/// sets `SO_REUSEADDR`: the kernel then hands it to nobody who asks for any free port (another
+/// test's server on port 0 could otherwise take it between now and the program's start, and the
+/// program would fail to bind, or a check would reach the wrong server), while the program, which
+/// binds that very port with `SO_REUSEADDR` as Redis, nginx and chromedriver do, still gets it.
 pub fn free_port() -> Result<u16, String> {
-    static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    let handed_out = handed_out.get_or_insert_with(HashSet::new);
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free loopback port: {e}"))?
-            .port();
-        if handed_out.insert(port) {
-            return Ok(port);
-        }
-    }
+    static HELD: Mutex<Vec<socket2::Socket>> = Mutex::new(Vec::new());
+    let hold = || -> std::io::Result<(socket2::Socket, u16)> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        let port = socket.local_addr()?.as_socket().map_or(0, |a| a.port());
+        Ok((socket, port))
+    };
+    let (socket, port) = hold().map_err(|e| format!("no free loopback port: {e}"))?;
+    HELD.lock().unwrap_or_else(|e| e.into_inner()).push(socket);
+    Ok(port)
 }
 
 /// The process id of the Redis answering at `addr` (from `INFO server`), or `None` while

@@ -146,7 +146,8 @@ pub fn not_installed<T>(what: &str) -> Option<T> {
 }
 
 /// A free port on 127.0.0.1, asked of the kernel, for a program that cannot pick its own and
-/// report it (redis-server, nginx, chromedriver); never one handed to another test of this run.
+/// report it (redis-server, nginx, chromedriver); held for the rest of the run, so that no other
+/// test's server is given it first (see `loadgen::sweep::free_port`).
 pub fn free_port() -> u16 {
     loadgen::sweep::free_port().expect("a free port")
 }
