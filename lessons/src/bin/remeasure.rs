@@ -12,13 +12,35 @@
 //! `--only TEXT` replaces only the blocks whose command contains TEXT (the others keep their
 //! earlier run, and their own `machine:` and `load:` lines say when that was). `--remark TEXT`
 //! is what follows the load average (default: the quiet machine's remark; measure on a quiet
-//! machine, nothing else running). Nothing is written for a lesson whose commands fail.
+//! machine, nothing else running). Before each lesson it waits up to two minutes for the load
+//! average to fall below 1 (a build's or the last lesson's load fades slowly). Nothing is
+//! written for a lesson whose commands fail.
 
+use lessons::catalog::{Catalog, Profile};
 use lessons::editions::{chinese_of, same_numbers};
 use lessons::measured::{carry_over, check_numbers, load_average, rewrite, this_machine};
 use lessons::session::measure_lesson;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Below this 1-minute load average the machine counts as quiet (on any number of cores: what
+/// a lesson runs is one or two busy processes).
+const QUIET_LOAD: f64 = 1.0;
+/// How long to wait for the load of a build or an earlier lesson to fade.
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// Waits until the load average falls below [`QUIET_LOAD`], at most [`SETTLE`]; returns it.
+fn settle() -> f64 {
+    let start = Instant::now();
+    loop {
+        let load = load_average();
+        if load < QUIET_LOAD || start.elapsed() >= SETTLE {
+            return load;
+        }
+        std::thread::sleep(Duration::from_secs(5));
+    }
+}
 
 const QUIET: &str =
     "quiet: only this lesson's commands; the 1-minute average at the end of the command";
@@ -53,6 +75,12 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let machine = this_machine();
+    // Build first: a lesson measured while the compiler still weighs on the load average
+    // measures the compiler too.
+    if let Err(e) = Catalog::workspace().and_then(|c| c.build_all_as(Profile::Release)) {
+        eprintln!("cannot build the binaries: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut ok = true;
     for file in files {
         let mut path = PathBuf::from(&file);
@@ -71,9 +99,12 @@ fn main() -> ExitCode {
 /// Measures one lesson again; false when something is left to do by hand.
 fn remeasure(path: &std::path::Path, only: &str, machine: &str, remark: &str) -> bool {
     let name = path.display();
-    let load = load_average();
-    if load > 1.0 {
-        eprintln!("{name}: the load average is {load:.2} before the lesson starts: is something else running?");
+    let load = settle();
+    if load > QUIET_LOAD {
+        eprintln!(
+            "{name}: the load average is still {load:.2} after {SETTLE:?}: is something else \
+             running?"
+        );
     }
     let captures = match measure_lesson(path) {
         Ok(captures) => captures,
