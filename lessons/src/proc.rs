@@ -1,6 +1,9 @@
 //! Running one lesson command as `bash -c` in its own process group, collecting what it prints,
 //! and always stopping it (also on panic): the group is signalled, so a pipeline or a server
-//! under `strace` goes away entirely.
+//! under `strace` goes away entirely. A command is also told to end when the thread that started
+//! it ends (`PR_SET_PDEATHSIG`): a test run stopped from outside (Ctrl-C, `kill`), which runs no
+//! destructor, does not leave the lesson's servers running, since their own process group keeps
+//! Ctrl-C from reaching them.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -38,15 +41,32 @@ impl Proc {
             dirs.extend(std::env::split_paths(&old));
         }
         let path = std::env::join_paths(dirs).map_err(std::io::Error::other)?;
-        let mut child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .args(["-c", script])
             .env("PATH", path)
             .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()?;
+            .process_group(0);
+        // SAFETY: prctl(2) and getppid(2) are async-signal-safe, as a `pre_exec` hook must be;
+        // they touch nothing of the parent's. The death signal survives `execve`, so the server
+        // that `bash -c` execs into gets it too.
+        let parent = std::process::id();
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent may have ended before the call: then no signal would ever come.
+                if libc::getppid() as u32 != parent {
+                    libc::raise(libc::SIGTERM);
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, first_line) = mpsc::channel();
         let mut readers = Vec::new();
@@ -187,4 +207,52 @@ fn append(output: &Mutex<Vec<u8>>, bytes: &[u8]) {
     let mut out = output.lock().unwrap_or_else(|e| e.into_inner());
     let room = OUTPUT_CAP.saturating_sub(out.len());
     out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether process `pid` is gone: no such process, or a zombie nobody reaped yet.
+    fn gone(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the command name, which is in parentheses.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+            Err(_) => true,
+        }
+    }
+
+    /// A command left running by a thread that then ends, with no `stop` and no destructor (as
+    /// when the test process is killed), is ended with it; one whose thread lives on keeps
+    /// running.
+    #[test]
+    fn a_command_ends_with_the_thread_that_started_it() {
+        let start = || {
+            let proc = Proc::spawn("exec sleep 30", Path::new("/nonexistent"), Path::new("/"))
+                .expect("bash runs");
+            let pid = proc.child.id();
+            std::mem::forget(proc);
+            pid
+        };
+        let orphan = thread::spawn(start).join().expect("the thread");
+        let kept = start();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !gone(orphan) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            gone(orphan),
+            "sleep {orphan} outlived the thread that started it"
+        );
+        assert!(!gone(kept), "sleep {kept} ended though its thread lives");
+        for pid in [orphan, kept] {
+            // SAFETY: kill(2) and waitpid(2) on children this test started and forgot.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+            }
+        }
+    }
 }
