@@ -11,9 +11,9 @@
 //! | [`catalog`] | the workspace's packages and binaries; builds the ones a lesson runs |
 //! | [`rewrite`] | writes out default addresses, shortens load runs |
 //! | [`proc`] | runs one command in its own process group and always stops it |
-//! | [`session`] | plays a whole lesson against the real binaries |
+//! | [`session`] | plays a whole lesson against the real binaries, as a test or to measure it again |
 //! | [`refs`] | checks links and code references |
-//! | [`measured`] | checks that quoted numbers come from a repeatable run |
+//! | [`measured`] | checks that quoted numbers come from a repeatable run; rewrites measured blocks (`remeasure`) |
 //! | [`editions`] | checks that the Chinese edition mirrors the English one |
 //! | [`exercises`] | the exercises' checks, proven on a reference solution and a starting point |
 //!
