@@ -185,6 +185,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub spin_us: u64,
 
+    /// Ask the kernel to run each engine thread in slices of this many microseconds (Linux
+    /// 6.12+, 100 to 100,000), so that a thread woken for a due send preempts a busy server
+    /// instead of waiting out its slice (0: the kernel's default slice).
+    #[arg(long, default_value_t = DEFAULT_SLICE_US)]
+    pub slice_us: u64,
+
     /// Internal: run as a worker process of a parent `loadgen run` (reads its share on stdin).
     #[arg(long, hide = true)]
     pub worker: bool,
@@ -225,6 +231,9 @@ pub struct RunConfig {
     pub tolerate_generator_lag: bool,
     /// Wake this long before a due send and spin to it (0: no spinning).
     pub spin_us: u64,
+    /// The engine threads' scheduler slice to ask for, µs (0: the kernel's default).
+    #[serde(default)]
+    pub slice_us: u64,
     /// Connections closed and reopened per second (`None`: no churn).
     pub churn: Option<f64>,
     /// The time series' sampling interval.
@@ -232,6 +241,9 @@ pub struct RunConfig {
     /// Draw the live progress line (only ever on a terminal).
     pub progress: bool,
 }
+
+/// The engine threads' scheduler slice, µs: the shortest the kernel grants (see `slice.rs`).
+pub const DEFAULT_SLICE_US: u64 = 100;
 
 /// Connections per source address before the generator moves to the next 127.0.0.x.
 pub const CONNS_PER_SOURCE: usize = 28_000;
@@ -266,6 +278,7 @@ impl RunConfig {
             max_send_lag: Duration::from_millis(1),
             tolerate_generator_lag: false,
             spin_us: 0,
+            slice_us: DEFAULT_SLICE_US,
             churn: None,
             sample_every: Duration::from_secs(1),
             progress: false,
@@ -301,6 +314,7 @@ impl RunConfig {
             max_send_lag: args.max_send_lag,
             tolerate_generator_lag: args.tolerate_generator_lag,
             spin_us: args.spin_us,
+            slice_us: args.slice_us,
             churn: (args.churn != 0.0).then_some(args.churn),
             sample_every: args.sample_every,
             progress: true,
@@ -326,6 +340,11 @@ impl RunConfig {
             "--connect-rate must be positive"
         );
         anyhow::ensure!(!self.duration.is_zero(), "--duration must be above zero");
+        anyhow::ensure!(
+            self.slice_us == 0 || (100..=100_000).contains(&self.slice_us),
+            "--slice-us must be 0 (the kernel's default) or from 100 to 100000, the bounds the \
+             kernel allows"
+        );
         anyhow::ensure!(self.conns <= u32::MAX as usize, "--conns is too large");
         if self.workload == Workload::Private {
             anyhow::ensure!(

@@ -105,6 +105,7 @@ fn config_part(config: &RunConfig, layout: &Layout, phases: &Phases) -> ConfigRe
         max_send_lag_us: config.max_send_lag.as_micros() as u64,
         tolerate_generator_lag: config.tolerate_generator_lag,
         spin_us: config.spin_us,
+        slice_us: config.slice_us,
     }
 }
 
@@ -197,6 +198,8 @@ fn generator_part(
         cpu_us_per_msg: per_msg(cpu, messages.acked),
         busiest_thread_percent,
         spin_s: round3(Duration::from_nanos(total.spin_ns).as_secs_f64()),
+        slice_us: total.slice_us,
+        slice_error: total.slice_error.clone(),
         behind: !messages.rate_kept || busiest_thread_percent >= SATURATED_PERCENT,
     }
 }

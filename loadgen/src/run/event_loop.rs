@@ -8,12 +8,13 @@
 //!    message that is due (`traffic.rs`). Nothing here is a task or a timer object: the ramp is a cursor over the
 //!    thread's connections, the timeouts are two queues in deadline order, and the sends are
 //!    the ring of `schedule.rs`.
-//! 2. **Wait.** `Poller::wait` with a timeout that ends when the next thing is due. On Linux
-//!    polling arms a timerfd for every timed wait, so the timeout has nanosecond resolution
-//!    instead of `epoll_wait`'s whole milliseconds (the ~1 ms late send of a millisecond timer
-//!    wheel is what this engine exists to avoid). Waking up still takes the scheduler a few
-//!    microseconds; `--spin-us` can wake that much early and spin to the due time, at the cost
-//!    of CPU, which the report shows.
+//! 2. **Wait.** For readiness, with a timeout that ends when the next thing is due, in
+//!    nanoseconds rather than `epoll_wait`'s whole milliseconds (the ~1 ms late send of a
+//!    millisecond timer wheel is what this engine exists to avoid): one `epoll_pwait2` on the
+//!    poller's descriptor (`wait.rs` says why not `Poller::wait`). Waking up still takes the
+//!    scheduler a few microseconds; `--spin-us` can wake that much early and spin to the due
+//!    time, at the cost of CPU, which the report shows, and the thread asks for a short
+//!    scheduler slice so that it need not wait for a busy server's to end (`slice.rs`).
 //! 3. **Readiness.** Finish connects, read what arrived, write what a full socket held back;
 //!    between two sockets, send anything that fell due meanwhile, so a long batch of reads
 //!    never makes a send late.
@@ -28,11 +29,11 @@ use super::outcome::ThreadResult;
 use super::schedule::Schedule;
 use super::shard::{Plan, Shared};
 use super::stats::{Live, Recorder, Snapshot, Tally};
+use super::wait::Waiter;
 use super::workload::clock_ns;
 use crate::ws::MaskKeys;
-use polling::{Event, Events, Poller};
+use polling::{Event, Poller};
 use std::collections::VecDeque;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,9 +48,8 @@ pub(super) const BATCH: usize = 256;
 const DRAIN_TICK_US: u64 = 2_000;
 /// Once the plan is out, a deadline further away than this needs no timer of the thread's own:
 /// the shard's coordinating thread wakes every poller at each boundary of the plan (start,
-/// measured window, end), and a wait without a timeout saves `polling` two system calls (it
-/// arms and re-registers its timerfd for every timed wait). That matters in closed loop, where
-/// nothing else is ever due.
+/// measured window, end), and a wait without a timeout arms no timer when it sleeps. That
+/// matters in closed loop, where nothing else is ever due.
 const COARSE_US: u64 = 5_000;
 
 /// Runs one engine thread over `conns` (indices in the run) until its share is done.
@@ -58,9 +58,12 @@ pub(crate) fn run_thread(
     poller: Arc<Poller>,
     conns: Vec<u32>,
 ) -> Result<ThreadResult, String> {
+    let slice_us = shared.config.slice_us;
+    let slice = (slice_us > 0).then(|| super::slice::ask_for_slice(slice_us));
     let mut lp = EventLoop::new(shared, poller, conns);
     let outcome = lp.run();
-    let result = lp.finish();
+    let mut result = lp.finish();
+    result.slice = slice;
     outcome.map(|()| result)
 }
 
@@ -123,8 +126,9 @@ pub(super) struct EventLoop {
     /// Sending is over for this thread (its `expected` count is final).
     pub(super) done_sending: bool,
     pub(super) window: Window,
-    events: Events,
-    /// The events of the last wait, copied out so handling them may borrow the loop.
+    /// How the thread waits (`wait.rs`).
+    waiter: Waiter,
+    /// The events of the last wait, kept apart so handling them may borrow the loop.
     ready: Vec<Event>,
 }
 
@@ -169,7 +173,7 @@ impl EventLoop {
             closed_start: None,
             done_sending: false,
             window: Window::default(),
-            events: Events::with_capacity(NonZeroUsize::new(EVENTS).expect("non-zero")),
+            waiter: Waiter::new(EVENTS),
             ready: Vec::with_capacity(EVENTS),
             poller,
             shared,
@@ -355,14 +359,10 @@ impl EventLoop {
     fn wait(&mut self, now: u64, deadline: Option<u64>) -> Result<(), String> {
         let spin = self.shared.config.spin_us;
         let timeout = deadline.map(|d| Duration::from_micros(d.saturating_sub(now + spin)));
-        self.events.clear();
-        if let Err(e) = self.poller.wait(&mut self.events, timeout) {
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("the poller failed: {e}"));
-            }
-        }
         self.ready.clear();
-        self.ready.extend(self.events.iter());
+        self.waiter
+            .wait(&self.poller, timeout, &mut self.ready)
+            .map_err(|e| format!("the poller failed: {e}"))?;
         let spin_to = deadline.filter(|&d| {
             spin > 0 && self.ready.is_empty() && d.saturating_sub(self.now_us()) <= spin
         });

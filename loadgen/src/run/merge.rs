@@ -40,6 +40,12 @@ pub(crate) struct ShardResult {
     /// The first reason a churning connection could not reconnect (`--churn`).
     #[serde(default)]
     pub churn_failure_example: Option<String>,
+    /// The longest scheduler slice an engine thread was left with (µs; `--slice-us`), and the
+    /// first reason a thread could not have one.
+    #[serde(default)]
+    pub slice_us: Option<u64>,
+    #[serde(default)]
+    pub slice_error: Option<String>,
 }
 
 impl ShardResult {
@@ -75,6 +81,10 @@ impl ShardResult {
         self.ramp_end_us = self.ramp_end_us.max(other.ramp_end_us);
         if self.churn_failure_example.is_none() {
             self.churn_failure_example = other.churn_failure_example.clone();
+        }
+        self.slice_us = self.slice_us.max(other.slice_us);
+        if self.slice_error.is_none() {
+            self.slice_error = other.slice_error.clone();
         }
     }
 }

@@ -53,6 +53,9 @@ pub(crate) struct ThreadResult {
     pub spin_ns: u64,
     /// When its last connection attempt ended (µs on the run's clock).
     pub last_attempt_us: u64,
+    /// The scheduler slice the kernel reported after the thread asked for one (µs), or why it
+    /// could not; `None`: it did not ask (`--slice-us 0`).
+    pub slice: Option<Result<u64, String>>,
 }
 
 impl EventLoop {
@@ -116,6 +119,7 @@ impl EventLoop {
             churn_failure_example: self.churn_failure_example,
             spin_ns: self.window.spin_ns,
             last_attempt_us: self.last_attempt_us,
+            slice: None,
         }
     }
 }

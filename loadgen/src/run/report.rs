@@ -15,7 +15,8 @@
 //! `latency_us.fanout_cross`; `generator.procs`, `cpu_us_per_msg`, `busiest_thread_percent`,
 //! `spin_s`, `behind`; `server.cpu_us_per_msg`; and `per_addr`. Later, within v2: the `echo`
 //! workload; `config.transport`, `ws_path`, `churn_per_sec`, `sample_every_s`,
-//! `tolerate_generator_lag`; `churn`; `series` and `soak`.
+//! `tolerate_generator_lag`; `churn`; `series` and `soak`; `config.slice_us`, `generator.slice_us`
+//! and `slice_error`.
 
 use super::series::{SeriesSample, SoakReport};
 use super::stats::LatencySummary;
@@ -137,6 +138,9 @@ pub struct ConfigReport {
     pub tolerate_generator_lag: bool,
     /// Spinning before each due send (0: none).
     pub spin_us: u64,
+    /// The scheduler slice the engine threads asked for, µs (0: the kernel's default).
+    #[serde(default)]
+    pub slice_us: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +238,13 @@ pub struct GeneratorReport {
     pub busiest_thread_percent: f64,
     /// CPU seconds spent spinning to due times (`--spin-us`), included in `cpu_s`.
     pub spin_s: f64,
+    /// The scheduler slice the kernel reported for the engine threads after they asked for one
+    /// (µs, the longest of them; `--slice-us`), absent when they did not ask; and why a thread
+    /// could not have one.
+    #[serde(default)]
+    pub slice_us: Option<u64>,
+    #[serde(default)]
+    pub slice_error: Option<String>,
     /// The generator fell behind (send lag, unsent messages or a saturated thread): the
     /// figures bound the generator, not the server. `problems` says which.
     pub behind: bool,

@@ -316,6 +316,13 @@ fn account(shared: &Shared, results: Vec<ThreadResult>) -> ShardResult {
         if out.churn_failure_example.is_none() {
             out.churn_failure_example = result.churn_failure_example;
         }
+        match result.slice {
+            Some(Ok(us)) => out.slice_us = out.slice_us.max(Some(us)),
+            Some(Err(why)) => {
+                out.slice_error.get_or_insert(why);
+            }
+            None => {}
+        }
         for ConnEnd { index, outcome } in result.ends {
             match &outcome {
                 Outcome::Failed(f) => {

@@ -315,10 +315,16 @@ pub fn render(report: &RunReport) -> String {
         1 => String::new(),
         n => format!("{n} processes, "),
     };
+    // The slice the engine threads run in (`slice.rs`): the kernel's word, not the flag's.
+    let slice = match (&g.slice_error, g.slice_us) {
+        (Some(why), _) => format!(", kernel's slice ({why})"),
+        (None, Some(us)) => format!(", slice {us} µs"),
+        (None, None) => String::new(),
+    };
     let _ = write!(
         out,
         "\ncpu          generator {}% of one core{} ({procs}{} thread{} on {} cores, busiest \
-         thread {}%)",
+         thread {}%{slice})",
         g.cpu_percent,
         per_msg(g.cpu_us_per_msg),
         g.threads,
