@@ -163,7 +163,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub procs: Option<usize>,
 
-    /// Engine threads per process (default: the cores shared out over the processes).
+    /// Engine threads per process (default: the cores shared out over the processes; a heavy
+    /// paced run against a server on this machine leaves that server one core).
     #[arg(long)]
     pub threads: Option<usize>,
 
@@ -223,7 +224,7 @@ pub struct RunConfig {
     pub source_addrs: Option<usize>,
     /// Generator processes; `None`: automatic (at most 16,000 connections each).
     pub procs: Option<usize>,
-    /// Engine threads per process; `None`: the cores shared out over the processes.
+    /// Engine threads per process; `None`: automatic ([`RunConfig::thread_count`]).
     pub threads: Option<usize>,
     /// Send lag p99 above which the generator counts as fallen behind.
     pub max_send_lag: Duration,
@@ -244,6 +245,12 @@ pub struct RunConfig {
 
 /// The engine threads' scheduler slice, µs: the shortest the kernel grants (see `slice.rs`).
 pub const DEFAULT_SLICE_US: u64 = 100;
+
+/// The offered load, in copies the servers write per second, from which a paced run against
+/// servers on this machine leaves them a core ([`RunConfig::thread_count`]). Side by side on 2
+/// cores, one engine thread fewer had the lower send-lag tail in every pair from 80,000 up, and
+/// no clear winner below (benches/results/2026-12-04-threads-slice-wait).
+pub const LEAVE_A_CORE_FROM: f64 = 80_000.0;
 
 /// Connections per source address before the generator moves to the next 127.0.0.x.
 pub const CONNS_PER_SOURCE: usize = 28_000;
@@ -426,6 +433,40 @@ impl RunConfig {
             .clamp(1, rooms)
     }
 
+    /// The copies the servers write per second at the offered rate, every message's copies and
+    /// its sender's acknowledgement included; `None` in closed loop, and for an idle run.
+    pub fn offered_writes_per_sec(&self) -> Option<f64> {
+        let copies = match self.workload {
+            Workload::Chat => self.room_size.min(self.conns),
+            Workload::Private => 2,
+            Workload::Ping | Workload::Echo => 1,
+            Workload::Idle => return None,
+        };
+        Some(self.conns as f64 * self.rate? * copies as f64)
+    }
+
+    /// Engine threads per process: as asked, or the machine's `cores` shared out over the
+    /// processes. A heavy paced run (from [`LEAVE_A_CORE_FROM`] copies a second) whose servers
+    /// are all on this machine (loopback addresses) leaves them one core: the server then needs
+    /// most of a core, and an engine thread that wakes for a due send while the server and the
+    /// other threads hold every core sends late. Below that the threads keep every core: a
+    /// lighter server leaves room, and beside a server that never yields (lesson 04's chat-poll
+    /// over thousands of idle clients) one thread fewer was worse. A closed loop keeps every core
+    /// too: there the generator's speed is the measurement's limit, and nothing is ever late.
+    pub fn thread_count(&self, cores: usize) -> usize {
+        let procs = self.proc_count();
+        let heavy = self
+            .offered_writes_per_sec()
+            .is_some_and(|writes| writes >= LEAVE_A_CORE_FROM);
+        let on_this_machine = self.addrs.iter().all(|a| a.ip().is_loopback());
+        let cores = if heavy && on_this_machine {
+            cores.saturating_sub(1)
+        } else {
+            cores
+        };
+        self.threads.unwrap_or((cores / procs).max(1))
+    }
+
     /// Source addresses per process: as asked (shared out, rounded up), or one per
     /// [`CONNS_PER_SOURCE`] connections of a process.
     pub fn sources_per_proc(&self) -> usize {
@@ -539,5 +580,42 @@ mod tests {
         assert!(c.validate().is_ok());
         c.procs = Some(11);
         assert!(c.validate().is_err(), "10 rooms cannot make 11 processes");
+    }
+
+    /// A heavy paced run against loopback leaves the server a core; a lighter one, a closed
+    /// loop, an idle run, a remote server or `--threads` do not.
+    #[test]
+    fn threads_leave_a_local_server_a_core_only_under_a_heavy_paced_load() {
+        let mut c = RunConfig::new("127.0.0.1:1".parse().expect("addr"), 5_000);
+        c.rate = Some(2.0);
+        assert_eq!(c.offered_writes_per_sec(), Some(100_000.0), "10 copies of 10,000 msg/s");
+        assert_eq!(c.thread_count(2), 1, "heavy, paced, on this machine: a core left");
+        assert_eq!(c.thread_count(16), 15);
+        assert_eq!(c.thread_count(1), 1, "never no thread");
+        c.conns = 2_000;
+        assert_eq!(c.thread_count(2), 2, "40,000 copies a second: every core");
+        c.conns = 4_000;
+        assert_eq!(c.thread_count(2), 1, "80,000: the threshold");
+        c.workload = Workload::Ping;
+        assert_eq!(c.offered_writes_per_sec(), Some(8_000.0), "one reply a message");
+        assert_eq!(c.thread_count(2), 2);
+        c.workload = Workload::Idle;
+        assert_eq!(c.offered_writes_per_sec(), None, "idle sends nothing");
+        assert_eq!(c.thread_count(2), 2);
+        c.workload = Workload::Chat;
+        c.rate = None;
+        assert_eq!(c.thread_count(2), 2, "closed loop: every core");
+        c.rate = Some(2.0);
+        c.addrs = vec!["10.0.0.1:1".parse().expect("addr")];
+        assert_eq!(c.thread_count(2), 2, "a remote server: every core");
+        c.addrs = vec!["[::1]:1".parse().expect("addr")];
+        assert_eq!(c.thread_count(2), 1, "IPv6 loopback is this machine too");
+        c.threads = Some(2);
+        assert_eq!(c.thread_count(2), 2, "as asked");
+        c.threads = None;
+        c.addrs = vec!["127.0.0.1:1".parse().expect("addr")];
+        c.conns = 100_000;
+        assert_eq!(c.proc_count(), 7);
+        assert_eq!(c.thread_count(16), 2, "15 cores over 7 processes");
     }
 }

@@ -164,7 +164,7 @@ fn instant_at(clock: &Clock, us: u64) -> Instant {
 fn shard_specs(config: &RunConfig, layout: &Layout, clock: Clock, procs: usize) -> Vec<ShardSpec> {
     let rooms = layout.rooms();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = config.threads.unwrap_or((cores / procs).max(1));
+    let threads = config.thread_count(cores);
     let per_proc = config.sources_per_proc();
     (0..procs)
         .map(|p| ShardSpec {

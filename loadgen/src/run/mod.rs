@@ -106,7 +106,8 @@ pub use summary::{render as render_summary, BEHIND};
 use std::process::ExitCode;
 
 /// Runs the workload described by `config` and returns the report. Blocking: it starts its own
-/// threads (one event loop per `config.threads`, by default one per core), and with more than
+/// threads (one event loop per `config.threads`, by default one per core, less one beside a
+/// heavily loaded server on this machine), and with more than
 /// one process (`config.procs`, or more than 16,000 connections) worker processes of the
 /// `loadgen` binary, which must then sit beside the running executable (as it does for tests
 /// and benches built by cargo).
