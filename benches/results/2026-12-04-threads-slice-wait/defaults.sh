@@ -1,7 +1,8 @@
 #!/bin/bash
 # The README's check of the defaults as committed: no --threads (a heavy paced run against
 # loopback now leaves the server a core), at issue 11's two paced loads, three rounds, each
-# against a fresh chat-epoll.
+# against a fresh chat-epoll. (defaults-first/ holds the same runs with the first version of
+# the wait, 045eb9b.)
 # Usage: cargo build --release -p loadgen -p chat-epoll && benches/results/2026-12-04-threads-slice-wait/defaults.sh [OUT]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)

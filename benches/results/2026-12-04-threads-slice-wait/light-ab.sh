@@ -2,7 +2,8 @@
 # The README's light-load check of the new wait: lesson 08's first paced run (50 x 20 msg/s in
 # rooms of 10) and its 10,000-connection sweep load (10,000 x 0.2 msg/s), the generator as it
 # was (OLD, e1ce564), as it is (new), and as it is without the slice (--slice-us 0); three
-# rounds, alternating, each against a fresh chat-epoll.
+# rounds, alternating, each against a fresh chat-epoll. (light-ab-first/ holds the same runs
+# with the first version of the wait, 045eb9b, as "new".)
 # Usage: as engine-ab.sh: OLD=/path/to/old/loadgen benches/results/2026-12-04-threads-slice-wait/light-ab.sh [OUT]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)

@@ -588,8 +588,16 @@ mod tests {
     fn threads_leave_a_local_server_a_core_only_under_a_heavy_paced_load() {
         let mut c = RunConfig::new("127.0.0.1:1".parse().expect("addr"), 5_000);
         c.rate = Some(2.0);
-        assert_eq!(c.offered_writes_per_sec(), Some(100_000.0), "10 copies of 10,000 msg/s");
-        assert_eq!(c.thread_count(2), 1, "heavy, paced, on this machine: a core left");
+        assert_eq!(
+            c.offered_writes_per_sec(),
+            Some(100_000.0),
+            "10 copies of 10,000 msg/s"
+        );
+        assert_eq!(
+            c.thread_count(2),
+            1,
+            "heavy, paced, on this machine: a core left"
+        );
         assert_eq!(c.thread_count(16), 15);
         assert_eq!(c.thread_count(1), 1, "never no thread");
         c.conns = 2_000;
@@ -597,7 +605,11 @@ mod tests {
         c.conns = 4_000;
         assert_eq!(c.thread_count(2), 1, "80,000: the threshold");
         c.workload = Workload::Ping;
-        assert_eq!(c.offered_writes_per_sec(), Some(8_000.0), "one reply a message");
+        assert_eq!(
+            c.offered_writes_per_sec(),
+            Some(8_000.0),
+            "one reply a message"
+        );
         assert_eq!(c.thread_count(2), 2);
         c.workload = Workload::Idle;
         assert_eq!(c.offered_writes_per_sec(), None, "idle sends nothing");

@@ -10,11 +10,12 @@
 //!    the ring of `schedule.rs`.
 //! 2. **Wait.** For readiness, with a timeout that ends when the next thing is due, in
 //!    nanoseconds rather than `epoll_wait`'s whole milliseconds (the ~1 ms late send of a
-//!    millisecond timer wheel is what this engine exists to avoid): one `epoll_pwait2` on the
-//!    poller's descriptor (`wait.rs` says why not `Poller::wait`). Waking up still takes the
-//!    scheduler a few microseconds; `--spin-us` can wake that much early and spin to the due
-//!    time, at the cost of CPU, which the report shows, and the thread asks for a short
-//!    scheduler slice so that it need not wait for a busy server's to end (`slice.rs`).
+//!    millisecond timer wheel is what this engine exists to avoid): a short wait is one
+//!    `epoll_pwait2` on the poller's descriptor, a long one polling's own (`wait.rs` says why).
+//!    Waking up still takes the scheduler a few microseconds; `--spin-us` can wake that much
+//!    early and spin to the due time, at the cost of CPU, which the report shows, and the
+//!    thread asks for a short scheduler slice so that it need not wait for a busy server's to
+//!    end (`slice.rs`).
 //! 3. **Readiness.** Finish connects, read what arrived, write what a full socket held back;
 //!    between two sockets, send anything that fell due meanwhile, so a long batch of reads
 //!    never makes a send late.

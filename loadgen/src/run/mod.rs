@@ -22,7 +22,7 @@
 //! | one process's share: whole rooms, its threads, its loss accounting | `shard.rs` |
 //! | worker processes and what they say to the parent | `worker.rs`, `link.rs` |
 //! | one engine thread: a `polling` event loop, timers finer than a millisecond | `event_loop.rs` |
-//! | its wait: one `epoll_pwait2`, a nanosecond timeout, no timer slack | `wait.rs` |
+//! | its wait: one `epoll_pwait2` (a long one: polling's timerfd), no timer slack | `wait.rs` |
 //! | a short scheduler slice, so a due send does not wait behind the server | `slice.rs` |
 //! | a connection's life there: ramp, connect, handshake, timeouts, drops | `lifecycle.rs` |
 //! | sending on schedule, reading and timing every copy | `traffic.rs`, `schedule.rs` |

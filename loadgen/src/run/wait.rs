@@ -1,4 +1,4 @@
-//! One system call per wait.
+//! One system call per short wait.
 //!
 //! `polling`'s `Poller::wait` is portable, and on Linux it pays for that around every
 //! `epoll_wait`: before it, it arms its timerfd and registers it again (two system calls, even
@@ -16,14 +16,24 @@
 //! When a wait reports the wake-up, a zero-timeout `Poller::wait` lets polling clear it and arm
 //! it again. On a kernel without `epoll_pwait2` every wait is polling's.
 //!
-//! The kernel also lets a sleep end a little late, up to the thread's *timer slack* (50 µs by
-//! default), to wake several sleepers at once. A generator's job is to be on time, so an engine
-//! thread sets its slack to 1 ns.
+//! The kernel also lets a sleep end a little late, to wake several sleepers at once: by the
+//! thread's *timer slack* (50 µs by default), or by 0.1 % of the timeout if that is more (0.5 %
+//! for a thread with a positive nice value), which is 5 ms on a 5 s wait. A generator's job is to
+//! be on time, so an engine thread sets its slack to 1 ns, which settles the short waits, the
+//! ones a heavy load makes by the thousand. A wait longer than a millisecond
+//! ([`EPOLL_UP_TO`]) takes polling's own path instead: its timerfd has no slack at all, and at
+//! fewer than a thousand such waits a second its extra system calls cost nothing that shows.
+//! (This engine's first `epoll_pwait2` took every wait, and sent late by milliseconds where
+//! sends were seconds apart.)
 
 use polling::{Event, Events, Poller};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
+
+/// The longest wait `epoll_pwait2` takes: its slack is then at most a microsecond (5 for a niced
+/// thread). A longer one goes through polling's timerfd, which has none.
+const EPOLL_UP_TO: Duration = Duration::from_millis(1);
 
 /// The key polling registers its wake-up under (`usize::MAX`, its `NOTIFY_KEY`); the
 /// connections' keys are their slots, far below it.
@@ -54,14 +64,16 @@ impl Waiter {
     }
 
     /// Waits until a registered socket is ready, the poller is notified, or `timeout` passes
-    /// (`None`: no timeout), and puts what became ready in `ready` (after what it holds).
+    /// (`None`: no timeout), and puts what became ready in `ready` (after what it holds). With
+    /// no timeout or a short one, one `epoll_pwait2`; with a longer one, polling's wait.
     pub(super) fn wait(
         &mut self,
         poller: &Poller,
         timeout: Option<Duration>,
         ready: &mut Vec<Event>,
     ) -> io::Result<()> {
-        if self.pwait2 {
+        let short = timeout.is_none_or(|t| t <= EPOLL_UP_TO);
+        if self.pwait2 && short {
             match self.pwait2(poller, timeout) {
                 Ok(()) => {
                     let notified = self.take(ready);
@@ -240,6 +252,42 @@ mod tests {
                 "round {round}: the notify did not wake the wait"
             );
         }
+    }
+
+    /// A long wait goes through polling's timerfd: it ends at its timeout with nothing ready, and
+    /// a notify still wakes the next short one (polling's own wait cleared the wake-up state it
+    /// shares with ours).
+    #[test]
+    fn a_long_wait_takes_pollings_path_and_the_next_notify_still_wakes() {
+        let poller = Arc::new(Poller::new().expect("poller"));
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiting = Arc::clone(&poller);
+        std::thread::spawn(move || {
+            let mut waiter = Waiter::new(16);
+            let mut ready = Vec::new();
+            let start = Instant::now();
+            waiter
+                .wait(&waiting, Some(Duration::from_millis(30)), &mut ready)
+                .expect("wait");
+            let long = (start.elapsed(), ready.len());
+            let start = Instant::now();
+            waiter.wait(&waiting, None, &mut ready).expect("wait");
+            let _ = done.send((long, start.elapsed(), ready.len()));
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        poller.notify().expect("notify");
+        let ((long, long_ready), short, short_ready) = finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the notify did not wake the wait after a long one");
+        assert!(
+            long >= Duration::from_millis(30),
+            "ended before its timeout: {long:?}"
+        );
+        assert_eq!((long_ready, short_ready), (0, 0), "a wake-up is no event");
+        assert!(
+            short >= Duration::from_millis(40),
+            "a wake-up left over: {short:?}"
+        );
     }
 
     /// The engine thread's timer slack is 1 ns once it made its waiter.
