@@ -4,18 +4,13 @@
 # against two (t2), three rounds, alternating, against the same server. Built at commit ee11e1f.
 # Usage: cargo build --release -p loadgen -p chat-poll && benches/results/2026-12-04-pacing-threads/busy-server.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/busy}
-cd "$(git -C "$here" rev-parse --show-toplevel)"
-source benches/results/tools/start-server.sh
-start_server target/release/chat-poll
-target/release/loadgen run --addr "$ADDR" --workload idle --conns 5000 --duration 70s > "$out/idle-holder.txt" 2>&1 &
-holder=$!
-sleep 6
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out busy "$@"
+hold_busy_server 70
 for r in 1 2 3; do
   for t in 1 2; do
     target/release/loadgen run --addr "$ADDR" --conns 10 --rate 100 --duration 5s --warmup 1s \
       --threads $t --server-pid "$SP" --json "$out/pc-$r-$t.json" > /dev/null 2>&1
   done
 done
-kill $holder "$SP"; wait 2>/dev/null; rm -f "$OUT"
+kill $HOLDER "$SP"; wait 2>/dev/null; rm -f "$OUT"

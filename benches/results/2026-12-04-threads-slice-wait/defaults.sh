@@ -5,12 +5,9 @@
 # the wait, 045eb9b.)
 # Usage: cargo build --release -p loadgen -p chat-epoll && benches/results/2026-12-04-threads-slice-wait/defaults.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/defaults}
-mkdir -p "$out"
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out defaults "$@"
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
-source benches/results/tools/paced-runs.sh
 for r in 1 2 3; do
   paced_run r$r-5000x2 --conns 5000 --rate 2
   paced_run r$r-10000x1 --conns 10000 --rate 1

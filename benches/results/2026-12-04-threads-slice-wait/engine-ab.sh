@@ -8,11 +8,10 @@
 #   cargo build --release -p loadgen -p chat-epoll &&
 #   OLD=/tmp/old/target/release/loadgen benches/results/2026-12-04-threads-slice-wait/engine-ab.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top=${1:-$here}
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out "" "$@"
+top=$out
 cores=$(nproc)
-source benches/results/tools/paced-runs.sh
 out=$top/engine-ab; mkdir -p $out
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
 for r in 1 2 3; do

@@ -5,13 +5,10 @@
 # rounds, alternating, each against a fresh chat-epoll.
 # Usage: cargo build --release -p loadgen -p chat-epoll && benches/results/2026-12-04-threads-slice-wait/final.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/final}
-mkdir -p "$out"
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out final "$@"
 cores=$(nproc)
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
-source benches/results/tools/paced-runs.sh
 for r in 1 2 3; do
   paced_run r$r-t$cores-5000x2 --conns 5000 --rate 2 --threads $cores
   paced_run r$r-t$((cores - 1))-5000x2 --conns 5000 --rate 2 --threads $((cores - 1))

@@ -5,11 +5,8 @@
 # alternating, each against a fresh chat-epoll.
 # Usage: FIRST=/path/to/045eb9b/loadgen benches/results/2026-12-04-threads-slice-wait/heavy-first-vs-now.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/heavy-first-vs-now}
-mkdir -p "$out"
-cd "$(git -C "$here" rev-parse --show-toplevel)"
-source benches/results/tools/paced-runs.sh
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out heavy-first-vs-now "$@"
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000 --conns 10000 --rate 1"
 for r in 1 2 3; do
   LOADGEN=$FIRST paced_run r$r-first

@@ -6,11 +6,8 @@
 # with the first version of the wait, 045eb9b, as "new".)
 # Usage: as engine-ab.sh: OLD=/path/to/old/loadgen benches/results/2026-12-04-threads-slice-wait/light-ab.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/light-ab}
-mkdir -p "$out"
-cd "$(git -C "$here" rev-parse --show-toplevel)"
-source benches/results/tools/paced-runs.sh
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out light-ab "$@"
 for r in 1 2 3; do
   common="--room-size 10 --duration 6s --warmup 1s --conns 50 --rate 20"
   LOADGEN=$OLD paced_run r$r-old-50x20

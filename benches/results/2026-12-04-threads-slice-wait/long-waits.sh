@@ -7,11 +7,8 @@
 # Usage: build OLD and FIRST as engine-ab.sh says, then
 #   OLD=... FIRST=... benches/results/2026-12-04-threads-slice-wait/long-waits.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/long-waits}
-mkdir -p "$out"
-cd "$(git -C "$here" rev-parse --show-toplevel)"
-source benches/results/tools/paced-runs.sh
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out long-waits "$@"
 common="--room-size 10 --duration 10s --warmup 2s --conns 10000 --rate 0.2"
 for r in 1 2 3; do
   SERVER=chat-pool LOADGEN=$OLD paced_run r$r-old

@@ -5,12 +5,10 @@
 # alternating. Then the heaviest load against chat-async, whose workers use every core.
 # Usage: cargo build --release -p loadgen -p chat-epoll -p chat-async && benches/results/2026-12-04-threads-slice-wait/run.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/by-load}
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out by-load "$@"
 cores=$(nproc)
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
-source benches/results/tools/paced-runs.sh
 # conns x msg/s: 40,000, 60,000, 80,000 and 100,000 deliveries/s in rooms of 10.
 loads="2000x2 3000x2 4000x2 5000x2"
 for round in 1 2 3; do

@@ -5,12 +5,11 @@
 # the kernel's (--slice-us 0); three rounds, alternating.
 # Usage: cargo build --release -p loadgen -p chat-epoll -p chat-poll && benches/results/2026-12-04-threads-slice-wait/slice-ab.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top=${1:-$here}
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out "" "$@"
+top=$out
 cores=$(nproc)
 one=$((cores - 1))
-source benches/results/tools/paced-runs.sh
 out=$top/ab-light; mkdir -p $out
 common="--conns 10 --rate 100 --duration 5s --warmup 1s"
 for r in 1 2 3; do
@@ -20,11 +19,7 @@ for r in 1 2 3; do
   done
 done
 out=$top/ab-busy; mkdir -p $out
-source benches/results/tools/start-server.sh
-start_server target/release/chat-poll
-target/release/loadgen run --addr "$ADDR" --workload idle --conns 5000 --duration 120s > "$out/idle-holder.txt" 2>&1 &
-holder=$!
-sleep 6
+hold_busy_server 120
 for r in 1 2 3; do
   for t in $one $cores; do
     for s in 100 0; do
@@ -35,4 +30,4 @@ for r in 1 2 3; do
     done
   done
 done
-kill $holder "$SP"; wait 2>/dev/null; rm -f "$OUT"
+kill $HOLDER "$SP"; wait 2>/dev/null; rm -f "$OUT"

@@ -7,12 +7,11 @@
 # ../2026-12-04-pacing-threads/busy-server.sh.
 # Usage: cargo build --release -p loadgen -p chat-epoll -p chat-poll && benches/results/2026-12-04-threads-slice-wait/slice.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-top=${1:-$here}
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out "" "$@"
+top=$out
 cores=$(nproc)
 one=$((cores - 1))
-source benches/results/tools/paced-runs.sh
 out=$top/slice-heavy; mkdir -p $out
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
 for r in 1 2 3; do
@@ -31,11 +30,7 @@ for r in 1 2 3; do
   paced_run r$r-t$cores-1000x5 --conns 1000 --rate 5 --threads $cores
 done
 out=$top/slice-busy; mkdir -p $out
-source benches/results/tools/start-server.sh
-start_server target/release/chat-poll
-target/release/loadgen run --addr "$ADDR" --workload idle --conns 5000 --duration 70s > "$out/idle-holder.txt" 2>&1 &
-holder=$!
-sleep 6
+hold_busy_server 70
 for r in 1 2 3; do
   for t in $one $cores; do
     target/release/loadgen run --addr "$ADDR" --conns 10 --rate 100 --duration 5s --warmup 1s \
@@ -43,4 +38,4 @@ for r in 1 2 3; do
     jq -r --arg n "pc-$r-$t" '"\($n) threads \(.generator.threads) slice \(.generator.slice_us): send lag p50/p90/p99/p99.9 \(.latency_us.send_lag.p50)/\(.latency_us.send_lag.p90)/\(.latency_us.send_lag.p99)/\(.latency_us.send_lag.p999) µs, ok \(.ok)"' "$out/pc-$r-$t.json"
   done
 done
-kill $holder "$SP"; wait 2>/dev/null; rm -f "$OUT"
+kill $HOLDER "$SP"; wait 2>/dev/null; rm -f "$OUT"

@@ -4,12 +4,9 @@
 # not; three rounds, alternating, each against a fresh chat-epoll.
 # Usage: cargo build --release -p loadgen -p chat-epoll && benches/results/2026-12-04-threads-slice-wait/spin.sh [OUT]
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
-out=${1:-$here/spin}
-mkdir -p "$out"
-cd "$(git -C "$here" rev-parse --show-toplevel)"
+source "$(dirname "$0")/../tools/paced-runs.sh"
+results_out spin "$@"
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000 --conns 10000 --rate 1"
-source benches/results/tools/paced-runs.sh
 for r in 1 2 3; do
   paced_run r$r-nospin
   paced_run r$r-spin20 --spin-us 20

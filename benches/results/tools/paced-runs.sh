@@ -17,3 +17,25 @@ paced_run() { # NAME, then the run's own arguments
   jq -r --arg n "$name" '"\($n) threads \(.generator.threads): send lag p50/p90/p99/p99.9 \(.latency_us.send_lag.p50)/\(.latency_us.send_lag.p90)/\(.latency_us.send_lag.p99)/\(.latency_us.send_lag.p999) µs, round trip p50 \(.latency_us.round_trip.p50)/\(.latency_us.round_trip_uncorrected.p50) µs, ok \(.ok)"' "$out/$name.json"
   kill "$SP"; wait "$SP" 2>/dev/null; rm -f "$OUT"; sleep 1
 }
+
+# `results_out NAME [OUT]`, first thing in a results script (after sourcing this file by its path
+# relative to the script): sets `here` (the script's folder) and `out` (OUT, else here/NAME, or
+# here itself when NAME is empty), creates `out`, and moves to the checkout's root.
+results_out() {
+  here=$(cd "$(dirname "$0")" && pwd)
+  if [ -n "$1" ]; then out=${2:-$here/$1}; else out=${2:-$here}; fi
+  mkdir -p "$out"
+  cd "$(git -C "$here" rev-parse --show-toplevel)" || exit 1
+}
+
+# `hold_busy_server SECONDS`: lesson 04's busy server, chat-poll on a free port holding 5,000
+# idle clients for SECONDS (its poll() over them keeps a core busy), the holder's output in
+# $out/idle-holder.txt; sets ADDR, SP (the server) and HOLDER (the idle run). Stop both with
+# `kill $HOLDER "$SP"; wait; rm -f "$OUT"`.
+hold_busy_server() {
+  start_server target/release/chat-poll
+  target/release/loadgen run --addr "$ADDR" --workload idle --conns 5000 --duration "$1"s \
+    > "$out/idle-holder.txt" 2>&1 &
+  HOLDER=$!
+  sleep 6
+}
