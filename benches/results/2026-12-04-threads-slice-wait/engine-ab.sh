@@ -10,9 +10,7 @@
 set -u
 source "$(dirname "$0")/../tools/paced-runs.sh"
 results_out "" "$@"
-top=$out
-cores=$(nproc)
-out=$top/engine-ab; mkdir -p $out
+results_part engine-ab
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
 for r in 1 2 3; do
   for t in $cores $((cores - 1)); do

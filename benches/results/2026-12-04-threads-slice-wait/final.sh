@@ -7,7 +7,6 @@
 set -u
 source "$(dirname "$0")/../tools/paced-runs.sh"
 results_out final "$@"
-cores=$(nproc)
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
 for r in 1 2 3; do
   paced_run r$r-t$cores-5000x2 --conns 5000 --rate 2 --threads $cores

@@ -7,7 +7,6 @@
 set -u
 source "$(dirname "$0")/../tools/paced-runs.sh"
 results_out by-load "$@"
-cores=$(nproc)
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
 # conns x msg/s: 40,000, 60,000, 80,000 and 100,000 deliveries/s in rooms of 10.
 loads="2000x2 3000x2 4000x2 5000x2"

@@ -7,10 +7,7 @@
 set -u
 source "$(dirname "$0")/../tools/paced-runs.sh"
 results_out "" "$@"
-top=$out
-cores=$(nproc)
-one=$((cores - 1))
-out=$top/ab-light; mkdir -p $out
+results_part ab-light
 common="--conns 10 --rate 100 --duration 5s --warmup 1s"
 for r in 1 2 3; do
   for t in $one $cores; do
@@ -18,7 +15,7 @@ for r in 1 2 3; do
     paced_run r$r-t$t-noslice --threads $t --slice-us 0
   done
 done
-out=$top/ab-busy; mkdir -p $out
+results_part ab-busy
 hold_busy_server 120
 for r in 1 2 3; do
   for t in $one $cores; do

@@ -9,10 +9,7 @@
 set -u
 source "$(dirname "$0")/../tools/paced-runs.sh"
 results_out "" "$@"
-top=$out
-cores=$(nproc)
-one=$((cores - 1))
-out=$top/slice-heavy; mkdir -p $out
+results_part slice-heavy
 common="--room-size 10 --duration 10s --warmup 2s --connect-rate 5000"
 for r in 1 2 3; do
   paced_run r$r-t$one-5000x2 --conns 5000 --rate 2 --threads $one
@@ -21,7 +18,7 @@ for r in 1 2 3; do
   paced_run r$r-t$one-10000x1 --conns 10000 --rate 1 --threads $one
   paced_run r$r-t$cores-10000x1 --conns 10000 --rate 1 --threads $cores
 done
-out=$top/slice-light; mkdir -p $out
+results_part slice-light
 common="--duration 5s --warmup 1s"
 for r in 1 2 3; do
   paced_run r$r-t$one-10x100 --conns 10 --rate 100 --threads $one
@@ -29,7 +26,7 @@ for r in 1 2 3; do
   paced_run r$r-t$one-1000x5 --conns 1000 --rate 5 --threads $one
   paced_run r$r-t$cores-1000x5 --conns 1000 --rate 5 --threads $cores
 done
-out=$top/slice-busy; mkdir -p $out
+results_part slice-busy
 hold_busy_server 70
 for r in 1 2 3; do
   for t in $one $cores; do

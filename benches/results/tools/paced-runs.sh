@@ -19,13 +19,22 @@ paced_run() { # NAME, then the run's own arguments
 }
 
 # `results_out NAME [OUT]`, first thing in a results script (after sourcing this file by its path
-# relative to the script): sets `here` (the script's folder) and `out` (OUT, else here/NAME, or
-# here itself when NAME is empty), creates `out`, and moves to the checkout's root.
+# relative to the script): sets `here` (the script's folder), `out` and `top` (OUT, else
+# here/NAME, or here itself when NAME is empty; created), `cores` (this machine's) and `one`
+# (one fewer), and moves to the checkout's root. `results_part NAME` then points `out` at
+# top/NAME (created), for a script that writes several folders.
 results_out() {
   here=$(cd "$(dirname "$0")" && pwd)
   if [ -n "$1" ]; then out=${2:-$here/$1}; else out=${2:-$here}; fi
+  top=$out
   mkdir -p "$out"
+  cores=$(nproc)
+  one=$((cores - 1))
   cd "$(git -C "$here" rev-parse --show-toplevel)" || exit 1
+}
+results_part() {
+  out=$top/$1
+  mkdir -p "$out"
 }
 
 # `hold_busy_server SECONDS`: lesson 04's busy server, chat-poll on a free port holding 5,000

@@ -59,12 +59,9 @@ pub(crate) fn run_thread(
     poller: Arc<Poller>,
     conns: Vec<u32>,
 ) -> Result<ThreadResult, String> {
-    let slice_us = shared.config.slice_us;
-    let slice = (slice_us > 0).then(|| super::slice::ask_for_slice(slice_us));
     let mut lp = EventLoop::new(shared, poller, conns);
     let outcome = lp.run();
-    let mut result = lp.finish();
-    result.slice = slice;
+    let result = lp.finish();
     outcome.map(|()| result)
 }
 
@@ -129,11 +126,16 @@ pub(super) struct EventLoop {
     pub(super) window: Window,
     /// How the thread waits (`wait.rs`).
     waiter: Waiter,
+    /// The scheduler slice the kernel granted the thread (`slice.rs`), or why not; `None`: it
+    /// did not ask.
+    pub(super) slice: Option<Result<u64, String>>,
     /// The events of the last wait, kept apart so handling them may borrow the loop.
     ready: Vec<Event>,
 }
 
 impl EventLoop {
+    /// Made on the engine thread itself: the waiter sets that thread's timer slack, and the
+    /// thread asks for its scheduler slice here.
     fn new(shared: Arc<Shared>, poller: Arc<Poller>, indices: Vec<u32>) -> EventLoop {
         let addrs = shared.config.addrs.len();
         let conns: Vec<Conn> = indices
@@ -175,6 +177,8 @@ impl EventLoop {
             done_sending: false,
             window: Window::default(),
             waiter: Waiter::new(EVENTS),
+            slice: (shared.config.slice_us > 0)
+                .then(|| super::slice::ask_for_slice(shared.config.slice_us)),
             ready: Vec::with_capacity(EVENTS),
             poller,
             shared,

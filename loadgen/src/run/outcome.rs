@@ -119,7 +119,7 @@ impl EventLoop {
             churn_failure_example: self.churn_failure_example,
             spin_ns: self.window.spin_ns,
             last_attempt_us: self.last_attempt_us,
-            slice: None,
+            slice: self.slice,
         }
     }
 }
