@@ -1,4 +1,4 @@
-//! One system call per short wait.
+//! One system call per wait.
 //!
 //! `polling`'s `Poller::wait` is portable, and on Linux it pays for that around every
 //! `epoll_wait`: before it, it arms its timerfd and registers it again (two system calls, even
@@ -18,22 +18,38 @@
 //!
 //! The kernel also lets a sleep end a little late, to wake several sleepers at once: by the
 //! thread's *timer slack* (50 µs by default), or by 0.1 % of the timeout if that is more (0.5 %
-//! for a thread with a positive nice value), which is 5 ms on a 5 s wait. A generator's job is to
-//! be on time, so an engine thread sets its slack to 1 ns, which settles the short waits, the
-//! ones a heavy load makes by the thousand. A wait longer than a millisecond
-//! ([`EPOLL_UP_TO`]) takes polling's own path instead: its timerfd has no slack at all, and at
-//! fewer than a thousand such waits a second its extra system calls cost nothing that shows.
-//! (This engine's first `epoll_pwait2` took every wait, and sent late by milliseconds where
-//! sends were seconds apart.)
+//! for a thread with a positive nice value, at most 100 ms), which is 5 ms on a 5 s wait. A
+//! generator's job is to be on time, so an engine thread sets its slack to 1 ns, which settles
+//! the short waits, the ones a heavy load makes by the thousand. A wait longer than a
+//! millisecond ([`EPOLL_UP_TO`]) asks the kernel for less than it wants, by as much as the
+//! kernel may add ([`ask_for`]), and waits the rest, now short, if nothing came. (This engine's
+//! first `epoll_pwait2` took every wait as it was, and sent late by milliseconds where sends
+//! were seconds apart; its second sent the long waits through polling's timerfd, whose four
+//! extra calls then came with every wait of a closed-loop run: a connection's join timeout,
+//! seconds away, was the next thing due.)
 
 use polling::{Event, Events, Poller};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The longest wait `epoll_pwait2` takes: its slack is then at most a microsecond (5 for a niced
-/// thread). A longer one goes through polling's timerfd, which has none.
+/// The longest wait asked of `epoll_pwait2` as it is: its slack is then at most a microsecond
+/// (5 for a niced thread). A longer one is asked to end early ([`ask_for`]).
 const EPOLL_UP_TO: Duration = Duration::from_millis(1);
+
+/// The most the kernel adds to a sleep (`MAX_SLACK` in its `select_estimate_accuracy`).
+const MAX_SLACK: Duration = Duration::from_millis(100);
+
+/// What to ask `epoll_pwait2` for so that a wait of `t` cannot end after `t`: a short wait as it
+/// is; a longer one less the most the kernel may add to what is asked (0.5 % of it, the niced
+/// thread's share, which covers the 0.1 % of any other; at most [`MAX_SLACK`]).
+fn ask_for(t: Duration) -> Duration {
+    if t <= EPOLL_UP_TO {
+        t
+    } else {
+        t - (t / 200).min(MAX_SLACK)
+    }
+}
 
 /// The key polling registers its wake-up under (`usize::MAX`, its `NOTIFY_KEY`); the
 /// connections' keys are their slots, far below it.
@@ -64,32 +80,40 @@ impl Waiter {
     }
 
     /// Waits until a registered socket is ready, the poller is notified, or `timeout` passes
-    /// (`None`: no timeout), and puts what became ready in `ready` (after what it holds). With
-    /// no timeout or a short one, one `epoll_pwait2`; with a longer one, polling's wait.
+    /// (`None`: no timeout), and puts what became ready in `ready` (after what it holds). One
+    /// `epoll_pwait2`; a long wait that nothing interrupts, a second (see [`ask_for`]).
     pub(super) fn wait(
         &mut self,
         poller: &Poller,
         timeout: Option<Duration>,
         ready: &mut Vec<Event>,
     ) -> io::Result<()> {
-        let short = timeout.is_none_or(|t| t <= EPOLL_UP_TO);
-        if self.pwait2 && short {
-            match self.pwait2(poller, timeout) {
-                Ok(()) => {
-                    let notified = self.take(ready);
-                    return if notified {
-                        // Let polling clear its wake-up and arm it again.
-                        self.polling_wait(poller, Some(Duration::ZERO), ready)
-                    } else {
-                        Ok(())
-                    };
+        if !self.pwait2 {
+            return self.polling_wait(poller, timeout, ready);
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let ask = left.map(ask_for);
+            match self.pwait2(poller, ask) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    self.pwait2 = false;
+                    return self.polling_wait(poller, left, ready);
                 }
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.pwait2 = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
                 Err(e) => return Err(e),
             }
+            let events = self.buf.len();
+            if self.take(ready) {
+                // Let polling clear its wake-up and arm it again.
+                return self.polling_wait(poller, Some(Duration::ZERO), ready);
+            }
+            if events > 0 || ask == left {
+                return Ok(());
+            }
+            // A long wait, asked to end early so as not to end late: wait what is left of it.
         }
-        self.polling_wait(poller, timeout, ready)
     }
 
     /// `epoll_pwait2` on the poller's descriptor, into `buf`.
@@ -254,11 +278,10 @@ mod tests {
         }
     }
 
-    /// A long wait goes through polling's timerfd: it ends at its timeout with nothing ready, and
-    /// a notify still wakes the next short one (polling's own wait cleared the wake-up state it
-    /// shares with ours).
+    /// A long wait, asked of the kernel shorter than it is, still lasts its whole timeout when
+    /// nothing comes, and a notify after it wakes the next wait.
     #[test]
-    fn a_long_wait_takes_pollings_path_and_the_next_notify_still_wakes() {
+    fn a_long_wait_lasts_its_timeout_and_the_next_notify_still_wakes() {
         let poller = Arc::new(Poller::new().expect("poller"));
         let (done, finished) = std::sync::mpsc::channel();
         let waiting = Arc::clone(&poller);
@@ -288,6 +311,39 @@ mod tests {
             short >= Duration::from_millis(40),
             "a wake-up left over: {short:?}"
         );
+    }
+
+    /// What a long wait asks for, plus the most the kernel may add to that (0.1 %, or 0.5 % for
+    /// a niced thread, at most 100 ms), never passes the wait's own end; a short one is asked
+    /// as it is.
+    #[test]
+    fn a_long_wait_asks_for_less_by_the_kernels_slack() {
+        let ms = Duration::from_millis;
+        assert_eq!(ask_for(ms(1)), ms(1));
+        assert_eq!(
+            ask_for(Duration::from_micros(30)),
+            Duration::from_micros(30)
+        );
+        for t in [
+            ms(2),
+            ms(30),
+            ms(999),
+            ms(5_000),
+            ms(20_000),
+            ms(21_000),
+            ms(600_000),
+        ] {
+            let ask = ask_for(t);
+            for share in [1000, 200] {
+                let latest = ask + (ask / share).min(MAX_SLACK);
+                assert!(latest <= t, "{t:?}: asked {ask:?}, may end at {latest:?}");
+            }
+            let early = t - ask;
+            assert!(
+                early <= t / 200 && early <= MAX_SLACK,
+                "{t:?}: asked {early:?} early, more than the kernel may add"
+            );
+        }
     }
 
     /// The engine thread's timer slack is 1 ns once it made its waiter.
