@@ -169,7 +169,7 @@ pub struct RunArgs {
     pub threads: Option<usize>,
 
     /// The generator counts as fallen behind (the run fails) when its send lag p99 is above
-    /// this: its figures then bound the generator, not the server.
+    /// this, with more than one send late: its figures then bound the generator, not the server.
     #[arg(long, default_value = "1ms", value_parser = parse_duration)]
     pub max_send_lag: Duration,
 

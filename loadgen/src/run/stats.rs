@@ -60,6 +60,16 @@ impl Latency {
         self.clamped += other.clamped;
     }
 
+    /// How many samples lie above `us` (whole buckets of the histogram: three significant
+    /// digits).
+    pub(crate) fn count_above(&self, us: u64) -> u64 {
+        self.hist
+            .iter_recorded()
+            .filter(|v| self.hist.lowest_equivalent(v.value_iterated_to()) > us)
+            .map(|v| v.count_at_value())
+            .sum()
+    }
+
     pub(crate) fn summary(&self) -> LatencySummary {
         let h = &self.hist;
         if h.is_empty() {
@@ -403,6 +413,21 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `count_above` counts the samples whose bucket lies above the limit: a sample at the
+    /// limit is not above it, one just over is, and so is one far over.
+    #[test]
+    fn counts_the_samples_above_a_limit() {
+        let mut l = Latency::default();
+        assert_eq!(l.count_above(1000), 0);
+        for us in [40, 60, 1000, 1001, 5_000, 2_000_000] {
+            l.record(us);
+        }
+        assert_eq!(l.count_above(1000), 3);
+        assert_eq!(l.count_above(999), 4);
+        assert_eq!(l.count_above(10), 6);
+        assert_eq!(l.count_above(3_000_000), 0);
+    }
 
     /// Values outside the range are clamped and counted, never lost or panicking.
     #[test]

@@ -1,6 +1,6 @@
 //! Judging a run (is it trustworthy? what went wrong?) and printing it as a readable table.
 
-use super::assemble::SATURATED_PERCENT;
+use super::assemble::{clock_kept, SATURATED_PERCENT};
 use super::report::RunReport;
 use super::series::SeriesSample;
 use super::stats::LatencySummary;
@@ -45,10 +45,11 @@ pub(crate) fn judge(report: &mut RunReport) {
         let mut why = Vec::new();
         let lag = &report.latency_us.send_lag;
         let allowed = report.config.max_send_lag_us;
-        if lag.p99 > allowed {
+        let late = !clock_kept(m.late, lag.count);
+        if late {
             why.push(format!(
-                "send lag p99 {} µs, over the {allowed} µs allowed",
-                lag.p99
+                "send lag p99 {} µs, {} of {} sends over the {allowed} µs allowed",
+                lag.p99, m.late, lag.count
             ));
         }
         let own_unsent = m.unsent.saturating_sub(m.unsent_blocked);
@@ -65,7 +66,7 @@ pub(crate) fn judge(report: &mut RunReport) {
                 g.busiest_thread_percent
             ));
         }
-        if lag.p99 > allowed && !saturated {
+        if late && !saturated {
             why.extend(leave_the_server_a_core(report));
         }
         let tolerated = if report.config.tolerate_generator_lag {
