@@ -21,6 +21,9 @@
 //! cleans tombstones in place, and the table only grows when the server holds more than ever
 //! before. Its memory is a function of the peak, not of how long the server has run. The price
 //! is paid up front: the table is at most half full, as a churned hashbrown table ends up anyway.
+//! An empty slot is as large as a key and a value, so a map of large values boxes them (the
+//! Hub's connections, the event loops' peers): the empty half then costs a pointer a slot.
+//! `benches/results/2026-12-04-boxed-tables/` measures what that saved.
 
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;

@@ -110,8 +110,10 @@ pub struct Peers<R> {
     /// The readiness API (poll, select, epoll): the listener and the wake pipe are watched
     /// through it too.
     pub readiness: R,
-    /// Every connection, by the Hub's id (never by descriptor number: see [`Token`]).
-    map: ConnIdMap<Peer>,
+    /// Every connection, by the Hub's id (never by descriptor number: see [`Token`]). Boxed: a
+    /// [`ConnIdMap`] keeps twice as many slots as its peak of entries, so that churn never
+    /// doubles it, and an empty slot then costs a pointer, not a whole `Peer`.
+    map: ConnIdMap<Box<Peer>>,
     /// Peers whose queue got frames this turn, each once: flushed at the end of the turn.
     dirty: Vec<ConnId>,
     /// Closing peers and when they are dropped anyway. Every close gets the same delay, so
@@ -150,7 +152,7 @@ impl<R: Readiness> Peers<R> {
     }
 
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Peer> {
-        self.map.get_mut(&id)
+        self.map.get_mut(&id).map(|peer| &mut **peer)
     }
 
     pub fn state(&self, id: ConnId) -> Option<PeerState> {
@@ -160,7 +162,7 @@ impl<R: Readiness> Peers<R> {
     /// A new connection: watched for input from now on.
     pub fn insert(&mut self, id: ConnId, peer: Peer) -> io::Result<()> {
         let fd = peer.socket.as_raw_fd();
-        self.map.insert(id, peer);
+        self.map.insert(id, Box::new(peer));
         self.readiness.watch(fd, Token::Peer(id), Interest::READ)
     }
 
@@ -168,12 +170,12 @@ impl<R: Readiness> Peers<R> {
     pub fn remove(&mut self, id: ConnId) -> Option<Peer> {
         let peer = self.map.remove(&id)?;
         self.readiness.forget(Token::Peer(id));
-        Some(peer)
+        Some(*peer)
     }
 
     /// Every peer, for the end of the loop.
     pub fn drain(&mut self) -> impl Iterator<Item = Peer> + '_ {
-        self.map.drain().map(|(_, peer)| peer)
+        self.map.drain().map(|(_, peer)| *peer)
     }
 
     /// Whether every peer has been flushed and sent its FIN (the end of a shutdown).

@@ -126,7 +126,9 @@ pub struct Peers {
     /// below, and what `Server` owns) before that memory is freed.
     pub ring: Ring,
     /// Every connection, by the Hub's id: the token table (`token.rs` says why not by slot).
-    map: ConnIdMap<Peer>,
+    /// Boxed: a [`ConnIdMap`] keeps twice as many slots as its peak of entries, and an empty
+    /// slot then costs a pointer, not a whole `Peer`.
+    map: ConnIdMap<Box<Peer>>,
     /// Peers whose queue got frames this turn, each once: written at the end of the turn.
     dirty: Vec<ConnId>,
     /// Closing peers, and when each is dropped anyway.
@@ -156,16 +158,16 @@ impl Peers {
     }
 
     pub fn get(&self, id: ConnId) -> Option<&Peer> {
-        self.map.get(&id)
+        self.map.get(&id).map(|peer| &**peer)
     }
 
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Peer> {
-        self.map.get_mut(&id)
+        self.map.get_mut(&id).map(|peer| &mut **peer)
     }
 
     /// A new connection: its receive is armed from now on.
     pub fn insert(&mut self, id: ConnId, peer: Peer) {
-        self.map.insert(id, peer);
+        self.map.insert(id, Box::new(peer));
         self.arm_receive(id);
     }
 
@@ -203,7 +205,7 @@ impl Peers {
         let mut ids = std::mem::take(&mut self.to_rearm);
         ids.sort_by_key(|id| self.map.get(id).is_some_and(|peer| peer.fed));
         for id in ids.drain(..) {
-            if self.map.get(&id).is_some_and(Peer::wants_receive) {
+            if self.get(id).is_some_and(Peer::wants_receive) {
                 self.arm_receive(id);
             }
         }
@@ -326,7 +328,7 @@ impl Peers {
 
     /// The slot of `id` is closed: it is gone.
     pub fn remove(&mut self, id: ConnId) -> Option<Peer> {
-        self.map.remove(&id)
+        self.map.remove(&id).map(|peer| *peer)
     }
 
     /// When the first closing peer is dropped anyway.
