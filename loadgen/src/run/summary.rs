@@ -45,8 +45,8 @@ pub(crate) fn judge(report: &mut RunReport) {
         let mut why = Vec::new();
         let lag = &report.latency_us.send_lag;
         let allowed = report.config.max_send_lag_us;
-        let late = !clock_kept(m.late, lag.count);
-        if late {
+        let lagging = !clock_kept(m.late, lag.count);
+        if lagging {
             why.push(format!(
                 "send lag p99 {} µs, {} of {} sends over the {allowed} µs allowed",
                 lag.p99, m.late, lag.count
@@ -66,7 +66,7 @@ pub(crate) fn judge(report: &mut RunReport) {
                 g.busiest_thread_percent
             ));
         }
-        if late && !saturated {
+        if lagging && !saturated {
             why.extend(leave_the_server_a_core(report));
         }
         let tolerated = if report.config.tolerate_generator_lag {

@@ -110,9 +110,8 @@ pub struct Peers<R> {
     /// The readiness API (poll, select, epoll): the listener and the wake pipe are watched
     /// through it too.
     pub readiness: R,
-    /// Every connection, by the Hub's id (never by descriptor number: see [`Token`]). Boxed: a
-    /// [`ConnIdMap`] keeps twice as many slots as its peak of entries, so that churn never
-    /// doubles it, and an empty slot then costs a pointer, not a whole `Peer`.
+    /// Every connection, by the Hub's id (never by descriptor number: see [`Token`]). Boxed, so
+    /// that the map's empty half costs a pointer a slot (chat-core's `maps` module says why).
     map: ConnIdMap<Box<Peer>>,
     /// Peers whose queue got frames this turn, each once: flushed at the end of the turn.
     dirty: Vec<ConnId>,

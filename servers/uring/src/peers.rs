@@ -126,8 +126,8 @@ pub struct Peers {
     /// below, and what `Server` owns) before that memory is freed.
     pub ring: Ring,
     /// Every connection, by the Hub's id: the token table (`token.rs` says why not by slot).
-    /// Boxed: a [`ConnIdMap`] keeps twice as many slots as its peak of entries, and an empty
-    /// slot then costs a pointer, not a whole `Peer`.
+    /// Boxed, so that the map's empty half costs a pointer a slot (chat-core's `maps` module
+    /// says why).
     map: ConnIdMap<Box<Peer>>,
     /// Peers whose queue got frames this turn, each once: written at the end of the turn.
     dirty: Vec<ConnId>,

@@ -108,8 +108,8 @@ impl Room {
 pub struct Hub {
     config: HubConfig,
     /// Every open connection, joined or not. Looked up on every request: keyed with chat-core's
-    /// cheap hash for connection ids (see [`ConnIdMap`]). Boxed, because that map keeps twice as
-    /// many slots as its peak of entries: an empty slot then costs a pointer, not a `Conn`.
+    /// cheap hash for connection ids (see [`ConnIdMap`]). Boxed, so that the map's empty half
+    /// costs a pointer a slot (the [`crate::maps`] module says why).
     conns: ConnIdMap<Box<Conn>>,
     /// Nicknames in folded (lowercase) form, so uniqueness ignores case.
     nicknames: SteadyMap<String, ConnId>,
