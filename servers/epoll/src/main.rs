@@ -23,13 +23,14 @@
 //!
 //! Edge-triggered, a peer is registered once, for input *and* output (`EPOLLIN | EPOLLOUT |
 //! EPOLLRDHUP | EPOLLET`), and never changed: an edge is reported only when something changes,
-//! so watching output costs nothing while the socket stays writable, and a socket that refused
-//! bytes reports the moment it has room again. Level-triggered, an always-on `EPOLLOUT` would
-//! be reported by every wait, so there the loop turns it on (`epoll_ctl(MOD)`) only while the
-//! kernel refuses bytes. One system call fewer each time a slow reader's queue fills and drains,
-//! and one fewer read per event too: with `EPOLLRDHUP` the event says when an EOF waits behind
-//! the data, so the loop can stop at a short read instead of reading again to hear `EAGAIN`
-//! (chat-readiness' `on_peer_ready_recv`).
+//! so watching output costs nothing while the socket stays writable (measured against watching
+//! it only while refused: benches/results/2026-12-04-16-cores, "EPOLLOUT"), and a socket that
+//! refused bytes reports the moment it has room again. Level-triggered, an always-on `EPOLLOUT`
+//! would be reported by every wait, so there the loop turns it on (`epoll_ctl(MOD)`) only while
+//! the kernel refuses bytes. One system call fewer each time a slow reader's queue fills and
+//! drains, and one fewer read per event too: with `EPOLLRDHUP` the event says when an EOF waits
+//! behind the data, so the loop can stop at a short read instead of reading again to hear
+//! `EAGAIN` (chat-readiness' `on_peer_ready_recv`).
 //!
 //! ## Run it, poke it, watch it
 //! ```text
