@@ -15,8 +15,10 @@
 #           the two processes' CPU per message (issue 11's deliver 3), twice
 #   epollout  as ratio2, for chat-epoll edge-triggered before the change that watches output only
 #           while it is refused (BIN/chat-epoll-before), after it, level-triggered, and Redis
+#   onecore   as ratio2, for chat-epoll (edge) and Redis each pinned to one core, cpu 1
+#   onecore0  the same on cpu 0, ping only
 #
-# Usage: run.sh OUT [PART...]   (default: the first four parts; epollout was run after them)
+# Usage: run.sh OUT [PART...]   (default: the first four parts; the others were run after them)
 #   BIN: the release binaries (default target/release); REDIS: redis-server (default from PATH).
 #   Needs taskset or python3 (to pin), and python3 for the summaries.
 set -u
@@ -116,12 +118,14 @@ closed=(--closed --conns 1000 --room-size 10 --warmup 1s --duration 4s)
 servers=(chat-epoll chat-async chat-reactor redis)
 for part in $parts; do
   case $part in
-    ratio2 | ratio8 | epollout)
-      scpus=0-1 gcpus=2-15 n=4
+    ratio2 | ratio8 | epollout | onecore | onecore0)
+      scpus=0-1 gcpus=2-15 n=4 loads="ping chat"
       [ $part = ratio8 ] && scpus=0-7 gcpus=8-15 n=3
       [ $part = epollout ] && servers=(chat-epoll-before chat-epoll chat-epoll-level redis)
+      [ $part = onecore ] && scpus=1 n=2 servers=(chat-epoll redis)
+      [ $part = onecore0 ] && scpus=0 n=2 servers=(chat-epoll redis) loads=ping
       for round in 1 2 3; do
-        for load in ping chat; do
+        for load in $loads; do
           for i in $(seq 0 $((n - 1))); do
             server=${servers[$(((i + round - 1) % n))]}
             run $part $server-$load-$round $server $scpus $gcpus --workload $load "${closed[@]}"

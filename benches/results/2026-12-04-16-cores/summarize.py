@@ -68,5 +68,7 @@ if __name__ == "__main__":
     closed("ratio2", "redis", "chat-epoll")
     closed("ratio8", "chat-epoll")
     closed("epollout", "redis")
+    closed("onecore", "redis")
+    closed("onecore0", "redis")
     paced()
     cpu()
