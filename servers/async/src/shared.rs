@@ -8,7 +8,8 @@
 //! short, synchronous and never `.await`: run a few Hub calls, push the resulting frames into
 //! queues. A std mutex, taken briefly, simply blocks the worker thread for those microseconds,
 //! which is cheaper than any alternative. (If it were contended enough to hurt, the fix would be
-//! sharding the state or a dedicated task owning the Hub, not an async mutex.)
+//! sharding the state or a dedicated task owning the Hub, not an async mutex. Given eight cores,
+//! chat traffic does contend it: benches/results/2026-12-04-16-cores and lesson 07.)
 //!
 //! Why the frames are pushed *under* the lock: it keeps guarantee 2 of `PROTOCOL.md`. Two broadcasts
 //! to a room are decided in lock order, and pushed into every member's queue before the lock is
