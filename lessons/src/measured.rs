@@ -11,6 +11,7 @@
 use crate::markdown::Document;
 use crate::script;
 use regex::Regex;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Checks the measured blocks and the quoted figures of the lesson at `path`.
@@ -201,13 +202,17 @@ pub struct Rewritten {
     /// The blocks that were to be replaced but whose command never ran (or ran fewer times
     /// than the lesson quotes it), by line.
     pub missing: Vec<String>,
+    /// For each replaced block that left lines of the new output out (see [`keep_kinds`]), by
+    /// line: the kinds it left out.
+    pub trimmed: Vec<String>,
 }
 
 /// Replaces each measured block of `text` whose command contains `only` (every block when
 /// `only` is empty) with what that command printed in `captures`: the n-th block quoting a
 /// command gets its n-th run, in the order the commands ended. Its `machine:` line becomes
 /// `machine`, its `load:` line the load when the command ended followed by `remark`; the
-/// `command:` line stays.
+/// `command:` line stays. Of the output, the block keeps the kinds of line it held before
+/// ([`keep_kinds`]): a block cut down to the lines its lesson discusses stays cut down.
 pub fn rewrite(
     text: &str,
     captures: &[Capture],
@@ -251,7 +256,15 @@ pub fn rewrite(
             format!("load: {:.2} ({remark})", run.load),
             format!("command: {command}"),
         ];
-        new.extend(run.output.trim_end().lines().map(str::to_string));
+        let (kept, left_out) = keep_kinds(&block.lines, run.output.trim_end());
+        new.extend(kept);
+        if !left_out.is_empty() {
+            out.trimmed.push(format!(
+                "line {}: left out, as before: {}",
+                block.line,
+                left_out.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
         // `block.line` is the opening fence's (1-based): the block's lines follow it.
         edits.push((block.line, block.lines.len(), new.clone()));
         out.replaced.push((block.lines.clone(), new));
@@ -264,6 +277,62 @@ pub fn rewrite(
         out.text.push('\n');
     }
     out
+}
+
+/// What kind of output line `line` is, for [`keep_kinds`]: its text up to its first digit or
+/// its first gap of two spaces (`round trip (corrected)`, `cpu`, `| chat-epoll (edge) |`), and
+/// one kind for every verdict line (`OK:`, `WARNING:`, `FAILED:`), so a run that now fails
+/// still says so.
+fn line_kind(line: &str) -> String {
+    let line = line.trim();
+    if ["OK:", "WARNING:", "FAILED:"]
+        .iter()
+        .any(|verdict| line.starts_with(verdict))
+    {
+        return "the verdict".to_string();
+    }
+    if line.is_empty() {
+        return "blank lines".to_string();
+    }
+    let end = line
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(line.len());
+    let end = line[..end].find("  ").unwrap_or(end);
+    line[..end].trim().to_string()
+}
+
+/// The lines of `output` of the kinds ([`line_kind`]) that `block` (a measured block's old
+/// lines) held below its `machine:`, `load:` and `command:` lines, and the kinds left out. All
+/// of `output` when none of its lines is of a kind the block held: the report changed shape,
+/// or the block held something else, and the author must look.
+pub fn keep_kinds(block: &[String], output: &str) -> (Vec<String>, BTreeSet<String>) {
+    let held: BTreeSet<String> = block
+        .iter()
+        .filter(|l| {
+            !["machine:", "load:", "command:"]
+                .iter()
+                .any(|k| l.trim().starts_with(k))
+        })
+        .map(|l| line_kind(l))
+        .collect();
+    let lines: Vec<&str> = output.lines().collect();
+    if !lines.iter().any(|l| held.contains(&line_kind(l))) {
+        return (
+            lines.iter().map(|l| l.to_string()).collect(),
+            BTreeSet::new(),
+        );
+    }
+    let mut kept = Vec::new();
+    let mut left_out = BTreeSet::new();
+    for line in lines {
+        let kind = line_kind(line);
+        if held.contains(&kind) {
+            kept.push(line.to_string());
+        } else {
+            left_out.insert(kind);
+        }
+    }
+    (kept, left_out)
 }
 
 /// `text` (a translation) with each `(old, new)` measured block of `replaced` replaced, where
@@ -291,6 +360,63 @@ pub fn carry_over(text: &str, replaced: &[(Vec<String>, Vec<String>)]) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A block cut down to some lines of a report keeps those kinds of line from the new run,
+    /// a verdict line whatever it now says; a block of another shape gets the whole output.
+    #[test]
+    fn a_block_keeps_the_kinds_of_line_it_held() {
+        let block: Vec<String> = [
+            "machine: box",
+            "load: 0.5 (quiet)",
+            "command: loadgen run --conns 50",
+            "OK: 50/50 connected, 1000 msg/s acknowledged",
+            "latency (µs)                 count      p50      p99",
+            "  round trip (corrected)      6000      173      349",
+            "cpu          generator 15.1% of one core, server 9%",
+        ]
+        .map(String::from)
+        .to_vec();
+        let output = [
+            "FAILED: the generator fell behind",
+            "",
+            "target       chat server at 127.0.0.1:9010",
+            "connections  50 connected, 0 failed",
+            "latency (µs)                 count      p50      p99",
+            "  round trip (corrected)      5000      180      400",
+            "  round trip (uncorrected)    5000      120      300",
+            "cpu          generator 99.0% of one core, server 9%",
+            "memory       server RSS 3560 KiB before",
+        ]
+        .join("\n");
+        let (kept, left_out) = keep_kinds(&block, &output);
+        assert_eq!(
+            kept,
+            [
+                "FAILED: the generator fell behind",
+                "latency (µs)                 count      p50      p99",
+                "  round trip (corrected)      5000      180      400",
+                "cpu          generator 99.0% of one core, server 9%",
+            ]
+        );
+        assert_eq!(
+            left_out.into_iter().collect::<Vec<_>>(),
+            [
+                "blank lines",
+                "connections",
+                "memory",
+                "round trip (uncorrected)",
+                "target"
+            ]
+        );
+        let other = ["machine: box", "command: ps", "first"].map(String::from);
+        let (kept, left_out) = keep_kinds(
+            &other,
+            "PID 7
+PID 8",
+        );
+        assert_eq!(kept, ["PID 7", "PID 8"]);
+        assert!(left_out.is_empty());
+    }
 
     /// The n-th block quoting a command gets the n-th run of it; `only` leaves the other
     /// blocks as they were; a block whose run is missing is named; the translation gets the

@@ -9,6 +9,10 @@
 //! cargo run -p lessons --bin remeasure -- --only ' --rate ' 08-measuring.md
 //! ```
 //!
+//! A block keeps the kinds of line it held (`lessons::measured::keep_kinds`): one cut down to
+//! the verdict, the latency rows and the `cpu` line gets those lines of the new run, and the
+//! kinds it leaves out are listed.
+//!
 //! `--only TEXT` replaces only the blocks whose command contains TEXT (the others keep their
 //! earlier run, and their own `machine:` and `load:` lines say when that was). `--remark TEXT`
 //! is what follows the load average (default: the quiet machine's remark; measure on a quiet
@@ -127,6 +131,9 @@ fn remeasure(path: &std::path::Path, only: &str, machine: &str, remark: &str) ->
         return false;
     }
     println!("{name}: {} measured blocks replaced", new.replaced.len());
+    for trimmed in &new.trimmed {
+        println!("{name}: {trimmed}");
+    }
     let chinese = chinese_of(path);
     if let Ok(text) = std::fs::read_to_string(&chinese) {
         match carry_over(&text, &new.replaced) {
