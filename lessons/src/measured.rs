@@ -315,18 +315,12 @@ pub fn keep_kinds(block: &[String], output: &str) -> (Vec<String>, BTreeSet<Stri
         })
         .map(|l| line_kind(l))
         .collect();
-    let lines: Vec<&str> = output.lines().collect();
-    if !lines.iter().any(|l| held.contains(&line_kind(l))) {
-        return (
-            lines.iter().map(|l| l.to_string()).collect(),
-            BTreeSet::new(),
-        );
-    }
+    let lines: Vec<(&str, String)> = output.lines().map(|l| (l, line_kind(l))).collect();
+    let keep_all = !lines.iter().any(|(_, kind)| held.contains(kind));
     let mut kept = Vec::new();
     let mut left_out = BTreeSet::new();
-    for line in lines {
-        let kind = line_kind(line);
-        if held.contains(&kind) {
+    for (line, kind) in lines {
+        if keep_all || held.contains(&kind) {
             kept.push(line.to_string());
         } else {
             left_out.insert(kind);
@@ -409,11 +403,7 @@ mod tests {
             ]
         );
         let other = ["machine: box", "command: ps", "first"].map(String::from);
-        let (kept, left_out) = keep_kinds(
-            &other,
-            "PID 7
-PID 8",
-        );
+        let (kept, left_out) = keep_kinds(&other, "PID 7\nPID 8");
         assert_eq!(kept, ["PID 7", "PID 8"]);
         assert!(left_out.is_empty());
     }
