@@ -26,24 +26,22 @@
 //! | `extensions.rs` | the layer around the Hub: login, history, file; who is who |
 //! | `requests.rs` | reading the extensions' requests (`bad_request` for bad fields) |
 //! | `history.rs` | each room's last messages, bounded in count and bytes |
-//! | `framing.rs` | cutting the byte stream into lines, with `--max-line` |
 //! | `peers.rs` | the connections: queues, closing with a linger, the executor's sink |
 
 mod extensions;
-mod framing;
 mod history;
 mod peers;
 mod requests;
 
 use chat_core::net::{self, AcceptFailed};
 use chat_core::shutdown::STOP_GRACE;
-use chat_core::{error_frame, time, ConnId, ErrorCode, Outbox, ServerArgs, Shutdown};
+use chat_core::{error_frame, time, ConnId, ErrorCode, LineDecoder, Outbox, ServerArgs, Shutdown};
 use chat_readiness::{SpareFd, WakePipe};
 use clap::Parser;
 use extensions::Extended;
-use framing::Framing;
 use history::Limits;
 use peers::{Peer, Peers, State};
+use std::borrow::Cow;
 use std::io::{self, ErrorKind, Read};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
@@ -247,7 +245,7 @@ impl Server {
             }
             let peer = Peer {
                 socket,
-                framing: Framing::new(self.args.max_line),
+                decoder: LineDecoder::new(self.args.max_line),
                 queue: self.args.send_queue(),
                 state: State::Open,
                 hung_up: false,
@@ -288,12 +286,24 @@ impl Server {
         if peer.state != State::Open {
             return; // closing: input is read and dropped
         }
-        for line in peer.framing.feed(&buf[..n]) {
+        // chat-core's framing, unparsed: the extensions' lines (`login`, `history`, `file`)
+        // are not requests chat-core knows, so `extensions.rs` parses each one. Collected
+        // first, because handling a line may queue frames for this very peer.
+        let lines: Vec<_> = peer
+            .decoder
+            .feed_lines(&buf[..n])
+            .map(|line| line.map(Cow::into_owned))
+            .collect();
+        for line in lines {
             if !self.peers.is_open(id) {
                 break; // `quit` or `line_too_long`: nothing after it counts
             }
-            let line = line.as_deref().map_err(Clone::clone);
-            self.chat.handle(id, line, now, &mut self.peers);
+            self.chat.handle(
+                id,
+                line.as_deref().map_err(Clone::clone),
+                now,
+                &mut self.peers,
+            );
         }
     }
 }

@@ -7,9 +7,8 @@
 //! until the client's EOF or [`CLOSE_LINGER`]. Closing a socket while unread input sits in its
 //! receive buffer would make the kernel answer with a RST, which can destroy those last frames.
 
-use crate::framing::Framing;
 use chat_core::net::CLOSE_LINGER;
-use chat_core::{BacklogFull, CloseReason, ConnId, Flush, Frame, SendQueue, Sink};
+use chat_core::{BacklogFull, CloseReason, ConnId, Flush, Frame, LineDecoder, SendQueue, Sink};
 use std::collections::HashMap;
 use std::net::{Shutdown as Direction, TcpStream};
 use std::time::Instant;
@@ -30,8 +29,8 @@ pub enum State {
 pub struct Peer {
     /// The non-blocking socket; dropping the peer closes it.
     pub socket: TcpStream,
-    /// Its unfinished line.
-    pub framing: Framing,
+    /// Its unfinished line (chat-core's framing; the lines are parsed in `extensions.rs`).
+    pub decoder: LineDecoder,
     /// Frames the kernel has not taken yet (at most `--max-backlog` refused bytes).
     pub queue: SendQueue,
     pub state: State,

@@ -18,6 +18,7 @@
 use crate::protocol::{
     parse_request, parse_request_ref, ErrorCode, Inbound, InboundRef, Rejection, RequestRef,
 };
+use std::borrow::Cow;
 
 /// The default `--max-line` (`PROTOCOL.md`, section 7).
 pub const DEFAULT_MAX_LINE: usize = 65536;
@@ -56,11 +57,23 @@ impl LineDecoder {
     }
 
     /// [`feed`](Self::feed), with each request borrowing its strings from `input` (see
-    /// [`RequestRef`](crate::RequestRef)): what a server that hands each line to the Hub at
+    /// [`RequestRef`]): what a server that hands each line to the Hub at
     /// once uses. A line that began in an earlier chunk is parsed from the decoder's own copy,
     /// which the next line overwrites, so its request gets strings of its own.
     pub fn feed_ref<'d, 'a>(&'d mut self, input: &'a [u8]) -> LinesRef<'d, 'a> {
         LinesRef {
+            decoder: self,
+            input,
+        }
+    }
+
+    /// [`feed`](Self::feed) without the parsing: each complete line as bytes (without its
+    /// `\n` and a final `\r`), or the `line_too_long` that ends the stream. For a server whose
+    /// lines are not all chat-core requests (the extensions exercise parses its own): the same
+    /// framing rules, not a second copy of them. A line that came whole in `input` is borrowed
+    /// from it; one that spanned reads is handed over as the decoder's own copy.
+    pub fn feed_lines<'d, 'a>(&'d mut self, input: &'a [u8]) -> RawLines<'d, 'a> {
+        RawLines {
             decoder: self,
             input,
         }
@@ -101,8 +114,8 @@ enum Next<'a> {
 
 impl LineDecoder {
     /// Finds the next complete, non-blank line in `input` (and advances `input` past it), or
-    /// keeps the unfinished tail in `partial`. The one place the framing rules live; the two
-    /// iterators below only differ in how they parse what it finds.
+    /// keeps the unfinished tail in `partial`. The one place the framing rules live; the three
+    /// iterators below only differ in how they parse what it finds (the third parses nothing).
     fn next_line<'a>(&mut self, input: &mut &'a [u8]) -> Option<Next<'a>> {
         loop {
             if self.failed || input.is_empty() {
@@ -200,6 +213,26 @@ impl<'a> Iterator for LinesRef<'_, 'a> {
                 self.decoder.partial.clear();
                 parsed
             }
+            Next::TooLong(rejection) => Err(rejection),
+        })
+    }
+}
+
+/// The lines found in one chunk, unparsed, see [`LineDecoder::feed_lines`].
+pub struct RawLines<'d, 'a> {
+    decoder: &'d mut LineDecoder,
+    /// The part of the chunk not yet looked at.
+    input: &'a [u8],
+}
+
+impl<'a> Iterator for RawLines<'_, 'a> {
+    type Item = Result<Cow<'a, [u8]>, Rejection>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.decoder.next_line(&mut self.input)? {
+            Next::InInput(line) => Ok(Cow::Borrowed(line)),
+            // Taken, not copied: the next unfinished line starts a new buffer.
+            Next::InPartial => Ok(Cow::Owned(std::mem::take(&mut self.decoder.partial))),
             Next::TooLong(rejection) => Err(rejection),
         })
     }

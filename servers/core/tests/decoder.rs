@@ -4,28 +4,46 @@ use chat_core::{ErrorCode, Inbound, LineDecoder, Request, RequestRef};
 use proptest::prelude::*;
 use std::borrow::Cow;
 
-fn decode_chunks(max_line: usize, chunks: &[&[u8]]) -> Vec<Inbound> {
+/// Feeds `chunks` in order to one decoder, collecting what `feed` takes out of each.
+fn through<T>(
+    max_line: usize,
+    chunks: &[&[u8]],
+    mut feed: impl FnMut(&mut LineDecoder, &[u8], &mut Vec<T>),
+) -> Vec<T> {
     let mut decoder = LineDecoder::new(max_line);
     let mut out = Vec::new();
     for chunk in chunks {
-        out.extend(decoder.feed(chunk));
+        feed(&mut decoder, chunk, &mut out);
     }
     out
 }
 
-/// The same with `feed_ref`, each borrowed request turned owned (and checked to borrow from
-/// the chunk when the whole line was in it).
+fn decode_chunks(max_line: usize, chunks: &[&[u8]]) -> Vec<Inbound> {
+    through(max_line, chunks, |decoder, chunk, out| {
+        out.extend(decoder.feed(chunk))
+    })
+}
+
+/// The same with `feed_ref`, each borrowed request turned owned.
 fn decode_chunks_ref(max_line: usize, chunks: &[&[u8]]) -> Vec<Inbound> {
-    let mut decoder = LineDecoder::new(max_line);
-    let mut out = Vec::new();
-    for chunk in chunks {
+    through(max_line, chunks, |decoder, chunk, out| {
         out.extend(
             decoder
                 .feed_ref(chunk)
-                .map(|line| line.map(RequestRef::into_owned)),
-        );
-    }
-    out
+                .map(|l| l.map(RequestRef::into_owned)),
+        )
+    })
+}
+
+/// The same chunks through `feed_lines`: the lines themselves, owned.
+fn lines_of_chunks(max_line: usize, chunks: &[&[u8]]) -> Vec<Result<Vec<u8>, ErrorCode>> {
+    through(max_line, chunks, |decoder, chunk, out| {
+        out.extend(
+            decoder
+                .feed_lines(chunk)
+                .map(|l| l.map(Cow::into_owned).map_err(|r| r.code)),
+        )
+    })
 }
 
 const PING: &[u8] = b"{\"type\":\"ping\"}";
@@ -125,7 +143,20 @@ proptest! {
         }
         chunks.push(&stream[start..]);
         prop_assert_eq!(decode_chunks(64, &chunks), whole.clone());
-        prop_assert_eq!(decode_chunks_ref(64, &chunks), whole);
+        prop_assert_eq!(decode_chunks_ref(64, &chunks), whole.clone());
+        // Unparsed, the same lines: one per frame, each the request's bytes.
+        let lines = lines_of_chunks(64, &chunks);
+        prop_assert_eq!(lines.clone(), lines_of_chunks(64, &[&stream]));
+        prop_assert_eq!(lines.len(), whole.len());
+        for (line, frame) in lines.iter().zip(&whole) {
+            match (line, frame) {
+                (Ok(bytes), parsed) => {
+                    prop_assert_eq!(&chat_core::protocol::parse_request(bytes), parsed)
+                }
+                (Err(code), Err(rejection)) => prop_assert_eq!(*code, rejection.code),
+                (Err(code), Ok(request)) => prop_assert!(false, "{code:?} for {request:?}"),
+            }
+        }
     }
 }
 
@@ -148,4 +179,22 @@ fn feed_ref_borrows_whole_lines_and_owns_split_ones() {
         &lines[..],
         [Ok(RequestRef::Message { content: Cow::Owned(c), .. })] if c == "split"
     ));
+}
+
+/// `feed_lines` hands out the lines themselves: split across reads, `\r\n` and blank lines
+/// handled, a line past the limit refused before its newline comes, and nothing after it.
+#[test]
+fn feed_lines_frames_without_parsing() {
+    let mut decoder = LineDecoder::new(8);
+    assert_eq!(decoder.feed_lines(b"ab").count(), 0);
+    let lines: Vec<_> = decoder.feed_lines(b"c\r\n\nnojson\n").collect();
+    assert!(matches!(&lines[..], [Ok(Cow::Owned(a)), Ok(Cow::Borrowed(b"nojson"))] if a == b"abc"));
+    // Seven bytes may still end with their newline (8 bytes, the limit); eight cannot.
+    assert_eq!(decoder.feed_lines(b"1234567").count(), 0);
+    let lines: Vec<_> = decoder.feed_lines(b"8\nnext\n").collect();
+    assert!(
+        matches!(&lines[..], [Err(r)] if r.code == ErrorCode::LineTooLong),
+        "{lines:?}"
+    );
+    assert_eq!(decoder.feed_lines(b"more\n").count(), 0);
 }
