@@ -11,7 +11,11 @@
 //! ```text
 //! cargo bench -p c10k-benches --bench redis_ratio                      # ~4 min of runs
 //! C10K_BENCH_QUICK=1 cargo bench -p c10k-benches --bench redis_ratio   # smoke test
+//! C10K_SERVER_CPUS=0-1 C10K_GENERATOR_CPUS=2-15 cargo bench -p c10k-benches --bench redis_ratio
 //! ```
+//!
+//! The last pins every server to CPUs 0–1 and the generator to 2–15 (`c10k_benches::placement`):
+//! on a machine with more than two cores, the way to compare the servers on the same cores.
 //!
 //! Output: the table on stdout, and `target/redis_ratio/results.md` and `results.json`, beside
 //! every run's own report (`<target>-<workload>-<round>.run.json`). Every server is a fresh
@@ -19,12 +23,13 @@
 //! under CI). Fails when a run could not open its connections or lost messages; ratios below
 //! their goals are reported in the table, not failed on: they are measurements.
 
-use c10k_benches::loadgen_cli::{load_average, run_loadgen};
+use c10k_benches::loadgen_cli::{load_average, run_loadgen_on};
+use c10k_benches::placement::Placement;
 use c10k_benches::ratio::{
     to_markdown, Load, RatioPlan, Results, Sample, Target, EPOLL, REDIS, TARGETS,
 };
 use c10k_benches::{entry, quick_mode};
-use loadgen::server_process::ServerProcess;
+use loadgen::server_process::{ServerProcess, SpawnOptions};
 use loadgen::sweep::{Machine, RedisServer};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -41,12 +46,15 @@ fn main() -> ExitCode {
 
 fn measure(plan: &RatioPlan, redis: &Path) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let placement = Placement::from_env().map_err(anyhow::Error::msg)?;
+    println!("{NAME}: {}", placement.describe());
     let entry::Workspace { out, bins } = entry::prepare(NAME)?;
     let bench = Bench {
         bins,
         redis: redis.to_path_buf(),
         out: out.clone(),
         plan: plan.clone(),
+        placement: placement.clone(),
     };
     let load_before = load_average();
 
@@ -88,8 +96,9 @@ fn measure(plan: &RatioPlan, redis: &Path) -> anyhow::Result<ExitCode> {
     let machine = Machine::detect().describe();
     let context = format!(
         "load average (1 min) {load_before} at the start, {load_after} at the end; {}; \
-         generator: `loadgen run` (polling engine), its own processes",
-        redis_version(redis)
+         generator: `loadgen run` (polling engine), its own processes; {}",
+        redis_version(redis),
+        placement.describe()
     );
     let table = to_markdown(plan, &machine, &context, &results);
     println!("\n{table}");
@@ -99,6 +108,10 @@ fn measure(plan: &RatioPlan, redis: &Path) -> anyhow::Result<ExitCode> {
         "machine": machine,
         "context": context,
         "plan": plan,
+        "placement": {
+            "server_cpus": placement.server.as_ref().map(ToString::to_string),
+            "generator_cpus": placement.generator.as_ref().map(ToString::to_string),
+        },
         "targets": TARGETS,
         "results": results,
         "ratios": {
@@ -139,6 +152,8 @@ struct Bench {
     redis: PathBuf,
     out: PathBuf,
     plan: RatioPlan,
+    /// The server's CPUs and the generator's, when pinned.
+    placement: Placement,
 }
 
 impl Bench {
@@ -148,13 +163,18 @@ impl Bench {
         let (redis, server);
         let (addr, pid) = match target.program {
             None => {
-                redis = RedisServer::start(&self.redis).map_err(anyhow::Error::msg)?;
+                redis = RedisServer::start_pinned(&self.redis, self.placement.server.as_ref())
+                    .map_err(anyhow::Error::msg)?;
                 (redis.addr(), redis.pid())
             }
             Some(program) => {
                 let mut args = vec!["--idle-timeout", "0"];
                 args.extend_from_slice(target.args);
-                server = ServerProcess::spawn(self.bins.join(program), &args)?;
+                let options = SpawnOptions {
+                    cpus: self.placement.server.clone(),
+                    ..SpawnOptions::default()
+                };
+                server = ServerProcess::spawn_with(self.bins.join(program), &args, &options)?;
                 (server.addr(), server.pid())
             }
         };
@@ -203,7 +223,8 @@ impl Bench {
         // A run that failed (lost messages, a generator that fell behind) exits 1 and still
         // writes its report: that is a result.
         let json = self.out.join(format!("{name}.run.json"));
-        run_loadgen(&self.bins.join("loadgen"), &args, &json)
+        let cpus = self.placement.generator.as_ref();
+        run_loadgen_on(cpus, &self.bins.join("loadgen"), &args, &json)
     }
 }
 

@@ -24,6 +24,7 @@
 //! | [`loadgen_cli`] | `soak`, `flood`, `cluster`, `redis_ratio` | `loadgen run` as a process, its JSON read back; the machine line, the load average |
 //! | [`flood`] | `flood` | the connect flood |
 //! | [`ratio`] | `redis_ratio` | the targets, rounds and durations; medians, ratios and the table |
+//! | [`placement`] | `redis_ratio` | the server's and the generator's CPUs (`C10K_SERVER_CPUS`, `C10K_GENERATOR_CPUS`) |
 //!
 //! Run them with `cargo bench -p c10k-benches` (everything), `cargo bench -p c10k-benches
 //! --bench core` (the micro-benchmarks), or with `C10K_BENCH_QUICK=1` for a smoke run.
@@ -33,6 +34,7 @@ pub mod fixtures;
 pub mod flood;
 pub mod index_html;
 pub mod loadgen_cli;
+pub mod placement;
 pub mod plan;
 pub mod quick;
 pub mod ratio;

@@ -5,6 +5,7 @@
 //! (release build, beside the servers), as a person would, so the bench process itself costs
 //! the measurement nothing.
 
+use loadgen::affinity::CpuSet;
 use serde_json::Value;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -18,12 +19,28 @@ pub fn run_loadgen<A: AsRef<OsStr>>(
     args: &[A],
     json: &Path,
 ) -> anyhow::Result<Value> {
-    let status = Command::new(loadgen)
+    run_loadgen_on(None, loadgen, args, json)
+}
+
+/// [`run_loadgen`], the generator (and every process it starts) running only on `cpus` when
+/// given (see [`placement`](crate::placement)).
+pub fn run_loadgen_on<A: AsRef<OsStr>>(
+    cpus: Option<&CpuSet>,
+    loadgen: &Path,
+    args: &[A],
+    json: &Path,
+) -> anyhow::Result<Value> {
+    let mut command = Command::new(loadgen);
+    command
         .arg("run")
         .args(args)
         .arg("--json")
         .arg(json)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    if let Some(cpus) = cpus {
+        cpus.pin(&mut command);
+    }
+    let status = command
         .status()
         .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", loadgen.display()))?;
     let text = std::fs::read(json).map_err(|e| {

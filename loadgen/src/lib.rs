@@ -11,10 +11,12 @@
 //!
 //! [`ws`] is the WebSocket handshake and framing that `run --transport ws`, `check --transport
 //! ws` and the test server's WebSocket front share.
-//! [`server_process`] starts a server binary on a free port and always stops it again.
+//! [`server_process`] starts a server binary on a free port and always stops it again, and
+//! [`affinity`] pins a child process to a set of CPUs.
 //! [`testkit`] is an in-process chat server with injectable faults, for testing these tools,
 //! and [`testkit::TestClient`], the blocking test client every server crate's tests share.
 
+pub mod affinity;
 pub mod check;
 pub mod fanout;
 pub mod fuzz;

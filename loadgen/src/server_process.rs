@@ -5,6 +5,7 @@
 //! `listening on ADDR` as its first stdout line, which we read back. The child is killed when
 //! the [`ServerProcess`] is dropped, also when a test panics, so no server outlives its test.
 
+use crate::affinity::CpuSet;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -24,6 +25,8 @@ pub struct SpawnOptions {
     pub fd_limit: Option<u64>,
     /// Let the server's stderr (its logs) through to ours instead of discarding it.
     pub show_logs: bool,
+    /// Run the server only on these CPUs (every thread it starts included).
+    pub cpus: Option<CpuSet>,
 }
 
 /// A running server child process. Killed on drop.
@@ -81,6 +84,9 @@ impl ServerProcess {
                     Ok(())
                 });
             }
+        }
+        if let Some(cpus) = &options.cpus {
+            cpus.pin(&mut command);
         }
         let mut child = command.spawn().map_err(|e| {
             io::Error::new(e.kind(), format!("cannot start {}: {e}", program.display()))

@@ -14,6 +14,7 @@
 //! Redis writes its log to a temporary file beside the process (removed on drop), so that a
 //! test that finds the server gone can say why: [`RedisServer::describe`].
 
+use crate::affinity::CpuSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -37,9 +38,14 @@ impl RedisServer {
     /// Starts `program` on a free loopback port and waits until it accepts connections and
     /// answers with its own process id.
     pub fn start(program: &Path) -> Result<RedisServer, String> {
+        RedisServer::start_pinned(program, None)
+    }
+
+    /// [`start`](Self::start), the server running only on `cpus` when given.
+    pub fn start_pinned(program: &Path, cpus: Option<&CpuSet>) -> Result<RedisServer, String> {
         let mut why = String::new();
         for _ in 0..ATTEMPTS {
-            match RedisServer::start_on(program, free_port()?)? {
+            match RedisServer::start_on(program, free_port()?, cpus)? {
                 Ok(server) => return Ok(server),
                 Err(lost) => why = lost,
             }
@@ -51,7 +57,11 @@ impl RedisServer {
 
     /// One try on `port`: `Err` when it cannot be started at all, `Ok(Err(why))` when it lost
     /// the port (it exited at start, or another server answers there).
-    fn start_on(program: &Path, port: u16) -> Result<Result<RedisServer, String>, String> {
+    fn start_on(
+        program: &Path,
+        port: u16,
+        cpus: Option<&CpuSet>,
+    ) -> Result<Result<RedisServer, String>, String> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log =
             std::env::temp_dir().join(format!("c10k-redis-{}-{port}.log", std::process::id()));
@@ -60,13 +70,18 @@ impl RedisServer {
         let file_too = file
             .try_clone()
             .map_err(|e| format!("cannot share Redis's log: {e}"))?;
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--maxclients", "100000", "--daemonize", "no"])
             .stdin(Stdio::null())
             .stdout(file)
-            .stderr(file_too)
+            .stderr(file_too);
+        if let Some(cpus) = cpus {
+            cpus.pin(&mut command);
+        }
+        let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
         let mut server = RedisServer { child, addr, log };
@@ -198,7 +213,7 @@ mod tests {
         let Some(program) = program() else { return };
         let first = RedisServer::start(&program).expect("the first redis-server");
         assert_eq!(process_id(first.addr()), Some(first.pid()));
-        let lost = RedisServer::start_on(&program, first.addr().port()).expect("it runs");
+        let lost = RedisServer::start_on(&program, first.addr().port(), None).expect("it runs");
         let why = lost.err().expect("the second start loses the port");
         assert!(
             why.contains("exited at start") || why.contains("another redis-server"),
@@ -209,6 +224,18 @@ mod tests {
         let second = RedisServer::start(&program).expect("a second redis-server");
         assert_ne!(second.addr(), first.addr());
         assert_eq!(process_id(second.addr()), Some(second.pid()));
+    }
+
+    /// A pinned Redis runs every thread (its I/O and background threads too) on its set.
+    #[test]
+    fn a_pinned_redis_stays_on_its_cpus() {
+        let Some(program) = program() else { return };
+        let available = CpuSet::available().expect("sched_getaffinity");
+        let one = CpuSet::parse(&available.cpus()[0].to_string()).expect("one CPU");
+        let server = RedisServer::start_pinned(&program, Some(&one)).expect("redis-server");
+        let sets = CpuSet::of_threads(server.pid()).expect("/proc/PID/task");
+        assert!(!sets.is_empty());
+        assert!(sets.iter().all(|set| *set == one), "{sets:?}");
     }
 
     /// A test that finds its Redis gone can say what became of it: `describe` tells a live
