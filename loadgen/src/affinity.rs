@@ -88,7 +88,13 @@ impl CpuSet {
     pub fn of_threads(pid: u32) -> io::Result<Vec<CpuSet>> {
         let mut sets = Vec::new();
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            let status = std::fs::read_to_string(task?.path().join("status"))?;
+            let status = match std::fs::read_to_string(task?.path().join("status")) {
+                Ok(status) => status,
+                // A thread that ended since the folder was listed has nothing to say.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => continue,
+                Err(e) => return Err(e),
+            };
             let list = status
                 .lines()
                 .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
