@@ -16,7 +16,8 @@
 //! requests it yields point into the read buffer (see [`RequestRef`]).
 
 use crate::protocol::{
-    parse_request, parse_request_ref, ErrorCode, Inbound, InboundRef, Rejection, RequestRef,
+    parse_request, parse_request_ref, ErrorCode, Inbound, InboundRef, Rejection, Request,
+    RequestRef,
 };
 use std::borrow::Cow;
 
@@ -50,10 +51,7 @@ impl LineDecoder {
     /// Consume the iterator fully: bytes after the last yielded line are only kept once the
     /// iterator has walked past them. (Stopping early is fine when the connection is closing.)
     pub fn feed<'a>(&'a mut self, input: &'a [u8]) -> Lines<'a> {
-        Lines {
-            decoder: self,
-            input,
-        }
+        Framed::new(self, input)
     }
 
     /// [`feed`](Self::feed), with each request borrowing its strings from `input` (see
@@ -61,22 +59,16 @@ impl LineDecoder {
     /// once uses. A line that began in an earlier chunk is parsed from the decoder's own copy,
     /// which the next line overwrites, so its request gets strings of its own.
     pub fn feed_ref<'d, 'a>(&'d mut self, input: &'a [u8]) -> LinesRef<'d, 'a> {
-        LinesRef {
-            decoder: self,
-            input,
-        }
+        Framed::new(self, input)
     }
 
     /// [`feed`](Self::feed) without the parsing: each complete line as bytes (without its
     /// `\n` and a final `\r`), or the `line_too_long` that ends the stream. For a server whose
     /// lines are not all chat-core requests (the extensions exercise parses its own): the same
     /// framing rules, not a second copy of them. A line that came whole in `input` is borrowed
-    /// from it; one that spanned reads is handed over as the decoder's own copy.
+    /// from it; one that spanned reads is copied out of the decoder's buffer.
     pub fn feed_lines<'d, 'a>(&'d mut self, input: &'a [u8]) -> RawLines<'d, 'a> {
-        RawLines {
-            decoder: self,
-            input,
-        }
+        Framed::new(self, input)
     }
 
     /// Bytes held for an unfinished line.
@@ -114,8 +106,8 @@ enum Next<'a> {
 
 impl LineDecoder {
     /// Finds the next complete, non-blank line in `input` (and advances `input` past it), or
-    /// keeps the unfinished tail in `partial`. The one place the framing rules live; the three
-    /// iterators below only differ in how they parse what it finds (the third parses nothing).
+    /// keeps the unfinished tail in `partial`. The one place the framing rules live; [`Framed`]
+    /// hands what it finds to an [`Interpret`], the one thing the three ways of feeding differ in.
     fn next_line<'a>(&mut self, input: &mut &'a [u8]) -> Option<Next<'a>> {
         loop {
             if self.failed || input.is_empty() {
@@ -171,68 +163,89 @@ impl Default for LineDecoder {
     }
 }
 
-/// The lines found in one chunk, see [`LineDecoder::feed`].
-pub struct Lines<'a> {
-    decoder: &'a mut LineDecoder,
-    /// The part of the chunk not yet looked at.
-    input: &'a [u8],
-}
-
-impl Iterator for Lines<'_> {
-    type Item = Inbound;
-
-    fn next(&mut self) -> Option<Inbound> {
-        Some(match self.decoder.next_line(&mut self.input)? {
-            Next::InInput(line) => parse_request(line),
-            Next::InPartial => {
-                let parsed = parse_request(&self.decoder.partial);
-                self.decoder.partial.clear();
-                parsed
-            }
-            Next::TooLong(rejection) => Err(rejection),
-        })
-    }
-}
-
-/// The lines found in one chunk, borrowing from it, see [`LineDecoder::feed_ref`].
-pub struct LinesRef<'d, 'a> {
+/// The lines found in one chunk, each one made into what `I` makes of it (see [`Interpret`]).
+pub struct Framed<'d, 'a, I> {
     decoder: &'d mut LineDecoder,
     /// The part of the chunk not yet looked at.
     input: &'a [u8],
+    interpret: std::marker::PhantomData<I>,
 }
 
-impl<'a> Iterator for LinesRef<'_, 'a> {
-    type Item = InboundRef<'a>;
-
-    fn next(&mut self) -> Option<InboundRef<'a>> {
-        Some(match self.decoder.next_line(&mut self.input)? {
-            Next::InInput(line) => parse_request_ref(line),
-            Next::InPartial => {
-                // Owned: `partial` is reused for the next unfinished line.
-                let parsed = parse_request(&self.decoder.partial).map(RequestRef::from);
-                self.decoder.partial.clear();
-                parsed
-            }
-            Next::TooLong(rejection) => Err(rejection),
-        })
+impl<'d, 'a, I> Framed<'d, 'a, I> {
+    fn new(decoder: &'d mut LineDecoder, input: &'a [u8]) -> Self {
+        Framed {
+            decoder,
+            input,
+            interpret: std::marker::PhantomData,
+        }
     }
 }
 
-/// The lines found in one chunk, unparsed, see [`LineDecoder::feed_lines`].
-pub struct RawLines<'d, 'a> {
-    decoder: &'d mut LineDecoder,
-    /// The part of the chunk not yet looked at.
-    input: &'a [u8],
+/// What an iterator makes of each complete line.
+pub trait Interpret<'a> {
+    type Value;
+    /// A line that came whole in the chunk: it may borrow from it.
+    fn whole(line: &'a [u8]) -> Result<Self::Value, Rejection>;
+    /// A line that spanned reads, in the decoder's buffer, which is reused for the next one.
+    fn split(line: &[u8]) -> Result<Self::Value, Rejection>;
 }
 
-impl<'a> Iterator for RawLines<'_, 'a> {
-    type Item = Result<Cow<'a, [u8]>, Rejection>;
+/// [`LineDecoder::feed`]: requests with strings of their own.
+pub enum Owned {}
+/// [`LineDecoder::feed_ref`]: requests borrowing from the chunk where they can.
+pub enum Borrowed {}
+/// [`LineDecoder::feed_lines`]: the lines themselves.
+pub enum Raw {}
+
+impl Interpret<'_> for Owned {
+    type Value = Request;
+    fn whole(line: &[u8]) -> Inbound {
+        parse_request(line)
+    }
+    fn split(line: &[u8]) -> Inbound {
+        parse_request(line)
+    }
+}
+
+impl<'a> Interpret<'a> for Borrowed {
+    type Value = RequestRef<'a>;
+    fn whole(line: &'a [u8]) -> InboundRef<'a> {
+        parse_request_ref(line)
+    }
+    fn split(line: &[u8]) -> InboundRef<'a> {
+        // Owned: the decoder's buffer is reused for the next unfinished line.
+        parse_request(line).map(RequestRef::from)
+    }
+}
+
+impl<'a> Interpret<'a> for Raw {
+    type Value = Cow<'a, [u8]>;
+    fn whole(line: &'a [u8]) -> Result<Cow<'a, [u8]>, Rejection> {
+        Ok(Cow::Borrowed(line))
+    }
+    fn split(line: &[u8]) -> Result<Cow<'a, [u8]>, Rejection> {
+        Ok(Cow::Owned(line.to_vec()))
+    }
+}
+
+/// See [`LineDecoder::feed`].
+pub type Lines<'a> = Framed<'a, 'a, Owned>;
+/// See [`LineDecoder::feed_ref`].
+pub type LinesRef<'d, 'a> = Framed<'d, 'a, Borrowed>;
+/// See [`LineDecoder::feed_lines`].
+pub type RawLines<'d, 'a> = Framed<'d, 'a, Raw>;
+
+impl<'a, I: Interpret<'a>> Iterator for Framed<'_, 'a, I> {
+    type Item = Result<I::Value, Rejection>;
 
     fn next(&mut self) -> Option<Self::Item> {
         Some(match self.decoder.next_line(&mut self.input)? {
-            Next::InInput(line) => Ok(Cow::Borrowed(line)),
-            // Taken, not copied: the next unfinished line starts a new buffer.
-            Next::InPartial => Ok(Cow::Owned(std::mem::take(&mut self.decoder.partial))),
+            Next::InInput(line) => I::whole(line),
+            Next::InPartial => {
+                let item = I::split(&self.decoder.partial);
+                self.decoder.partial.clear();
+                item
+            }
             Next::TooLong(rejection) => Err(rejection),
         })
     }
