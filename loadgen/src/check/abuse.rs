@@ -9,7 +9,7 @@
 
 use super::client::{Client, Next};
 use super::{Ctx, Need, Scenario};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,27 +155,10 @@ fn max_conns_per_ip(ctx: &Ctx) -> Result<(), String> {
 /// refusal it got instead (`Err` of the outer result: anything else).
 fn ping(ctx: &Ctx, source: Option<IpAddr>, label: &str) -> Result<Result<Client, String>, String> {
     let mut client = connect_from(ctx, source, label)?;
-    let is_refusal = |reply: &Value| reply["type"] == "error" && reply["code"] == "server_full";
-    if let Err(failed) = client.send(&json!({"type": "ping", "id": label})) {
-        // A server refuses without waiting for the client to speak. Over WebSocket its
-        // `server_full` and close frame can come with the upgrade's response; the checker
-        // answers that close at once, so the ping then meets a socket the server has already
-        // closed. What the server sent first decides.
-        return match client.recv() {
-            Ok(reply) if is_refusal(&reply) => Ok(Err(super::client::compact(&reply))),
-            _ => Err(failed),
-        };
-    }
-    let reply = client.recv()?;
-    if reply == json!({"type": "pong", "id": label}) {
-        return Ok(Ok(client));
-    }
-    if is_refusal(&reply) {
-        return Ok(Err(super::client::compact(&reply)));
-    }
-    Err(format!(
-        "{label}: expected its pong or server_full, got {reply}"
-    ))
+    Ok(match client.first_ping(&json!(label))? {
+        None => Ok(client),
+        Some(refusal) => Err(refusal),
+    })
 }
 
 /// A client whose socket is bound to `source` before it connects (`None`: the usual address).

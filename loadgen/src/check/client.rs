@@ -384,6 +384,35 @@ impl Client {
         }
     }
 
+    /// A fresh connection's first ping, with `id`: `Ok(None)` when its pong came back,
+    /// `Ok(Some(refusal))` when the server refused the connection (`server_full`, compacted),
+    /// `Err` for anything else.
+    ///
+    /// A server refuses without waiting for the client to speak. Over WebSocket its refusal and
+    /// close frame can come with the upgrade's response, and the checker answers that close at
+    /// once, so the ping then meets a socket the server has already closed (a broken pipe):
+    /// what the server sent first decides.
+    pub fn first_ping(&mut self, id: &Value) -> Result<Option<String>, String> {
+        let is_refusal = |reply: &Value| reply["type"] == "error" && reply["code"] == "server_full";
+        if let Err(failed) = self.send(&json!({"type": "ping", "id": id})) {
+            return match self.recv() {
+                Ok(reply) if is_refusal(&reply) => Ok(Some(compact(&reply))),
+                _ => Err(failed),
+            };
+        }
+        let reply = self.recv()?;
+        if is_refusal(&reply) {
+            return Ok(Some(compact(&reply)));
+        }
+        if reply != json!({"type": "pong", "id": id}) {
+            return Err(format!(
+                "{}: expected its pong or server_full, got {reply}",
+                self.label
+            ));
+        }
+        Ok(None)
+    }
+
     /// The connection is still served: a ping with a fresh id is answered with its pong next.
     pub fn still_works(&mut self) -> Result<(), String> {
         self.probes += 1;

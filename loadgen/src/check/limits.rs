@@ -50,14 +50,9 @@ pub(super) fn fill_to_max_conns(ctx: &Ctx, label: &str) -> Result<Vec<Client>, S
         let mut full_too_soon = None;
         for i in 0..max {
             let mut client = Client::connect_to(ctx, ctx.first(), &format!("{label}{i}"))?;
-            client.send(&json!({"type": "ping", "id": i}))?;
-            let reply = client.recv()?;
-            if reply["type"] == "error" && reply["code"] == "server_full" {
+            if client.first_ping(&json!(i))?.is_some() {
                 full_too_soon = Some(i);
                 break;
-            }
-            if reply != json!({"type": "pong", "id": i}) {
-                return Err(format!("{label}{i}: expected its pong, got {reply}"));
             }
             conns.push(client);
         }
@@ -83,21 +78,15 @@ pub(super) fn fill_to_max_conns(ctx: &Ctx, label: &str) -> Result<Vec<Client>, S
 fn wait_until_served(ctx: &Ctx) -> Result<(), String> {
     let deadline = Instant::now() + ctx.timeout() * 3;
     loop {
-        // A server that still counts the old connections refuses this one: it may say
-        // `server_full` and close before the ping is even written (a broken pipe, which over
-        // WebSocket is likelier: the upgrade's reply comes first). Both mean "not yet".
+        // A server that still counts the old connections refuses this one: "not yet". Anything
+        // else going wrong is retried too, until the deadline.
         let mut client = Client::connect_to(ctx, ctx.first(), "after-full")?;
-        let reply = client
-            .send(&json!({"type": "ping", "id": "free?"}))
-            .and_then(|()| client.recv());
-        if matches!(&reply, Ok(r) if *r == json!({"type": "pong", "id": "free?"})) {
-            return Ok(());
-        }
+        let got = match client.first_ping(&json!("free?")) {
+            Ok(None) => return Ok(()),
+            Ok(Some(refusal)) => refusal,
+            Err(why) => why,
+        };
         if Instant::now() > deadline {
-            let got = match reply {
-                Ok(frame) => frame.to_string(),
-                Err(why) => why,
-            };
             return Err(format!(
                 "after closing every connection, a new one still gets {got}"
             ));
