@@ -41,7 +41,6 @@ use clap::Parser;
 use extensions::Extended;
 use history::Limits;
 use peers::{Peer, Peers, State};
-use std::borrow::Cow;
 use std::io::{self, ErrorKind, Read};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
@@ -287,23 +286,19 @@ impl Server {
             return; // closing: input is read and dropped
         }
         // chat-core's framing, unparsed: the extensions' lines (`login`, `history`, `file`)
-        // are not requests chat-core knows, so `extensions.rs` parses each one. Collected
-        // first, because handling a line may queue frames for this very peer.
-        let lines: Vec<_> = peer
-            .decoder
-            .feed_lines(&buf[..n])
-            .map(|line| line.map(Cow::into_owned))
-            .collect();
-        for line in lines {
+        // are not requests chat-core knows, so `extensions.rs` parses each one. The decoder
+        // leaves the peer while its lines go through the chat (as in chat-poll's callbacks):
+        // they borrow from it and from `buf`, and the chat's frames go to the peers meanwhile.
+        let mut decoder = std::mem::take(&mut peer.decoder);
+        for line in decoder.feed_lines(&buf[..n]) {
             if !self.peers.is_open(id) {
                 break; // `quit` or `line_too_long`: nothing after it counts
             }
-            self.chat.handle(
-                id,
-                line.as_deref().map_err(Clone::clone),
-                now,
-                &mut self.peers,
-            );
+            let line = line.as_deref().map_err(Clone::clone);
+            self.chat.handle(id, line, now, &mut self.peers);
+        }
+        if let Some(peer) = self.peers.by_id.get_mut(&id) {
+            peer.decoder = decoder;
         }
     }
 }
