@@ -158,6 +158,13 @@ impl Client {
             .map_err(|e| format!("{}: cannot clone the socket: {e}", self.label))
     }
 
+    /// This end's address: the source address and port of the connection.
+    pub fn local_addr(&self) -> Result<SocketAddr, String> {
+        self.writer
+            .local_addr()
+            .map_err(|e| format!("{}: cannot read the socket's address: {e}", self.label))
+    }
+
     /// Sends one JSON value as one line.
     pub fn send(&mut self, value: &Value) -> Result<(), String> {
         let mut line = value.to_string();

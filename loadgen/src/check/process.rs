@@ -5,7 +5,7 @@ use super::client::{join_group, Client};
 use super::{run_checks, CheckConfig, CheckReport, Ctx};
 use crate::server_process::{ServerProcess, SpawnOptions};
 use serde_json::json;
-use std::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -207,42 +207,50 @@ pub fn assert_survives_fd_exhaustion(program: &Path, model_args: &[&str]) {
 /// are written, not half-closed and kept until the client's FIN: that close would end in the
 /// very `TIME-WAIT` the flag is meant to avoid. The client keeps its socket open and reads
 /// nothing; within 3 s, well before a lingering close gives up (`CLOSE_LINGER`, 5 s), the
-/// server must hold no socket on its port but the listener.
+/// server must hold no socket for that connection.
+///
+/// The probe follows this one connection, by both of its ends, and not every socket on the
+/// server's port: a port that the kernel hands to a new listener may still carry `TIME-WAIT`
+/// sockets of an earlier server that closed first on it (`SO_REUSEADDR` allows exactly that),
+/// and those say nothing about this server.
 pub fn assert_aborts_with_linger_zero(program: &Path, model_args: &[&str]) {
     let server = start_with(program, model_args, &["--linger", "0"]);
-    let port = server.addr().port();
     let ctx = Ctx::new(server.addr(), CheckConfig::default());
     let (mut client, _) = Client::join(&ctx, &ctx.fresh("quitter"), None)
         .unwrap_or_else(|e| panic!("before the quit: {e}"));
+    let from = client.local_addr().unwrap_or_else(|e| panic!("{e}"));
     // The probe sees the connection while it is open (or it could not see it linger).
-    let open = server_sockets(port);
+    let open = server_side(server.addr(), from);
     assert!(
         open.contains(&"ESTABLISHED"),
-        "/proc/net/tcp shows no open connection on port {port}: {open:?}"
+        "/proc/net/tcp shows no open server socket for {} <- {from}: {open:?}",
+        server.addr()
     );
     client
         .send(&json!({"type": "quit"}))
         .unwrap_or_else(|e| panic!("sending quit: {e}"));
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let left = server_sockets(port);
+        let left = server_side(server.addr(), from);
         if left.is_empty() {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "{} {model_args:?} --linger 0 still holds the connection 3 s after `quit` \
-             ({left:?}): it closes politely (FIN, then waits) instead of aborting",
-            program.display()
+            "{} {model_args:?} --linger 0 still holds the connection {} <- {from} 3 s after \
+             `quit` ({left:?}): it closes politely (FIN, then waits) instead of aborting",
+            program.display(),
+            server.addr()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(client);
 }
 
-/// The states of the TCP sockets bound to local `port`, the listener excepted (from
-/// /proc/net/tcp and tcp6; the kernel's names: `ESTABLISHED`, `FIN_WAIT2`, `TIME_WAIT` ...).
-fn server_sockets(port: u16) -> Vec<&'static str> {
+/// The states of the server's sockets for one connection (local address `server`, remote
+/// `client`), from /proc/net/tcp and tcp6, in the kernel's names: `ESTABLISHED`, `FIN_WAIT2`,
+/// `TIME_WAIT` ... Empty once the server holds nothing for it.
+fn server_side(server: SocketAddr, client: SocketAddr) -> Vec<&'static str> {
     const STATES: [&str; 12] = [
         "?",
         "ESTABLISHED",
@@ -265,20 +273,45 @@ fn server_sockets(port: u16) -> Vec<&'static str> {
         // `sl local_address rem_address st ...`, addresses as `HEXADDR:HEXPORT`.
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else {
+            let (Some(local), Some(remote), Some(state)) =
+                (fields.get(1), fields.get(2), fields.get(3))
+            else {
                 continue;
             };
-            let local_port = local
-                .rsplit_once(':')
-                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
-            let state = usize::from_str_radix(state, 16)
-                .map_or("?", |n| STATES.get(n).copied().unwrap_or("?"));
-            if local_port == Some(port) && state != "LISTEN" {
+            if proc_addr(local) == Some(server) && proc_addr(remote) == Some(client) {
+                let state = usize::from_str_radix(state, 16)
+                    .map_or("?", |n| STATES.get(n).copied().unwrap_or("?"));
                 states.push(state);
             }
         }
     }
     states
+}
+
+/// An address as /proc/net/tcp{,6} writes it: the address's 32-bit words in hex, each as the
+/// machine holds it in memory (so `0100007F` is 127.0.0.1 on x86), then `:` and the port in hex.
+fn proc_addr(text: &str) -> Option<SocketAddr> {
+    let (hex, port) = text.rsplit_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |i: usize| {
+        hex.get(i * 8..i * 8 + 8)
+            .and_then(|w| u32::from_str_radix(w, 16).ok())
+            .map(u32::to_ne_bytes)
+    };
+    let ip = match hex.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(0)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for i in 0..4 {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&word(i)?);
+            }
+            let v6 = Ipv6Addr::from(bytes);
+            // A dual-stack socket shows an IPv4 peer as ::ffff:a.b.c.d.
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// A message to the client's own room comes back.
@@ -315,4 +348,94 @@ fn cpu_ticks(pid: u32) -> u64 {
             .unwrap_or(0)
     };
     field(14) + field(15)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Shutdown, TcpListener};
+
+    #[test]
+    fn proc_addresses_read_back() {
+        let v4 = u32::from_ne_bytes([127, 0, 0, 1]);
+        let text = format!("{v4:08X}:1F90");
+        assert_eq!(proc_addr(&text), Some("127.0.0.1:8080".parse().unwrap()));
+        let loopback6 = format!(
+            "{:08X}{:08X}{:08X}{:08X}:0050",
+            0,
+            0,
+            0,
+            u32::from_ne_bytes([0, 0, 0, 1])
+        );
+        assert_eq!(proc_addr(&loopback6), Some("[::1]:80".parse().unwrap()));
+        let mapped = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+        let text = format!("{:08X}{:08X}{mapped:08X}{v4:08X}:0050", 0, 0);
+        assert_eq!(proc_addr(&text), Some("127.0.0.1:80".parse().unwrap()));
+        assert_eq!(proc_addr("0100007F"), None);
+        assert_eq!(proc_addr("0100007:0050"), None);
+    }
+
+    /// The probe finds a real connection's server end, follows it to `TIME_WAIT` when the server
+    /// closes first, and does not mistake another connection on the same port for it.
+    #[test]
+    fn the_probe_follows_one_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let (accepted, from) = listener.accept().unwrap();
+        assert_eq!(from, client.local_addr().unwrap());
+        let other = TcpStream::connect(server).unwrap();
+        let (_other_accepted, from_other) = listener.accept().unwrap();
+        assert_eq!(from_other, other.local_addr().unwrap());
+        assert_eq!(server_side(server, from), ["ESTABLISHED"]);
+        // The server closes first, then the client: the server's end waits in TIME_WAIT.
+        accepted.shutdown(Shutdown::Both).unwrap();
+        drop(accepted);
+        let mut buf = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut &client, &mut buf).unwrap(), 0);
+        drop(client);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while server_side(server, from) != ["TIME_WAIT"] {
+            assert!(Instant::now() < deadline, "{:?}", server_side(server, from));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(server_side(server, from_other), ["ESTABLISHED"]);
+        assert!(server_side(server, "127.0.0.1:1".parse().unwrap()).is_empty());
+    }
+
+    /// What failed a CI run: a client bound to 127.0.0.2 left a `TIME_WAIT` on its port, and a
+    /// server on 127.0.0.1 got that same port (the addresses differ, so the kernel allows it).
+    /// The probe must not take that socket for the server's.
+    #[test]
+    fn a_time_wait_on_the_port_from_another_address_is_not_the_servers() {
+        let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.2:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        socket
+            .connect(&elsewhere.local_addr().unwrap().into())
+            .unwrap();
+        let stale: TcpStream = socket.into();
+        let port = stale.local_addr().unwrap().port();
+        let (accepted, _) = elsewhere.accept().unwrap();
+        drop(stale); // the client closes first: its end waits in TIME_WAIT
+        drop(accepted);
+
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let (_accepted, from) = listener.accept().unwrap();
+        // The stale socket is there, on the server's port: a probe by port alone would see it.
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let stale_address = SocketAddr::from(([127, 0, 0, 2], port));
+        let waiting = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            proc_addr(fields[1]) == Some(stale_address) && fields[3] == "06"
+        });
+        assert!(waiting, "no TIME_WAIT for {stale_address} in /proc/net/tcp");
+        assert_eq!(server_side(server, from), ["ESTABLISHED"]);
+        drop(client);
+    }
 }

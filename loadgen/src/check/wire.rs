@@ -92,6 +92,11 @@ impl Writer {
         self.stream.shutdown(how)
     }
 
+    /// This end's address (the source address and port the kernel gave the connection).
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.stream.set_write_timeout(timeout)
     }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_chat-threads");
 
-// The conformance suite, graceful shutdown, fd exhaustion and the burst scenario: see
-// `loadgen::model_tests!`.
+// The conformance suite, graceful shutdown, fd exhaustion, the burst scenario and `--linger 0`:
+// see `loadgen::model_tests!`.
 loadgen::model_tests! {
     program: env!("CARGO_BIN_EXE_chat-threads"), clients: 8;
     defaults: [];
@@ -176,11 +176,4 @@ fn a_too_long_line_is_answered_without_a_reset() {
     assert_eq!(client.recv()["code"], "line_too_long");
     client.writer().shutdown(std::net::Shutdown::Write).unwrap();
     assert!(client.sees_eof(), "an orderly EOF, not a reset");
-}
-
-/// `--linger 0`: after `quit` the connection is aborted at once (a RST, no `TIME-WAIT`): the
-/// thread does not wait for the client's FIN as it otherwise does (a lingering close).
-#[test]
-fn aborts_with_linger_zero() {
-    loadgen::check::assert_aborts_with_linger_zero(std::path::Path::new(BIN), &[]);
 }
