@@ -210,9 +210,9 @@ pub fn assert_survives_fd_exhaustion(program: &Path, model_args: &[&str]) {
 /// server must hold no socket for that connection.
 ///
 /// The probe follows this one connection, by both of its ends, and not every socket on the
-/// server's port: a port that the kernel hands to a new listener may still carry `TIME-WAIT`
-/// sockets of an earlier server that closed first on it (`SO_REUSEADDR` allows exactly that),
-/// and those say nothing about this server.
+/// server's port: the tests bind clients to other loopback addresses too (127.0.0.x), and a
+/// socket of one of those may hold the same port number (in `TIME-WAIT`, say) while a server on
+/// 127.0.0.1 listens on it. Such a socket says nothing about this server.
 pub fn assert_aborts_with_linger_zero(program: &Path, model_args: &[&str]) {
     let server = start_with(program, model_args, &["--linger", "0"]);
     let ctx = Ctx::new(server.addr(), CheckConfig::default());
@@ -248,9 +248,19 @@ pub fn assert_aborts_with_linger_zero(program: &Path, model_args: &[&str]) {
 }
 
 /// The states of the server's sockets for one connection (local address `server`, remote
-/// `client`), from /proc/net/tcp and tcp6, in the kernel's names: `ESTABLISHED`, `FIN_WAIT2`,
-/// `TIME_WAIT` ... Empty once the server holds nothing for it.
+/// `client`). Empty once the server holds nothing for it.
 fn server_side(server: SocketAddr, client: SocketAddr) -> Vec<&'static str> {
+    tcp_sockets()
+        .into_iter()
+        .filter(|&(local, remote, _)| local == server && remote == client)
+        .map(|(_, _, state)| state)
+        .collect()
+}
+
+/// Every TCP socket of this network namespace, from /proc/net/tcp and tcp6: its local address,
+/// its remote address and its state in the kernel's names (`ESTABLISHED`, `FIN_WAIT2`,
+/// `TIME_WAIT` ...).
+fn tcp_sockets() -> Vec<(SocketAddr, SocketAddr, &'static str)> {
     const STATES: [&str; 12] = [
         "?",
         "ESTABLISHED",
@@ -265,7 +275,7 @@ fn server_side(server: SocketAddr, client: SocketAddr) -> Vec<&'static str> {
         "LISTEN",
         "CLOSING",
     ];
-    let mut states = Vec::new();
+    let mut sockets = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -273,19 +283,19 @@ fn server_side(server: SocketAddr, client: SocketAddr) -> Vec<&'static str> {
         // `sl local_address rem_address st ...`, addresses as `HEXADDR:HEXPORT`.
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(remote), Some(state)) =
-                (fields.get(1), fields.get(2), fields.get(3))
-            else {
+            let (Some(local), Some(remote), Some(state)) = (
+                fields.get(1).and_then(|f| proc_addr(f)),
+                fields.get(2).and_then(|f| proc_addr(f)),
+                fields.get(3),
+            ) else {
                 continue;
             };
-            if proc_addr(local) == Some(server) && proc_addr(remote) == Some(client) {
-                let state = usize::from_str_radix(state, 16)
-                    .map_or("?", |n| STATES.get(n).copied().unwrap_or("?"));
-                states.push(state);
-            }
+            let state = usize::from_str_radix(state, 16)
+                .map_or("?", |n| STATES.get(n).copied().unwrap_or("?"));
+            sockets.push((local, remote, state));
         }
     }
-    states
+    sockets
 }
 
 /// An address as /proc/net/tcp{,6} writes it: the address's 32-bit words in hex, each as the
@@ -428,12 +438,10 @@ mod tests {
         let client = TcpStream::connect(server).unwrap();
         let (_accepted, from) = listener.accept().unwrap();
         // The stale socket is there, on the server's port: a probe by port alone would see it.
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
         let stale_address = SocketAddr::from(([127, 0, 0, 2], port));
-        let waiting = table.lines().skip(1).any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            proc_addr(fields[1]) == Some(stale_address) && fields[3] == "06"
-        });
+        let waiting = tcp_sockets()
+            .into_iter()
+            .any(|(local, _, state)| local == stale_address && state == "TIME_WAIT");
         assert!(waiting, "no TIME_WAIT for {stale_address} in /proc/net/tcp");
         assert_eq!(server_side(server, from), ["ESTABLISHED"]);
         drop(client);
