@@ -108,7 +108,7 @@ async fn serve(
                     // EOF or error: the room is told `left`, and the client still gets what
                     // is queued for it (PROTOCOL.md, guarantee 7).
                     shared.disconnect(id);
-                    out.close_after_flush();
+                    out.close_after_flush().give(); // it is this task: nobody is parked
                 }
             }
             Wake::Work => {}

@@ -21,6 +21,11 @@
 //! per broadcast, and often fewer. (A `tokio::sync::Notify` would wake the task for every push,
 //! and keep a permit that wakes it once more for nothing after it has written.)
 //!
+//! A push does not wake the task itself: it hands back a [`Wakeup`], the wake-up it owes, and the
+//! caller gives it once it holds no lock. Waking a task can mean waking a sleeping runtime
+//! thread (a `futex` call); given under the Hub lock, that call would be paid by every task
+//! waiting for the lock, once for every member of the room (see `shared.rs`).
+//!
 //! ## Writing without copying
 //! The task does not copy the frames out to write them: [`OutQueue::write_some`] lets the queue
 //! do a non-blocking `writev` straight from the frames, through tokio's `try_write_vectored`.
@@ -103,39 +108,35 @@ impl OutQueue {
         lock(&self.state)
     }
 
-    /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes.
-    pub fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
+    /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes. The
+    /// caller gives the [`Wakeup`] once it holds no lock.
+    pub fn push(&self, frame: Frame) -> Result<Wakeup, BacklogFull> {
         let mut state = self.lock();
         state.queue.push(frame)?;
         // A socket that refuses bytes cannot take these either: its readiness, not this push,
         // will wake the task.
-        let waker = match state.queue.refused_bytes() {
-            0 => state.waker.take(),
-            _ => None,
-        };
-        drop(state);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-        Ok(())
+        Ok(match state.queue.refused_bytes() {
+            0 => Wakeup(state.waker.take()),
+            _ => Wakeup(None),
+        })
     }
 
     /// Write what is queued, then close (the Hub's `Close`, or the client hung up).
-    pub fn close_after_flush(&self) {
+    pub fn close_after_flush(&self) -> Wakeup {
         let mut state = self.lock();
         if state.ending == Ending::No {
             state.ending = Ending::AfterFlush {
                 give_up_at: Instant::now() + CLOSE_LINGER,
             };
         }
-        wake(state);
+        Wakeup(state.waker.take())
     }
 
     /// Close at once, dropping what is queued (backlog overflow: guarantee 4).
-    pub fn abort(&self) {
+    pub fn abort(&self) -> Wakeup {
         let mut state = self.lock();
         state.aborted = true;
-        wake(state);
+        Wakeup(state.waker.take())
     }
 
     pub fn is_aborted(&self) -> bool {
@@ -195,12 +196,22 @@ impl OutQueue {
     }
 }
 
-/// Wakes the parked task, after releasing the lock.
-fn wake(mut state: MutexGuard<'_, State>) {
-    let waker = state.waker.take();
-    drop(state);
-    if let Some(waker) = waker {
-        waker.wake();
+/// The wake-up a push, close or abort owes the writing task (none if the task was not parked
+/// waiting for frames). Give it with [`Wakeup::give`] after releasing every lock you hold.
+#[derive(Debug)]
+#[must_use = "the writing task stays parked unless the wake-up is given"]
+pub struct Wakeup(Option<Waker>);
+
+impl Wakeup {
+    pub fn give(self) {
+        if let Some(waker) = self.0 {
+            waker.wake();
+        }
+    }
+
+    /// The waker to wake later, if one is owed.
+    pub fn into_waker(self) -> Option<Waker> {
+        self.0
     }
 }
 
@@ -273,20 +284,21 @@ impl Outbound {
         }
     }
 
-    /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes.
+    /// Queues a frame; `Err` when the socket has refused more than `--max-backlog` bytes. (The
+    /// writer is woken at once: chat-cluster holds no lock shared between connections here.)
     pub fn push(&self, frame: Frame) -> Result<(), BacklogFull> {
-        self.queue.push(frame)
+        self.queue.push(frame).map(Wakeup::give)
     }
 
     /// Write what is queued, then close (the Hub's `Close`, or the reader saw EOF).
     pub fn close_after_flush(&self) {
-        self.queue.close_after_flush();
+        self.queue.close_after_flush().give();
         self.stop_reading.cancel();
     }
 
     /// Close at once, dropping what is queued (backlog overflow: guarantee 4).
     pub fn abort(&self) {
-        self.queue.abort();
+        self.queue.abort().give();
         self.abort.cancel();
         self.stop_reading.cancel();
     }

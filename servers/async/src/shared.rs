@@ -17,6 +17,11 @@
 //! the writing: each connection's task drains its own queue into its own socket, so a slow
 //! socket costs the lock nothing (the tokio chat example holds its lock across the whole
 //! broadcast loop of writes; that is the mistake we avoid).
+//!
+//! Nor is the waking under the lock. A push hands back the wake-up its queue's task is owed
+//! (`outbound.rs`); the sink keeps them, and `Shared::locked` gives them after the lock is
+//! released. Waking a task may wake a sleeping runtime thread, a system call; a broadcast owes up
+//! to one wake-up per member, and under the lock every other task would wait for all of them.
 
 use crate::outbound::OutQueue;
 use chat_core::sync::lock;
@@ -25,7 +30,8 @@ use chat_core::{
     Outbox, Sink,
 };
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
 use std::time::Instant;
 
 /// Shared by the accept loop, every connection's tasks and the idle-timeout ticker.
@@ -46,28 +52,31 @@ struct State {
 /// when the Hub forgets the connection (its `Close`, a disconnect, a backlog overflow), so "is
 /// it still here?" tells whether `hub.disconnect` is still due.
 #[derive(Debug, Default)]
-struct Peers(ConnIdMap<Arc<OutQueue>>);
+struct Peers {
+    queues: ConnIdMap<Arc<OutQueue>>,
+    /// The wakers of parked tasks whose queues got work, woken once the lock is released.
+    owed: Vec<Waker>,
+}
 
 impl Sink for Peers {
-    /// A push into the queue (and a wake-up of the connection's task if it is waiting for
-    /// frames): no I/O here.
+    /// A push into the queue: no I/O here, and no wake-up yet.
     fn send(&mut self, to: ConnId, frame: Frame) -> Result<(), BacklogFull> {
-        match self.0.get(&to) {
-            Some(peer) => peer.push(frame),
-            None => Ok(()), // gone already
-        }
+        if let Some(peer) = self.queues.get(&to) {
+            self.owed.extend(peer.push(frame)?.into_waker());
+        } // else gone already
+        Ok(())
     }
 
     fn close(&mut self, conn: ConnId, _reason: CloseReason) {
-        if let Some(peer) = self.0.remove(&conn) {
-            peer.close_after_flush();
+        if let Some(peer) = self.queues.remove(&conn) {
+            self.owed.extend(peer.close_after_flush().into_waker());
         }
     }
 
     /// Out of the table at once, so none of its later frames is queued after a gap.
     fn cut(&mut self, conn: ConnId) {
-        if let Some(peer) = self.0.remove(&conn) {
-            peer.abort();
+        if let Some(peer) = self.queues.remove(&conn) {
+            self.owed.extend(peer.abort().into_waker());
         }
     }
 }
@@ -82,58 +91,60 @@ impl Shared {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+    /// Runs `f` on the Hub and the queues under the lock, with an Outbox for the Hub's actions;
+    /// then, with the lock released, wakes the tasks that got work.
+    fn locked<T>(&self, f: impl FnOnce(&mut Hub, &mut Outbox, &mut Peers) -> T) -> T {
+        let mut out = Outbox::new();
+        let mut state = lock(&self.state);
+        let State { hub, peers } = &mut *state;
+        let result = f(hub, &mut out, peers);
+        let owed = std::mem::take(&mut peers.owed);
+        drop(state);
+        owed.into_iter().for_each(Waker::wake);
+        result
     }
 
     /// A connection from `ip` was accepted; `outbound` is where its frames go.
     pub fn connect(&self, outbound: Arc<OutQueue>, ip: IpAddr, now: Instant) -> ConnId {
-        let mut out = Outbox::new();
-        let mut state = self.lock();
-        let State { hub, peers } = &mut *state;
-        let id = hub.connect_from(now, ip, &mut out);
-        // In the table before the actions run: a `server_full` refusal is a frame for it.
-        peers.0.insert(id, outbound);
-        carry_out(hub, &mut out, peers);
-        id
+        self.locked(|hub, out, peers| {
+            let id = hub.connect_from(now, ip, out);
+            // In the table before the actions run: a `server_full` refusal is a frame for it.
+            peers.queues.insert(id, outbound);
+            carry_out(hub, out, peers);
+            id
+        })
     }
 
     /// One read's worth of lines from `id`, parsed already (outside the lock), each request's
     /// actions carried out before the next (chat-core's rule).
     pub fn handle(&self, id: ConnId, lines: Vec<InboundRef<'_>>, now: Instant) {
-        let mut out = Outbox::new();
-        let mut state = self.lock();
-        let State { hub, peers } = &mut *state;
-        handle_lines(hub, id, lines, now, &mut out, peers);
+        self.locked(|hub, out, peers| handle_lines(hub, id, lines, now, out, peers));
     }
 
     /// The peer hung up or failed. A no-op when the Hub already closed it.
     pub fn disconnect(&self, id: ConnId) {
-        let mut out = Outbox::new();
-        let mut state = self.lock();
-        let State { hub, peers } = &mut *state;
-        if peers.0.remove(&id).is_some() {
-            hub.disconnect(id, &mut out);
-            carry_out(hub, &mut out, peers);
-        }
+        self.locked(|hub, out, peers| {
+            if peers.queues.remove(&id).is_some() {
+                hub.disconnect(id, out);
+                carry_out(hub, out, peers);
+            }
+        });
     }
 
     /// Enforces the idle timeout; returns when to call again.
     pub fn tick(&self, now: Instant) -> Option<Instant> {
-        let mut out = Outbox::new();
-        let mut state = self.lock();
-        let State { hub, peers } = &mut *state;
-        let next = hub.tick(now, &mut out);
-        carry_out(hub, &mut out, peers);
-        next
+        self.locked(|hub, out, peers| {
+            let next = hub.tick(now, out);
+            carry_out(hub, out, peers);
+            next
+        })
     }
 
     /// Everybody gets `shutting_down`, then their connection closes.
     pub fn shutdown(&self) {
-        let mut out = Outbox::new();
-        let mut state = self.lock();
-        let State { hub, peers } = &mut *state;
-        hub.shutdown(&mut out);
-        carry_out(hub, &mut out, peers);
+        self.locked(|hub, out, peers| {
+            hub.shutdown(out);
+            carry_out(hub, out, peers);
+        });
     }
 }
