@@ -4,7 +4,7 @@
 mod support;
 
 use chat_core::HubConfig;
-use loadgen::run::{run, RunReport, Workload, SCHEMA};
+use loadgen::run::{run, RunReport, Spread, Workload, SCHEMA};
 use loadgen::testkit::{nothing_listens, Faults, TestServer};
 use support::{quick, CliRun};
 
@@ -114,6 +114,33 @@ fn refused_connections_are_reported_first() {
         "{}",
         report.headline
     );
+}
+
+/// Half the rooms on a server that never answers (its listener accepts nothing, so the kernel
+/// completes the connects and the handshakes wait in its backlog): those connections fail with
+/// `join_timeout` when the connect timeout has passed, and the other half, whose connect and
+/// join deadlines passed long after they joined, are not failed by them and lose nothing.
+#[test]
+fn unanswered_handshakes_time_out_and_joined_connections_do_not() {
+    let server = TestServer::start(Faults::default()).expect("test server");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut cfg = quick(server.addr(), 20);
+    cfg.addrs.push(silent.local_addr().expect("address"));
+    cfg.spread = Spread::Rooms;
+    cfg.connect_timeout = std::time::Duration::from_secs(2);
+    let report = run(&cfg).expect("run");
+    assert!(!report.ok);
+    assert_eq!(report.connections.connected, 10, "{}", report.headline);
+    assert_eq!(
+        report.connections.failures.get("join_timeout"),
+        Some(&10),
+        "{:?}",
+        report.connections.failures
+    );
+    assert_eq!(report.connections.dropped, 0);
+    assert!(report.messages.acked > 0, "{:?}", report.messages);
+    assert_eq!(report.messages.lost, 0);
+    drop(silent);
 }
 
 /// A server at its connection limit answers `server_full`: reported as such, and the run goes

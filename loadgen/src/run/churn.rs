@@ -84,17 +84,19 @@ impl EventLoop {
     /// receivers stop trusting their count (the server may not have handled what was in
     /// flight).
     pub(super) fn on_leave_timeouts(&mut self, now: u64) {
+        // As with the connect and join deadlines (`on_ramp`), a stale one (that incarnation
+        // has left already) leaves the queue's front at once, so the loop never wakes for it.
         while let Some(&(deadline, slot, incarnation)) = self.leaving.front() {
-            if deadline > now {
+            let conn = &self.conns[slot];
+            let current = conn.is_joined()
+                && conn.churn.as_ref().is_some_and(|churn| {
+                    churn.incarnation == incarnation && churn.leaving_since.is_some()
+                });
+            if current && deadline > now {
                 break;
             }
             self.leaving.pop_front();
-            let conn = &mut self.conns[slot];
-            let joined = conn.is_joined();
-            let Some(churn) = conn.churn.as_mut() else {
-                continue;
-            };
-            if churn.incarnation == incarnation && churn.leaving_since.is_some() && joined {
+            if let Some(churn) = self.conns[slot].churn.as_mut().filter(|_| current) {
                 churn.timed_out = true;
                 self.tally.churn.ack_timeouts += 1;
                 self.leave(slot, now);

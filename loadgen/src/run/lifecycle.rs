@@ -25,16 +25,14 @@ impl EventLoop {
             self.ramp_next += 1;
             started += 1;
         }
+        // A deadline whose attempt has finished is stale: it leaves the queue's front at once,
+        // due or not, so that the loop never wakes for it (`next_deadline` reads the fronts).
         while let Some(&(deadline, slot)) = self.connecting.front() {
-            if deadline > now {
+            let current = self.connecting_until(slot, deadline);
+            if current && deadline > now {
                 break;
             }
             self.connecting.pop_front();
-            // A churner may have closed and reconnected since this deadline was set: only the
-            // deadline of the attempt in progress counts.
-            let timeout = self.shared.config.connect_timeout.as_micros() as u64;
-            let current = matches!(self.conns[slot].state,
-                State::Connecting { started_us } if started_us + timeout == deadline);
             if current {
                 let timeout = self.shared.config.connect_timeout;
                 self.fail(
@@ -47,24 +45,11 @@ impl EventLoop {
             }
         }
         while let Some(&(deadline, slot)) = self.joining.front() {
-            if deadline > now {
+            let current = self.joining_until(slot, deadline);
+            if current && deadline > now {
                 break;
             }
             self.joining.pop_front();
-            // As above: a deadline left by an earlier incarnation of a churner must not fail
-            // the join in progress (its deadline is `connected + timeout`).
-            let timeout = self.shared.config.connect_timeout.as_micros() as u64;
-            let current = match self.conns[slot].state {
-                State::Joining {
-                    started_us,
-                    connect_us,
-                }
-                | State::Upgrading {
-                    started_us,
-                    connect_us,
-                } => started_us + connect_us + timeout == deadline,
-                _ => false,
-            };
             if current {
                 let timeout = self.shared.config.connect_timeout;
                 self.fail(
@@ -79,6 +64,32 @@ impl EventLoop {
                     ),
                 );
             }
+        }
+    }
+
+    /// Whether `slot` is still connecting, with `deadline` as its attempt's deadline (a churner
+    /// may have closed and reconnected since an earlier deadline was set: only the deadline of
+    /// the attempt in progress counts).
+    fn connecting_until(&self, slot: usize, deadline: u64) -> bool {
+        let timeout = self.shared.config.connect_timeout.as_micros() as u64;
+        matches!(self.conns[slot].state,
+            State::Connecting { started_us } if started_us + timeout == deadline)
+    }
+
+    /// Whether `slot` is still waiting for its handshake's reply, with `deadline` as its
+    /// deadline (`connected + timeout`; as above, an earlier incarnation's does not count).
+    fn joining_until(&self, slot: usize, deadline: u64) -> bool {
+        let timeout = self.shared.config.connect_timeout.as_micros() as u64;
+        match self.conns[slot].state {
+            State::Joining {
+                started_us,
+                connect_us,
+            }
+            | State::Upgrading {
+                started_us,
+                connect_us,
+            } => started_us + connect_us + timeout == deadline,
+            _ => false,
         }
     }
 
