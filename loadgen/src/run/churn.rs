@@ -96,11 +96,14 @@ impl EventLoop {
                 break;
             }
             self.leaving.pop_front();
-            if let Some(churn) = self.conns[slot].churn.as_mut().filter(|_| current) {
-                churn.timed_out = true;
-                self.tally.churn.ack_timeouts += 1;
-                self.leave(slot, now);
+            if !current {
+                continue;
             }
+            if let Some(churn) = self.conns[slot].churn.as_mut() {
+                churn.timed_out = true;
+            }
+            self.tally.churn.ack_timeouts += 1;
+            self.leave(slot, now);
         }
     }
 
