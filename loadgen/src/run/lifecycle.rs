@@ -9,6 +9,36 @@ use super::connect::{self, Failure};
 use super::event_loop::{EventLoop, BATCH};
 use super::Transport;
 use polling::{Event, PollMode};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// The two steps of a connection's start that have a deadline (`--connect-timeout` each).
+#[derive(Clone, Copy)]
+enum Handshake {
+    /// The TCP connect, from its start.
+    Connect,
+    /// The handshake's reply (the WebSocket upgrade's too), from the connect.
+    Join,
+}
+
+impl Handshake {
+    fn timed_out(self, timeout: Duration) -> Failure {
+        match self {
+            Handshake::Connect => Failure::new(
+                "connect_timeout",
+                format!("no TCP connection within {timeout:?}"),
+            ),
+            Handshake::Join => Failure::new(
+                "join_timeout",
+                format!(
+                    "connected, but no reply to the handshake within {timeout:?} (a server that \
+                     is not accepting, or serves one connection at a time, leaves us in its \
+                     listen backlog)"
+                ),
+            ),
+        }
+    }
+}
 
 impl EventLoop {
     /// Starts the connections the ramp has reached by `now`, and fails those whose connect or
@@ -25,70 +55,56 @@ impl EventLoop {
             self.ramp_next += 1;
             started += 1;
         }
-        // A deadline whose attempt has finished is stale: it leaves the queue's front at once,
-        // due or not, so that the loop never wakes for it (`next_deadline` reads the fronts).
-        while let Some(&(deadline, slot)) = self.connecting.front() {
-            let current = self.connecting_until(slot, deadline);
+        self.expire(Handshake::Connect, now);
+        self.expire(Handshake::Join, now);
+    }
+
+    /// Fails the connections whose `step` has passed its deadline by `now`. A deadline whose
+    /// attempt has finished is stale: it leaves the queue's front at once, due or not, so that
+    /// the loop never wakes for it (`next_deadline` reads the fronts).
+    fn expire(&mut self, step: Handshake, now: u64) {
+        while let Some((deadline, slot)) = self.deadlines(step).front().copied() {
+            let current = self.still_in(step, slot, deadline);
             if current && deadline > now {
-                break;
+                return;
             }
-            self.connecting.pop_front();
+            self.deadlines(step).pop_front();
             if current {
                 let timeout = self.shared.config.connect_timeout;
-                self.fail(
-                    slot,
-                    Failure::new(
-                        "connect_timeout",
-                        format!("no TCP connection within {timeout:?}"),
-                    ),
-                );
-            }
-        }
-        while let Some(&(deadline, slot)) = self.joining.front() {
-            let current = self.joining_until(slot, deadline);
-            if current && deadline > now {
-                break;
-            }
-            self.joining.pop_front();
-            if current {
-                let timeout = self.shared.config.connect_timeout;
-                self.fail(
-                    slot,
-                    Failure::new(
-                        "join_timeout",
-                        format!(
-                            "connected, but no reply to the handshake within {timeout:?} (a \
-                             server that is not accepting, or serves one connection at a time, \
-                             leaves us in its listen backlog)"
-                        ),
-                    ),
-                );
+                self.fail(slot, step.timed_out(timeout));
             }
         }
     }
 
-    /// Whether `slot` is still connecting, with `deadline` as its attempt's deadline (a churner
-    /// may have closed and reconnected since an earlier deadline was set: only the deadline of
-    /// the attempt in progress counts).
-    fn connecting_until(&self, slot: usize, deadline: u64) -> bool {
-        let timeout = self.shared.config.connect_timeout.as_micros() as u64;
-        matches!(self.conns[slot].state,
-            State::Connecting { started_us } if started_us + timeout == deadline)
+    /// The queue of `step`'s deadlines, `(deadline, slot)` in the order they were set.
+    fn deadlines(&mut self, step: Handshake) -> &mut VecDeque<(u64, usize)> {
+        match step {
+            Handshake::Connect => &mut self.connecting,
+            Handshake::Join => &mut self.joining,
+        }
     }
 
-    /// Whether `slot` is still waiting for its handshake's reply, with `deadline` as its
-    /// deadline (`connected + timeout`; as above, an earlier incarnation's does not count).
-    fn joining_until(&self, slot: usize, deadline: u64) -> bool {
+    /// Whether `slot` is still in `step`, with `deadline` as its deadline. A churner may have
+    /// closed and reconnected since an earlier deadline was set: only the deadline of the
+    /// attempt in progress counts (`started + timeout` for a connect, `connected + timeout` for
+    /// a join).
+    fn still_in(&self, step: Handshake, slot: usize, deadline: u64) -> bool {
         let timeout = self.shared.config.connect_timeout.as_micros() as u64;
-        match self.conns[slot].state {
-            State::Joining {
-                started_us,
-                connect_us,
+        match (step, &self.conns[slot].state) {
+            (Handshake::Connect, State::Connecting { started_us }) => {
+                *started_us + timeout == deadline
             }
-            | State::Upgrading {
-                started_us,
-                connect_us,
-            } => started_us + connect_us + timeout == deadline,
+            (
+                Handshake::Join,
+                State::Joining {
+                    started_us,
+                    connect_us,
+                }
+                | State::Upgrading {
+                    started_us,
+                    connect_us,
+                },
+            ) => *started_us + *connect_us + timeout == deadline,
             _ => false,
         }
     }
