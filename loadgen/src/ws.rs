@@ -161,6 +161,13 @@ pub fn parse_frame(buf: &[u8], max_payload: usize) -> Result<Option<FrameAt>, Fr
     Ok((buf.len() >= at.frame_len()).then_some(at))
 }
 
+/// One whole frame on its own (a control frame, say): [`push_frame`] into a new buffer.
+pub fn frame(opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut frame = Vec::new();
+    push_frame(&mut frame, opcode, true, payload, mask);
+    frame
+}
+
 /// Appends one frame: the header (with `mask` when given: a client must mask, a server must
 /// not) and the payload, masked with it.
 pub fn push_frame(

@@ -77,8 +77,7 @@ impl Writer {
         let Some(keys) = self.ws.as_mut() else {
             return Ok(());
         };
-        let mut frame = Vec::new();
-        ws::push_frame(&mut frame, opcode, true, payload, Some(keys.next_key()));
+        let frame = ws::frame(opcode, payload, Some(keys.next_key()));
         self.write_whole(&frame)
     }
 

@@ -1,6 +1,7 @@
 //! What a fuzzing run found: the problems (crashes, hangs, wrong answers), the counters, and
 //! the verdict line and summary that `loadgen fuzz` prints.
 
+use crate::run::counts;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
@@ -316,12 +317,8 @@ impl FuzzReport {
             s.seed
         );
         let sessions: u64 = self.sessions.iter().map(|(_, n)| n).sum();
-        let kinds: Vec<String> = self
-            .sessions
-            .iter()
-            .map(|(kind, n)| format!("{kind} {n}"))
-            .collect();
-        let _ = writeln!(out, "sessions    {sessions} ({})", kinds.join(", "));
+        let kinds = counts(self.sessions.iter().map(|(kind, n)| (kind, n)));
+        let _ = writeln!(out, "sessions    {sessions} ({kinds})");
         let _ = writeln!(
             out,
             "connections {} opened, {} failed to open, {} reset by us, {} closed by the server",
@@ -332,15 +329,10 @@ impl FuzzReport {
             "traffic     {} bytes sent, {} frames received",
             self.bytes_out, self.frames_in
         );
-        let errors: Vec<String> = self
-            .errors
-            .iter()
-            .map(|(code, n)| format!("{code} {n}"))
-            .collect();
-        let errors = if errors.is_empty() {
+        let errors = if self.errors.is_empty() {
             "none".to_string()
         } else {
-            errors.join(", ")
+            counts(&self.errors)
         };
         let _ = writeln!(out, "errors      {errors}");
         let _ = writeln!(

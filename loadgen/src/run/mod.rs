@@ -101,6 +101,7 @@ pub use report::{
 };
 pub use series::{SeriesSample, SoakReport};
 pub use stats::LatencySummary;
+pub(crate) use summary::counts;
 pub use summary::{render as render_summary, BEHIND};
 
 use std::process::ExitCode;

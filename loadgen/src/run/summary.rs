@@ -4,7 +4,7 @@ use super::assemble::{clock_kept, SATURATED_PERCENT};
 use super::report::RunReport;
 use super::series::SeriesSample;
 use super::stats::LatencySummary;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 
 /// What the headline says, first, when the generator could not keep up.
@@ -77,12 +77,11 @@ pub(crate) fn judge(report: &mut RunReport) {
         problems.push(format!("{BEHIND} ({}){tolerated}", why.join("; ")));
     }
     if c.connected < c.attempted {
-        let kinds: Vec<String> = c.failures.iter().map(|(k, n)| format!("{n} {k}")).collect();
         problems.push(format!(
             "only {} of {} connections opened ({})",
             c.connected,
             c.attempted,
-            kinds.join(", ")
+            counts(&c.failures)
         ));
     }
     if c.dropped > 0 {
@@ -136,12 +135,10 @@ pub(crate) fn judge(report: &mut RunReport) {
         }
     }
     if !report.errors.is_empty() {
-        let codes: Vec<String> = report
-            .errors
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect();
-        problems.push(format!("the server sent errors: {}", codes.join(", ")));
+        problems.push(format!(
+            "the server sent errors: {}",
+            counts(&report.errors)
+        ));
     }
     report.ok = c.connected == c.attempted
         && c.dropped == 0
@@ -282,12 +279,7 @@ pub fn render(report: &RunReport) -> String {
         }
     }
     if !report.errors.is_empty() {
-        let codes: Vec<String> = report
-            .errors
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        let _ = writeln!(out, "\nerrors       {}", codes.join(", "));
+        let _ = writeln!(out, "\nerrors       {}", counts(&report.errors));
     }
     if let Some(churn) = &report.churn {
         let _ = writeln!(
@@ -403,6 +395,17 @@ fn render_series(out: &mut String, report: &RunReport) {
     }
 }
 
+/// Counts on one line, in the map's order, each before its name: `3 bad_request, 1 rate_limited`.
+pub(crate) fn counts<'a, K: fmt::Display + 'a>(
+    counts: impl IntoIterator<Item = (&'a K, &'a u64)>,
+) -> String {
+    let named: Vec<String> = counts
+        .into_iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    named.join(", ")
+}
+
 /// `, 3.2 µs per message` when there were messages.
 fn per_msg(us: Option<f64>) -> String {
     us.map_or(String::new(), |us| format!(", {us} µs per message"))
@@ -416,4 +419,24 @@ fn row(s: &LatencySummary) -> String {
         "{:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
         s.count, s.p50, s.p90, s.p99, s.p999, s.max
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counts;
+    use std::collections::BTreeMap;
+
+    /// The lessons quote these lines (`only 1 of 10 connections opened (9 join_timeout)`): the
+    /// count comes first, in the map's order, and nothing is written for no counts.
+    #[test]
+    fn counts_read_count_then_name() {
+        let map = BTreeMap::from([
+            ("server_full".to_string(), 616),
+            ("join_timeout".into(), 256),
+        ]);
+        assert_eq!(counts(&map), "256 join_timeout, 616 server_full");
+        let listed = [("junk".to_string(), 3u64)];
+        assert_eq!(counts(listed.iter().map(|(k, n)| (k, n))), "3 junk");
+        assert_eq!(counts(&BTreeMap::<String, u64>::new()), "");
+    }
 }

@@ -116,15 +116,8 @@ impl EventLoop {
                 }
                 Opcode::Binary => self.tally.unparsed += 1, // the protocol is text only
                 Opcode::Ping => {
-                    let mut pong = Vec::new();
                     let key = self.mask_keys.next_key();
-                    ws::push_frame(
-                        &mut pong,
-                        Opcode::Pong,
-                        true,
-                        &self.read_buf[payload],
-                        Some(key),
-                    );
+                    let pong = ws::frame(Opcode::Pong, &self.read_buf[payload], Some(key));
                     if let Err(e) = self.conns[slot].write(&pong) {
                         closed = Some(e);
                     }
@@ -175,15 +168,8 @@ impl EventLoop {
         if !matches!(conn.state, State::Joined | State::Joining { .. }) {
             return;
         }
-        let mut close = Vec::new();
-        let key = self.mask_keys.next_key();
-        ws::push_frame(
-            &mut close,
-            Opcode::Close,
-            true,
-            &ws::close_payload(ws::CLOSE_NORMAL, ""),
-            Some(key),
-        );
+        let payload = ws::close_payload(ws::CLOSE_NORMAL, "");
+        let close = ws::frame(Opcode::Close, &payload, Some(self.mask_keys.next_key()));
         let _ = conn.write(&close);
     }
 }

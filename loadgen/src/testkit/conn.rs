@@ -8,10 +8,19 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown as SocketShutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Stack size of the per-connection threads: small, so a test can open a thousand connections.
 const THREAD_STACK: usize = 256 * 1024;
+
+/// Starts one of a connection's two threads, named for `ps` and debuggers.
+fn start_thread(name: String, body: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(THREAD_STACK)
+        .spawn(body)
+}
 
 /// How long a reorder-held broadcast waits for a partner before it is written alone.
 const REORDER_WAIT: Duration = Duration::from_millis(250);
@@ -181,13 +190,10 @@ pub(crate) fn spawn_with(
     };
     let writer = {
         let (conn, shared) = (Arc::clone(&conn), Arc::clone(shared));
-        std::thread::Builder::new()
-            .name(format!("testkit-write-{}", id.0))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                write_loop(writer_stream, &conn, &shared);
-                conn.written.store(true, Ordering::SeqCst);
-            })
+        start_thread(format!("testkit-write-{}", id.0), move || {
+            write_loop(writer_stream, &conn, &shared);
+            conn.written.store(true, Ordering::SeqCst);
+        })
     };
     let writer = match writer {
         Ok(writer) => writer,
@@ -198,19 +204,16 @@ pub(crate) fn spawn_with(
     };
     let reader = {
         let (conn, shared) = (Arc::clone(&conn), Arc::clone(shared));
-        std::thread::Builder::new()
-            .name(format!("testkit-read-{}", id.0))
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                match ws {
-                    Some(early) => super::ws::read_loop(stream, early, id, &conn, &shared),
-                    None => read_loop(stream, id, &conn, &shared),
-                }
-                let _ = writer.join();
-                let _ = conn.stream.shutdown(SocketShutdown::Both);
-                conn.finished.store(true, Ordering::SeqCst);
-                shared.lock().conns.0.remove(&id);
-            })
+        start_thread(format!("testkit-read-{}", id.0), move || {
+            match ws {
+                Some(early) => super::ws::read_loop(stream, early, id, &conn, &shared),
+                None => read_loop(stream, id, &conn, &shared),
+            }
+            let _ = writer.join();
+            let _ = conn.stream.shutdown(SocketShutdown::Both);
+            conn.finished.store(true, Ordering::SeqCst);
+            shared.lock().conns.0.remove(&id);
+        })
     };
     if let Err(e) = reader {
         forget(shared, id, &conn);

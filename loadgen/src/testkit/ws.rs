@@ -210,11 +210,9 @@ fn disconnect(shared: &Shared, id: ConnId) {
     state.dispatch(&mut out);
 }
 
-/// A server's (unmasked) control frame.
+/// A server's control frame: a server does not mask.
 fn control(opcode: Opcode, payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::new();
-    ws::push_frame(&mut frame, opcode, true, payload, None);
-    frame
+    ws::frame(opcode, payload, None)
 }
 
 /// An outgoing protocol line as one text message (without its newline).
