@@ -24,6 +24,23 @@ pub const MAX_PENDING: usize = 1 << 20;
 /// Bytes one `read` asks for.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Whether an accept loop goes on after `accept` failed with `e`: yes after a signal
+/// (`EINTR`), no once the backlog is empty (`EAGAIN`). Any other error (out of descriptors,
+/// EMFILE, say) leaves the client in the backlog and the listener readable, so retrying at once
+/// would spin a core: a short pause, and no. That pause (everyone waits) is the model answers'
+/// simplification; lesson 04's chat-poll keeps a spare descriptor to refuse the client instead.
+pub fn keep_accepting(program: &str, e: &io::Error) -> bool {
+    match e.kind() {
+        ErrorKind::Interrupted => true,
+        ErrorKind::WouldBlock => false,
+        _ => {
+            eprintln!("{program}: accept: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    }
+}
+
 /// What the server should do with a client after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

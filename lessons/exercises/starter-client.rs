@@ -8,26 +8,19 @@
 //! cargo run -p exercises --bin starter-client -- 127.0.0.1:8888
 //! ```
 
+use clap::Parser;
+use exercises::{exit_with, ClientArgs};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Some(addr) = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-    else {
-        eprintln!("usage: starter-client HOST:PORT");
-        return ExitCode::from(2);
-    };
-    match TcpStream::connect(addr) {
-        // TODO (the exercise): talk to the server and measure what the exercise asks.
-        Ok(_stream) => {
-            println!("connected to {addr}; nothing measured yet");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("cannot connect to {addr}: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with("starter-client", run(ClientArgs::parse().addr))
+}
+
+fn run(addr: SocketAddr) -> io::Result<()> {
+    let _stream = TcpStream::connect(addr)?;
+    // TODO (the exercise): talk to the server and measure what the exercise asks.
+    println!("connected to {addr}; nothing measured yet");
+    Ok(())
 }

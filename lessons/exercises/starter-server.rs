@@ -10,20 +10,14 @@
 //! ```
 
 use clap::Parser;
-use exercises::{listen, ServerFlags};
+use exercises::{exit_with, listen, ServerFlags};
 use std::io::{self, Read};
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::thread;
 
 fn main() -> ExitCode {
-    match run(ServerFlags::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("starter-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with("starter-server", run(ServerFlags::parse()))
 }
 
 fn run(flags: ServerFlags) -> io::Result<()> {

@@ -27,6 +27,8 @@
 //! lessons/exercises/01-recv-timing/check lessons/exercises/01-recv-timing/solution
 //! ```
 
+use clap::Parser;
+use exercises::{exit_with, ClientArgs};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -40,20 +42,7 @@ const DELAY: Duration = Duration::from_secs(2);
 const REQUEST: &[u8] = b"{\"type\":\"ping\"}\n";
 
 fn main() -> ExitCode {
-    let Some(addr) = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-    else {
-        eprintln!("usage: recv-timing HOST:PORT   (a server that answers a line, e.g. chat-epoll)");
-        return ExitCode::from(2);
-    };
-    match run(addr) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("recv-timing: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with("recv-timing", run(ClientArgs::parse().addr))
 }
 
 fn run(addr: SocketAddr) -> io::Result<()> {

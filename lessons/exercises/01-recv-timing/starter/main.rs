@@ -8,24 +8,18 @@
 //! cargo run -p exercises --bin recv-timing-starter -- 127.0.0.1:8888
 //! ```
 
+use clap::Parser;
+use exercises::{exit_with, ClientArgs};
+use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let Some(addr) = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-    else {
-        eprintln!("usage: recv-timing-starter HOST:PORT");
-        return ExitCode::from(2);
-    };
-    let _stream = match TcpStream::connect(addr) {
-        Ok(stream) => stream,
-        Err(e) => {
-            eprintln!("cannot connect to {addr}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    exit_with("recv-timing-starter", run(ClientArgs::parse().addr))
+}
+
+fn run(addr: SocketAddr) -> io::Result<()> {
+    let _stream = TcpStream::connect(addr)?;
     // TODO 1: a blocking recv; a thread sends `{"type":"ping"}` two seconds later. Print
     //         "blocking recv: waited S s, CPU S s, got N bytes".
     // TODO 2: one recv with O_NONBLOCK and nothing to read. Print
@@ -33,5 +27,5 @@ fn main() -> ExitCode {
     // TODO 3: recv with O_NONBLOCK in a loop until the answer comes. Print
     //         "non-blocking loop: waited S s, CPU S s, N calls returned EAGAIN".
     println!("connected to {addr}; nothing timed yet");
-    ExitCode::SUCCESS
+    Ok(())
 }

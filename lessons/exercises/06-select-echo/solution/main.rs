@@ -24,8 +24,8 @@
 //! Compare it with `30-epoll-echo/solution/main.rs`, the same server on edge-triggered epoll.
 
 use clap::Parser;
-use exercises::echo::{Echo, State};
-use exercises::{listen, ServerFlags};
+use exercises::echo::{keep_accepting, Echo, State};
+use exercises::{exit_with, listen, ServerFlags};
 use std::collections::BTreeMap;
 use std::io::{self, ErrorKind};
 use std::mem::MaybeUninit;
@@ -34,13 +34,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match run(ServerFlags::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("select-echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with("select-echo", run(ServerFlags::parse()))
 }
 
 fn run(flags: ServerFlags) -> io::Result<()> {
@@ -106,16 +100,10 @@ fn accept_all(listener: &TcpListener, clients: &mut BTreeMap<RawFd, Echo>) {
                     Err(e) => eprintln!("select-echo: {peer}: {e}"),
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
-                // Out of descriptors (EMFILE), say. The client stays in the backlog and the
-                // listener stays readable: retrying at once would spin a core. A short pause
-                // (everyone waits) is this model answer's simplification; lesson 04's chat-poll
-                // keeps a spare descriptor to refuse the client instead.
-                eprintln!("select-echo: accept: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                return;
+                if !keep_accepting("select-echo", &e) {
+                    return;
+                }
             }
         }
     }

@@ -23,6 +23,8 @@
 //! lessons/exercises/09-catch-a-liar/check lessons/exercises/09-catch-a-liar/solution
 //! ```
 
+use clap::Parser;
+use exercises::{exit_with, ClientArgs};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
@@ -32,20 +34,7 @@ use std::time::{Duration, Instant};
 const ROUND_TRIPS: usize = 10_000;
 
 fn main() -> ExitCode {
-    let Some(addr) = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse::<SocketAddr>().ok())
-    else {
-        eprintln!("usage: closed-loop-ping HOST:PORT   (a chat server)");
-        return ExitCode::from(2);
-    };
-    match run(addr) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("closed-loop-ping: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with("closed-loop-ping", run(ClientArgs::parse().addr))
 }
 
 fn run(addr: SocketAddr) -> io::Result<()> {

@@ -18,8 +18,8 @@
 //! ```
 
 use clap::Parser;
-use exercises::echo::{Echo, State};
-use exercises::{listen, ServerFlags};
+use exercises::echo::{keep_accepting, Echo, State};
+use exercises::{exit_with, listen, ServerFlags};
 use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::TcpListener;
@@ -33,13 +33,7 @@ const LISTENER: u64 = u64::MAX;
 const MAX_EVENTS: usize = 256;
 
 fn main() -> ExitCode {
-    match run(ServerFlags::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("epoll-echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_with("epoll-echo", run(ServerFlags::parse()))
 }
 
 fn run(flags: ServerFlags) -> io::Result<()> {
@@ -106,16 +100,10 @@ fn accept_all(listener: &TcpListener, epoll: &Epoll, clients: &mut HashMap<RawFd
                     Err(e) => eprintln!("epoll-echo: {peer}: {e}"),
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
-                // Out of descriptors (EMFILE), say. The client stays in the backlog and the
-                // listener stays readable: retrying at once would spin a core. A short pause
-                // (everyone waits) is this model answer's simplification; lesson 04's chat-poll
-                // keeps a spare descriptor to refuse the client instead.
-                eprintln!("epoll-echo: accept: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                return;
+                if !keep_accepting("epoll-echo", &e) {
+                    return;
+                }
             }
         }
     }
