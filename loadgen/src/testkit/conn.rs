@@ -14,14 +14,6 @@ use std::time::{Duration, Instant};
 /// Stack size of the per-connection threads: small, so a test can open a thousand connections.
 const THREAD_STACK: usize = 256 * 1024;
 
-/// Starts one of a connection's two threads, named for `ps` and debuggers.
-fn start_thread(name: String, body: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(name)
-        .stack_size(THREAD_STACK)
-        .spawn(body)
-}
-
 /// How long a reorder-held broadcast waits for a partner before it is written alone.
 const REORDER_WAIT: Duration = Duration::from_millis(250);
 
@@ -220,6 +212,14 @@ pub(crate) fn spawn_with(
         return Err(e);
     }
     Ok(conn)
+}
+
+/// Starts one of a connection's two threads, named for `ps` and debuggers.
+fn start_thread(name: String, body: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name)
+        .stack_size(THREAD_STACK)
+        .spawn(body)
 }
 
 /// Disconnects `id` from the Hub (its room hears `left`) and cuts the socket.
